@@ -1,0 +1,256 @@
+// The typed surface of ferry's libvirt binding. The N-API addon in native/
+// implements it; src/libvirt/index.ts wraps the addon with these types. The
+// migration code depends only on these interfaces, so its tests can use fakes.
+
+/** virDomainMigrateFlags (libvirt 9.0). */
+export enum MigrateFlag {
+  LIVE = 1,
+  PEER2PEER = 2,
+  TUNNELLED = 4,
+  PERSIST_DEST = 8,
+  UNDEFINE_SOURCE = 16,
+  PAUSED = 32,
+  NON_SHARED_DISK = 64,
+  NON_SHARED_INC = 128,
+  CHANGE_PROTECTION = 256,
+  UNSAFE = 512,
+  OFFLINE = 1024,
+  COMPRESSED = 2048,
+  ABORT_ON_ERROR = 4096,
+  AUTO_CONVERGE = 8192,
+  RDMA_PIN_ALL = 16384,
+  POSTCOPY = 32768,
+  TLS = 65536,
+  PARALLEL = 131072,
+}
+
+/** virDomainJobType */
+export enum JobType {
+  NONE = 0,
+  BOUNDED = 1,
+  UNBOUNDED = 2,
+  COMPLETED = 3,
+  FAILED = 4,
+  CANCELLED = 5,
+}
+
+/** virDomainState */
+export enum DomainState {
+  NOSTATE = 0,
+  RUNNING = 1,
+  BLOCKED = 2,
+  PAUSED = 3,
+  SHUTDOWN = 4,
+  SHUTOFF = 5,
+  CRASHED = 6,
+  PMSUSPENDED = 7,
+}
+
+/** virDomainEventType (lifecycle) */
+export enum LifecycleEvent {
+  DEFINED = 0,
+  UNDEFINED = 1,
+  STARTED = 2,
+  SUSPENDED = 3,
+  RESUMED = 4,
+  STOPPED = 5,
+  SHUTDOWN = 6,
+  PMSUSPENDED = 7,
+  CRASHED = 8,
+}
+
+/** virDomainEventSuspendedDetailType: the two that matter to migration. */
+export enum SuspendedDetail {
+  PAUSED = 0,
+  MIGRATED = 1,
+  POSTCOPY = 7,
+  POSTCOPY_FAILED = 8,
+}
+
+/** virDomainXMLFlags */
+export enum XmlFlag {
+  SECURE = 1,
+  INACTIVE = 2,
+  UPDATE_CPU = 4,
+  MIGRATABLE = 8,
+}
+
+/** virDomainGetJobStatsFlags */
+export enum JobStatsFlag {
+  COMPLETED = 1,
+  KEEP_COMPLETED = 2,
+}
+
+/** virDomainMigrateMaxSpeedFlags */
+export enum MaxSpeedFlag {
+  POSTCOPY = 1,
+}
+
+/** virDomainUndefineFlagsValues used by ferry */
+export enum UndefineFlag {
+  MANAGED_SAVE = 1,
+  SNAPSHOTS_METADATA = 2,
+  NVRAM = 4,
+}
+
+/** virErrorNumber values ferry branches on. */
+export enum VirErrorCode {
+  INTERNAL_ERROR = 1,
+  NO_SUPPORT = 3,
+  OPERATION_FAILED = 9,
+  NO_DOMAIN = 42,
+  OPERATION_INVALID = 55,
+  OPERATION_ABORTED = 78,
+  ARGUMENT_UNSUPPORTED = 74,
+}
+
+/** The VIR_MIGRATE_PARAM_* keys libvirt 9.0 accepts, with their value types. */
+export interface MigrateParams {
+  migrate_uri?: string;
+  destination_name?: string;
+  destination_xml?: string;
+  persistent_xml?: string;
+  /** MiB/s */
+  bandwidth?: number;
+  'bandwidth.postcopy'?: number;
+  graphics_uri?: string;
+  listen_address?: string;
+  migrate_disks?: string[];
+  disks_port?: number;
+  disks_uri?: string;
+  'parallel.connections'?: number;
+  'tls.destination'?: string;
+  'auto_converge.initial'?: number;
+  'auto_converge.increment'?: number;
+  compression?: string[];
+}
+
+/**
+ * virDomainGetJobStats as a plain object. Byte counters are numbers: exact up
+ * to 8 PiB, far beyond any guest. Keys libvirt did not report are absent.
+ */
+export interface JobStats {
+  type: JobType;
+  operation?: number;
+  success?: boolean;
+  errmsg?: string;
+  time_elapsed?: number;
+  time_elapsed_net?: number;
+  time_remaining?: number;
+  downtime?: number;
+  downtime_net?: number;
+  setup_time?: number;
+  data_total?: number;
+  data_processed?: number;
+  data_remaining?: number;
+  memory_total?: number;
+  memory_processed?: number;
+  memory_remaining?: number;
+  memory_constant?: number;
+  memory_normal?: number;
+  memory_normal_bytes?: number;
+  memory_bps?: number;
+  /** pages per second */
+  memory_dirty_rate?: number;
+  memory_page_size?: number;
+  memory_iteration?: number;
+  memory_postcopy_requests?: number;
+  disk_total?: number;
+  disk_processed?: number;
+  disk_remaining?: number;
+  disk_bps?: number;
+  auto_converge_throttle?: number;
+  [key: string]: number | string | boolean | undefined;
+}
+
+/** virDomainGetJobInfo */
+export interface JobInfo {
+  type: JobType;
+  timeElapsed: number;
+  timeRemaining: number;
+  dataTotal: number;
+  dataProcessed: number;
+  dataRemaining: number;
+  memTotal: number;
+  memProcessed: number;
+  memRemaining: number;
+  fileTotal: number;
+  fileProcessed: number;
+  fileRemaining: number;
+}
+
+export interface DomainStateInfo {
+  state: DomainState;
+  reason: number;
+}
+
+/** A libvirt error surfaced to JS: libvirt's code, domain and message. */
+export interface VirError extends Error {
+  code: number;
+  domain: number;
+  level?: number;
+}
+
+export function isVirError(e: unknown): e is VirError {
+  return e instanceof Error && typeof (e as Partial<VirError>).code === 'number' && 'domain' in e;
+}
+
+export interface LifecycleEventData {
+  uuid: string;
+  name: string;
+  event: LifecycleEvent;
+  detail: number;
+}
+
+export interface JobCompletedEventData {
+  uuid: string;
+  name: string;
+  stats: JobStats;
+}
+
+export interface MigrationIterationEventData {
+  uuid: string;
+  name: string;
+  iteration: number;
+}
+
+export interface Domain {
+  readonly name: string;
+  readonly uuid: string;
+  getXMLDesc(flags?: number): Promise<string>;
+  isActive(): Promise<boolean>;
+  getState(): Promise<DomainStateInfo>;
+  create(): Promise<void>;
+  destroy(): Promise<void>;
+  undefine(flags?: number): Promise<void>;
+  suspend(): Promise<void>;
+  resume(): Promise<void>;
+  /** Blocks in libvirt for the whole migration; runs on a dedicated thread. */
+  migrateToURI3(dconnuri: string, params: MigrateParams, flags: number): Promise<void>;
+  getJobStats(flags?: number): Promise<JobStats>;
+  getJobInfo(): Promise<JobInfo>;
+  abortJob(): Promise<void>;
+  migrateSetMaxDowntime(ms: number): Promise<void>;
+  migrateGetMaxDowntime(): Promise<number>;
+  /** MiB/s; flags MaxSpeedFlag.POSTCOPY sets the post-copy bandwidth. */
+  migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void>;
+  migrateStartPostCopy(): Promise<void>;
+}
+
+export interface Connection {
+  readonly uri: string;
+  getCapabilities(): Promise<string>;
+  getHostname(): Promise<string>;
+  listAllDomains(flags?: number): Promise<Domain[]>;
+  lookupByUUID(uuid: string): Promise<Domain>;
+  lookupByName(name: string): Promise<Domain>;
+  defineXML(xml: string): Promise<Domain>;
+  createXML(xml: string, flags?: number): Promise<Domain>;
+  isAlive(): boolean;
+  /** Called once when libvirt closes the connection (e.g. libvirtd restarted). */
+  onClose(cb: (reason: number) => void): void;
+  onLifecycle(cb: (e: LifecycleEventData) => void): void;
+  onJobCompleted(cb: (e: JobCompletedEventData) => void): void;
+  onMigrationIteration(cb: (e: MigrationIterationEventData) => void): void;
+  close(): Promise<void>;
+}
