@@ -1,0 +1,173 @@
+// The convict schema. Option names and defaults are Nova's (nova/conf/*.py,
+// oslo.messaging) so an operator can carry values over from nova.conf.
+import { hostname } from 'node:os';
+import convict from 'convict';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const TIMEOUT_ACTIONS = ['abort', 'force_complete'] as const;
+
+/** FERRY_<KEY>, with "__" between a section and its key: libvirt.connection_uri -> FERRY_LIBVIRT__CONNECTION_URI. */
+export function envVarName(path: string): string {
+  return 'FERRY_' + path.split('.').map((p) => p.toUpperCase()).join('__');
+}
+
+// Named formats read their bounds from the schema item (convict passes it in).
+interface Bounds {
+  min?: number;
+  max?: number;
+}
+
+let formatsAdded = false;
+function addFormats(): void {
+  if (formatsAdded) return;
+  formatsAdded = true;
+  convict.addFormats({
+    'ferry-int': {
+      validate(x: unknown, item: convict.SchemaObj) {
+        const schema = item as Bounds;
+        if (typeof x !== 'number' || !Number.isInteger(x)) throw new Error('must be an integer');
+        if (schema.min !== undefined && x < schema.min) throw new Error(`must be >= ${schema.min}`);
+        if (schema.max !== undefined && x > schema.max) throw new Error(`must be <= ${schema.max}`);
+      },
+      coerce: (v: string) => (/^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+    },
+    'ferry-bool': {
+      validate(x: unknown) {
+        if (typeof x !== 'boolean') throw new Error('must be a boolean');
+      },
+      coerce(v: string) {
+        const s = v.trim().toLowerCase();
+        if (['true', '1', 'yes', 'on'].includes(s)) return true;
+        if (['false', '0', 'no', 'off'].includes(s)) return false;
+        return v;
+      },
+    },
+    'ferry-string': {
+      validate(x: unknown) {
+        if (typeof x !== 'string' || x.trim() === '') throw new Error('must be a non-empty string');
+      },
+    },
+    'ferry-nullable-string': {
+      validate(x: unknown) {
+        if (x !== null && (typeof x !== 'string' || x.trim() === '')) throw new Error('must be a non-empty string or null');
+      },
+      // An empty environment variable means "unset".
+      coerce: (v: string) => (v.trim() === '' ? null : v),
+    },
+    'ferry-string-list': {
+      validate(x: unknown) {
+        if (!Array.isArray(x) || x.some((r) => typeof r !== 'string' || r.trim() === '')) {
+          throw new Error('must be a list of non-empty strings');
+        }
+      },
+      coerce: (v: string) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    },
+    'ferry-abs-path': {
+      validate(x: unknown) {
+        if (typeof x !== 'string' || !x.startsWith('/')) throw new Error('must be an absolute path');
+      },
+    },
+    'ferry-url': {
+      validate(x: unknown) {
+        if (typeof x !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\//i.test(x)) throw new Error('must be a URL such as rabbit://user:pass@host:5672/');
+      },
+    },
+    'ferry-scheme': {
+      validate(x: unknown) {
+        if (x !== null && (typeof x !== 'string' || !/^[a-z][a-z0-9+.-]*$/i.test(x))) {
+          throw new Error('must be a URI scheme such as tcp, tls or ssh, or null');
+        }
+      },
+      coerce: (v: string) => (v.trim() === '' ? null : v),
+    },
+    'ferry-host-or-null': {
+      validate(x: unknown) {
+        // Nova's hostname check: this ends up in the migration URIs.
+        if (x !== null && (typeof x !== 'string' || !/^[\w\-.:]+$/.test(x))) throw new Error('must be a host name or IP address, or null');
+      },
+      coerce: (v: string) => (v.trim() === '' ? null : v),
+    },
+  });
+}
+
+function int(def: number, doc: string, bounds: Bounds = {}) {
+  return { doc, format: 'ferry-int', default: def, ...bounds };
+}
+function bool(def: boolean, doc: string) {
+  return { doc, format: 'ferry-bool', default: def };
+}
+function str(def: string, doc: string, format = 'ferry-string') {
+  return { doc, format, default: def };
+}
+function nullable(doc: string, format: string) {
+  return { doc, format, default: null as string | null, nullable: true };
+}
+
+interface Leaf {
+  default: unknown;
+  doc: string;
+  [option: string]: unknown;
+}
+export interface SchemaNode {
+  [key: string]: Leaf | SchemaNode;
+}
+
+/** Adds env: FERRY_... to every leaf. */
+function withEnv(node: SchemaNode, prefix = ''): SchemaNode {
+  const out: SchemaNode = {};
+  for (const [key, value] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    out[key] = 'default' in value ? { ...(value as Leaf), env: envVarName(path) } : withEnv(value as SchemaNode, path);
+  }
+  return out;
+}
+
+export function buildSchema(): SchemaNode {
+  addFormats();
+  return withEnv({
+    host: str(hostname(), 'Name of this compute host; RPC server name (compute.<host>).'),
+    transport_url: {
+      ...str('rabbit://guest:guest@127.0.0.1:5672/', 'oslo.messaging transport URL.', 'ferry-url'),
+      sensitive: true,
+    },
+    control_exchange: str('nova', 'AMQP exchange for RPC and notifications.'),
+    rpc_response_timeout: int(60, 'Seconds to wait for an RPC reply.', { min: 1 }),
+    long_rpc_timeout: int(1800, 'Seconds to wait for a long-running RPC reply.', { min: 1 }),
+    instances_path: str('/var/lib/nova/instances', 'Where instance directories live.', 'ferry-abs-path'),
+    conductor_topic: str('conductor', 'RPC topic of nova-conductor.'),
+    management_roles: {
+      doc: 'Context roles allowed to call ferry management methods.',
+      format: 'ferry-string-list',
+      default: ['admin'],
+    },
+    max_message_bytes: int(1048576, 'Largest AMQP message body accepted.', { min: 1 }),
+    metrics: {
+      listen_address: str('0.0.0.0', 'Prometheus endpoint address.'),
+      port: int(9393, 'Prometheus endpoint port; 0 = off.', { min: 0, max: 65535 }),
+    },
+    log_level: { doc: 'Log level.', format: [...LOG_LEVELS], default: 'info' },
+    libvirt: {
+      connection_uri: str('qemu:///system', 'libvirt URI of the local hypervisor.'),
+      live_migration_scheme: nullable('Scheme of the migration connection URI; null = tcp.', 'ferry-scheme'),
+      live_migration_inbound_addr: nullable('Address other hosts use to send migration data here.', 'ferry-host-or-null'),
+      live_migration_bandwidth: int(0, 'Max migration bandwidth in MiB/s; 0 = unlimited.', { min: 0 }),
+      live_migration_downtime: int(500, 'Max downtime in ms the ramp ends at.', { min: 100 }),
+      live_migration_downtime_steps: int(10, 'Number of downtime ramp steps.', { min: 3 }),
+      live_migration_downtime_delay: int(75, 'Seconds per GiB between downtime steps.', { min: 3 }),
+      live_migration_completion_timeout: int(800, 'Seconds per GiB before the timeout action; 0 = off.', { min: 0 }),
+      live_migration_timeout_action: {
+        doc: 'What to do on timeout: abort, or force_complete (post-copy if permitted, else pause).',
+        format: [...TIMEOUT_ACTIONS],
+        default: 'abort',
+      },
+      live_migration_permit_post_copy: bool(false, 'Allow switching to post-copy.'),
+      live_migration_permit_auto_converge: bool(false, 'Allow CPU throttling; ignored when post-copy is permitted.'),
+      live_migration_with_native_tls: bool(false, 'Use QEMU native TLS for the migration streams.'),
+      live_migration_parallel_connections: int(1, 'Number of parallel migration connections.', { min: 1 }),
+      live_migration_monitor_interval: int(5, 'Seconds between progress saves.', { min: 1 }),
+    },
+    compute: {
+      max_concurrent_live_migrations: int(1, 'Outgoing live migrations run at once; 0 = unlimited.', { min: 0 }),
+    },
+  });
+}

@@ -1,0 +1,56 @@
+// ferry's configuration, shaped like nova.conf: top-level [DEFAULT] options,
+// then the [libvirt] and [compute] sections ferry honours.
+import type { TimeoutAction } from '../migration/status.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface LibvirtConfig {
+  connection_uri: string;
+  /** null -> tcp */
+  live_migration_scheme: string | null;
+  /** becomes migrate_data.target_connect_addr */
+  live_migration_inbound_addr: string | null;
+  /** MiB/s, 0 = unlimited */
+  live_migration_bandwidth: number;
+  /** ms */
+  live_migration_downtime: number;
+  live_migration_downtime_steps: number;
+  /** seconds per GiB */
+  live_migration_downtime_delay: number;
+  /** seconds per GiB, 0 = off */
+  live_migration_completion_timeout: number;
+  live_migration_timeout_action: TimeoutAction;
+  live_migration_permit_post_copy: boolean;
+  live_migration_permit_auto_converge: boolean;
+  live_migration_with_native_tls: boolean;
+  live_migration_parallel_connections: number;
+  /** seconds between progress saves */
+  live_migration_monitor_interval: number;
+}
+
+export interface ComputeConfig {
+  /** 0 = unlimited */
+  max_concurrent_live_migrations: number;
+}
+
+export interface MetricsConfig {
+  listen_address: string;
+  /** 0 = metrics endpoint off */
+  port: number;
+}
+
+export interface FerryConfig {
+  host: string;
+  transport_url: string;
+  control_exchange: string;
+  rpc_response_timeout: number;
+  long_rpc_timeout: number;
+  instances_path: string;
+  conductor_topic: string;
+  management_roles: string[];
+  max_message_bytes: number;
+  metrics: MetricsConfig;
+  log_level: LogLevel;
+  libvirt: LibvirtConfig;
+  compute: ComputeConfig;
+}

@@ -1,0 +1,24 @@
+// What the compute handlers need from the outside world, in one place so the
+// daemon wires real parts and unit tests wire fakes.
+
+import type { FerryConfig } from '../config/index.js';
+import type { DomainEventHub } from '../libvirt/domain-events.js';
+import type { Connection } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
+import type { ComputeRpcApi } from './compute-rpcapi.js';
+import type { HostStorage } from './host-storage.js';
+import type { MigrationNotifier } from './notifications.js';
+import type { MigrationRegistry } from './registry.js';
+
+export interface ComputeDeps {
+  /** This host's name: the RPC server name other hosts address. */
+  host: string;
+  config: FerryConfig;
+  libvirt: Connection;
+  events: DomainEventHub;
+  computeApi: ComputeRpcApi;
+  notifications: MigrationNotifier;
+  registry: MigrationRegistry;
+  storage: HostStorage;
+  log: Logger;
+}

@@ -1,0 +1,86 @@
+// The end-game actions on a running migration: abort, or force completion by
+// post-copy or by pausing the guest. The operator and the timeout both come
+// through here; the first to claim a migration acts, every later claim is
+// refused, so a manual action racing the timeout never does both. Claims are
+// synchronous check-and-set on the shared record (one JS thread), so no lock.
+
+import type { Domain } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
+import { InvalidMigrationState } from './errors.js';
+import type { MigrationRecord, MigrationRegistry } from './registry.js';
+import { MigrationStatus } from './status.js';
+
+export type ActionSource = 'operator' | 'timeout';
+export type ForceCompleteMode = 'postcopy' | 'pause';
+
+export interface ActionResult {
+  acted: boolean;
+  /** Why nothing was done, when acted is false. */
+  reason?: string;
+  mode?: ForceCompleteMode;
+}
+
+export class MigrationControl {
+  /** True once we paused the guest to force completion: resume it on the source if the migration fails. */
+  pausedByUs = false;
+
+  constructor(
+    private readonly record: MigrationRecord,
+    private readonly registry: MigrationRegistry,
+    private readonly domain: Domain,
+    private readonly log: Logger,
+  ) {}
+
+  /** Operator-facing check for abort: only a pre-copy transfer can be cancelled. */
+  async abort(source: ActionSource): Promise<ActionResult> {
+    const r = this.record;
+    if (r.status === MigrationStatus.postcopy) {
+      throw new InvalidMigrationState(r.id ?? r.uuid, r.instanceUuid, r.status, 'abort live migration');
+    }
+    if (!this.claim('abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
+    this.registry.noteAction(r, 'abort', source);
+    this.log.info({ migration: r.uuid, source }, 'aborting migration job');
+    await this.domain.abortJob();
+    return { acted: true };
+  }
+
+  /** Force completion the way the migration allows: post-copy when permitted, else pause. */
+  async forceComplete(source: ActionSource): Promise<ActionResult> {
+    return this.finishBy(this.record.settings?.postCopyPermitted ? 'postcopy' : 'pause', source);
+  }
+
+  async finishBy(mode: ForceCompleteMode, source: ActionSource): Promise<ActionResult> {
+    const r = this.record;
+    if (r.status !== MigrationStatus.running) {
+      throw new InvalidMigrationState(r.id ?? r.uuid, r.instanceUuid, r.status, 'force complete live migration');
+    }
+    if (!this.claim('force_complete')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
+    this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
+    this.log.info({ migration: r.uuid, source, mode }, 'forcing migration to complete');
+    if (mode === 'postcopy') {
+      await this.domain.migrateStartPostCopy();
+      this.registry.update(r, { status: MigrationStatus.postcopy });
+    } else {
+      await this.domain.suspend();
+      this.pausedByUs = true;
+    }
+    return { acted: true, mode };
+  }
+
+  /** Undo our pause on the source after a failed or cancelled migration. */
+  async resumeIfPaused(): Promise<void> {
+    if (!this.pausedByUs) return;
+    this.pausedByUs = false;
+    try {
+      await this.domain.resume();
+    } catch (err) {
+      this.log.error({ err, migration: this.record.uuid }, 'could not resume the guest on the source');
+    }
+  }
+
+  private claim(action: 'abort' | 'force_complete'): boolean {
+    if (this.record.claimedAction) return false;
+    this.registry.update(this.record, { claimedAction: action });
+    return true;
+  }
+}

@@ -1,0 +1,71 @@
+// Disks of a domain, and which of them a block migration copies
+// (Nova: Guest.get_all_disks + _live_migration_copy_disk_paths).
+import { childElements, findAll, firstChild, getAttr, parseXml, rootElement, textContent } from './xml.js';
+
+export interface DiskInfo {
+  /** target dev, e.g. "vda" */
+  dev: string;
+  bus: string | null;
+  /** disk | cdrom | floppy | lun */
+  device: string;
+  /** source type: file | block | network | volume | dir | nvme | vhostuser */
+  type: string;
+  /** file path, block device, or network "name"; null when there is no source */
+  sourcePath: string | null;
+  /** driver type, e.g. qcow2 or raw */
+  format: string | null;
+  readonly: boolean;
+  shareable: boolean;
+  serial: string | null;
+}
+
+const SOURCE_ATTR: Record<string, string> = { file: 'file', block: 'dev', dir: 'dir', network: 'name', volume: 'volume' };
+
+export function diskInfo(domainXml: string): DiskInfo[] {
+  const domain = rootElement(parseXml(domainXml));
+  return findAll(domain, 'devices/disk').map((disk) => {
+    const type = getAttr(disk, 'type') ?? 'file';
+    const target = firstChild(disk, 'target');
+    const source = firstChild(disk, 'source');
+    const serial = firstChild(disk, 'serial');
+    const attr = SOURCE_ATTR[type];
+    return {
+      dev: (target && getAttr(target, 'dev')) ?? '',
+      bus: (target && getAttr(target, 'bus')) ?? null,
+      device: getAttr(disk, 'device') ?? 'disk',
+      type,
+      sourcePath: (source && attr && getAttr(source, attr)) ?? null,
+      format: firstChild(disk, 'driver') ? (getAttr(firstChild(disk, 'driver')!, 'type') ?? null) : null,
+      readonly: childElements(disk, 'readonly').length > 0,
+      shareable: childElements(disk, 'shareable').length > 0,
+      serial: serial ? textContent(serial).trim() : null,
+    };
+  });
+}
+
+export interface MigrateDisks {
+  /** source paths, for data_gb */
+  paths: string[];
+  /** target devs, for migrate_disks */
+  devs: string[];
+}
+
+/**
+ * The local disks a block migration must copy: file or block disks that are
+ * neither read-only, shareable, nor volumes. `volumeDevs` are the volumes'
+ * mount devices ("/dev/vdd" or "vdd"); pass [] for a tunnelled migration, as
+ * Nova does not look volumes up then.
+ */
+export function selectMigrateDisks(domainXml: string, volumeDevs: readonly string[]): MigrateDisks {
+  const volumes = new Set(volumeDevs.map((d) => d.slice(d.lastIndexOf('/') + 1)));
+  const out: MigrateDisks = { paths: [], devs: [] };
+  for (const disk of diskInfo(domainXml)) {
+    if (disk.readonly || disk.shareable) continue;
+    if (disk.type !== 'file' && disk.type !== 'block') continue;
+    if (volumes.has(disk.dev)) continue;
+    if (disk.sourcePath === null) continue; // e.g. an empty cdrom: nothing to copy
+    out.paths.push(disk.sourcePath);
+    out.devs.push(disk.dev);
+  }
+  return out;
+}

@@ -1,0 +1,41 @@
+// Facts about a guest and a host read from libvirt XML: what a destination
+// must support to run the guest, and the guest's memory size.
+
+import { childElements, findAll, firstChild, getAttr, parseXml, rootElement, textContent } from './xml.js';
+
+export interface GuestFacts {
+  /** libvirt domain type: kvm or qemu (TCG). */
+  virtType: string;
+  arch: string;
+  memoryMb: number;
+}
+
+const MIB_PER_UNIT: Record<string, number> = {
+  b: 1 / 1024 ** 2, bytes: 1 / 1024 ** 2, k: 1 / 1024, kib: 1 / 1024, kb: 1000 / 1024 ** 2,
+  m: 1, mib: 1, mb: 1e6 / 1024 ** 2, g: 1024, gib: 1024, gb: 1e9 / 1024 ** 2,
+};
+
+export function guestFacts(domainXml: string): GuestFacts {
+  const domain = rootElement(parseXml(domainXml));
+  const osType = findAll(domain, 'os/type')[0];
+  const memory = firstChild(domain, 'memory');
+  const unit = ((memory && getAttr(memory, 'unit')) ?? 'KiB').toLowerCase();
+  return {
+    virtType: getAttr(domain, 'type') ?? 'kvm',
+    arch: (osType && getAttr(osType, 'arch')) ?? 'x86_64',
+    memoryMb: memory ? Number(textContent(memory).trim()) * (MIB_PER_UNIT[unit] ?? 1 / 1024) : 0,
+  };
+}
+
+/** "<arch>/<domain type>" for every guest the host's capabilities offer. */
+export function supportedGuests(capabilitiesXml: string): string[] {
+  const caps = rootElement(parseXml(capabilitiesXml));
+  const out = new Set<string>();
+  for (const guest of childElements(caps, 'guest')) {
+    for (const arch of childElements(guest, 'arch')) {
+      const name = getAttr(arch, 'name');
+      for (const dom of childElements(arch, 'domain')) out.add(`${name}/${getAttr(dom, 'type')}`);
+    }
+  }
+  return [...out];
+}

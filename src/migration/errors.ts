@@ -1,0 +1,114 @@
+// Nova exceptions ferry raises over RPC. Class names and the module match
+// nova.exception so an oslo client rebuilds them as the real Nova classes.
+import { RpcError } from '../rpc/errors.js';
+
+const NOVA = 'nova.exception';
+
+abstract class NovaError extends RpcError {
+  constructor(className: string, message: string, kwargs: Record<string, unknown> = {}) {
+    super(className, NOVA, message, kwargs);
+  }
+}
+
+export class InvalidHostname extends NovaError {
+  constructor(hostname: string) {
+    super('InvalidHostname', `Invalid characters in hostname '${hostname}'`, { hostname });
+  }
+}
+
+export class InstanceNotFound extends NovaError {
+  constructor(instanceId: string) {
+    super('InstanceNotFound', `Instance ${instanceId} could not be found.`, { instance_id: instanceId });
+  }
+}
+
+export class MigrationNotFound extends NovaError {
+  constructor(migrationId: number | string) {
+    super('MigrationNotFound', `Migration ${migrationId} could not be found.`, { migration_id: migrationId });
+  }
+}
+
+export class InvalidMigrationState extends NovaError {
+  constructor(migrationId: number | string, instanceUuid: string, state: string, method: string) {
+    super(
+      'InvalidMigrationState',
+      `Migration ${migrationId} state of instance ${instanceUuid} is ${state}. Cannot ${method} while the migration is in this state.`,
+      { migration_id: migrationId, instance_uuid: instanceUuid, state, method },
+    );
+  }
+}
+
+export class MigrationPreCheckError extends NovaError {
+  constructor(reason: string) {
+    super('MigrationPreCheckError', `Migration pre-check error: ${reason}`, { reason });
+  }
+}
+
+export class InvalidSharedStorage extends NovaError {
+  constructor(path: string, reason: string) {
+    super('InvalidSharedStorage', `${path} is not on shared storage: ${reason}`, { path, reason });
+  }
+}
+
+export class InvalidLocalStorage extends NovaError {
+  constructor(path: string, reason: string) {
+    super('InvalidLocalStorage', `${path} is not on local storage: ${reason}`, { path, reason });
+  }
+}
+
+export class DestinationDiskExists extends NovaError {
+  constructor(path: string) {
+    super(
+      'DestinationDiskExists',
+      `The supplied disk path (${path}) already exists, it is expected not to exist.`,
+      { path },
+    );
+  }
+}
+
+export class LiveMigrationNotSubmitted extends NovaError {
+  constructor(migrationUuid: string, instanceUuid: string) {
+    super(
+      'LiveMigrationNotSubmitted',
+      `Failed to submit live migration ${migrationUuid} for instance ${instanceUuid} for processing.`,
+      { migration_uuid: migrationUuid, instance_uuid: instanceUuid },
+    );
+  }
+}
+
+export class MigrationError extends NovaError {
+  constructor(reason: string) {
+    super('MigrationError', `Migration error: ${reason}`, { reason });
+  }
+}
+
+/** Nova's Forbidden subclass for policy failures, sent as PolicyNotAuthorized. */
+export class Forbidden extends NovaError {
+  constructor(action: string) {
+    super('PolicyNotAuthorized', `Policy doesn't allow ${action} to be performed.`, { action });
+  }
+}
+
+export class InvalidInput extends NovaError {
+  constructor(reason: string) {
+    super('InvalidInput', `Invalid input received: ${reason}`, { reason });
+  }
+}
+
+export class NoActiveMigrationForInstance extends NovaError {
+  constructor(instanceId: string) {
+    super('NoActiveMigrationForInstance', `Active live migration for instance ${instanceId} not found`, {
+      instance_id: instanceId,
+    });
+  }
+}
+
+export class InstanceInvalidState extends NovaError {
+  constructor(instanceUuid: string, attr: string, state: string, method: string) {
+    super(
+      'InstanceInvalidState',
+      `Instance ${instanceUuid} in ${attr} ${state}. Cannot ${method} while the instance is in this state.`,
+      { instance_uuid: instanceUuid, attr, state, method },
+    );
+  }
+}

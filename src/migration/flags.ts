@@ -1,0 +1,47 @@
+// Migration flags as Nova's libvirt driver builds them
+// (_prepare_migration_flags / _parse_migration_flags + the run-time adjustments).
+import { MigrateFlag } from '../libvirt/types.js';
+
+export interface MigrationFlagOptions {
+  blockMigration: boolean;
+  /** Deprecated in Nova (23.0.0) but still honoured. */
+  tunnelled?: boolean;
+  nativeTls: boolean;
+  permitPostCopy: boolean;
+  /** Ignored when post-copy is permitted (Nova sets one or the other). */
+  permitAutoConverge: boolean;
+  parallelConnections: number;
+  /** Post-copy needs a running guest: Nova drops POSTCOPY for a paused instance. */
+  instancePaused?: boolean;
+  /** With an empty migrate_disks list libvirt would copy every writable disk, volumes included. */
+  migrateDisksEmpty?: boolean;
+}
+
+const BASE = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE;
+
+export function migrationFlags(opts: MigrationFlagOptions): number {
+  let flags = BASE;
+  if (opts.blockMigration) flags |= MigrateFlag.NON_SHARED_INC;
+  if (opts.tunnelled) flags |= MigrateFlag.TUNNELLED;
+  if (opts.nativeTls) flags |= MigrateFlag.TLS;
+  if (opts.permitPostCopy) flags |= MigrateFlag.POSTCOPY;
+  else if (opts.permitAutoConverge) flags |= MigrateFlag.AUTO_CONVERGE;
+  if (opts.parallelConnections > 1) flags |= MigrateFlag.PARALLEL;
+
+  if (opts.instancePaused) flags &= ~MigrateFlag.POSTCOPY;
+  if (opts.migrateDisksEmpty) flags &= ~MigrateFlag.NON_SHARED_INC;
+  return flags;
+}
+
+export function hasFlag(flags: number, flag: MigrateFlag): boolean {
+  return (flags & flag) === flag;
+}
+
+/** Names of the set flags, for logs. */
+export function flagNames(flags: number): string[] {
+  const names: string[] = [];
+  for (const [name, value] of Object.entries(MigrateFlag)) {
+    if (typeof value === 'number' && (flags & value) === value) names.push(name);
+  }
+  return names;
+}

@@ -1,0 +1,42 @@
+// The subset of Nova's LibvirtLiveMigrateData that ferry fills and reads.
+// Field names are Nova's, so a conductor passes it through unchanged.
+
+export interface MigrateBdmInfo {
+  serial: string;
+  /** Guest device, e.g. "vdb". */
+  dev: string;
+  type: 'disk';
+  /** Nova keeps connection_info as a JSON string. */
+  connection_info_json: string;
+}
+
+export interface LiveMigrateData {
+  /** Probe file name the destination wrote in its instances path. */
+  filename?: string | null;
+  image_type?: string;
+  block_migration?: boolean | null;
+  disk_over_commit?: boolean | null;
+  disk_available_mb?: number | null;
+  is_shared_instance_path?: boolean;
+  is_shared_block_storage?: boolean;
+  is_volume_backed?: boolean;
+  instance_relative_path?: string;
+  graphics_listen_addr_vnc?: string | null;
+  graphics_listen_addr_spice?: string | null;
+  serial_listen_addr?: string | null;
+  target_connect_addr?: string | null;
+  wait_for_vif_plugged?: boolean;
+  bdms?: MigrateBdmInfo[];
+  /** ferry: "<arch>/<virt type>" pairs the destination can run, for the source's check. */
+  dst_supported_guests?: string[];
+}
+
+/** One local disk the source will copy, as sent in pre_live_migration's `disk` arg (Nova's disk info). */
+export interface InstanceDiskInfo {
+  path: string;
+  /** Image format, e.g. "qcow2" or "raw" (Nova's `type`). */
+  type: string;
+  virt_disk_size: number;
+  disk_size: number;
+  dev: string;
+}

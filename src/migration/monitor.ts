@@ -1,0 +1,206 @@
+// The effectful half of the monitor: polls job stats, feeds each sample to the
+// pure policy (policy.ts) and performs the actions it returns. The outcome is
+// decided when migrateToURI3 returns, the only point at which libvirt has
+// finished with both hosts.
+
+import type { DomainEventHub } from '../libvirt/domain-events.js';
+import { isVirError, JobType, VirErrorCode, type Domain, type JobStats } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
+import type { MigrationControl } from './control.js';
+import {
+  classifyJobStatsError,
+  decide,
+  findJobType,
+  initialMonitorState,
+  revertFailedAction,
+  type DowntimeStep,
+  type FinishOutcome,
+  type MonitorAction,
+  type MonitorState,
+} from './policy.js';
+import { countersFromStats, progressPercent, statsFromJobInfo } from './progress.js';
+import type { MigrationRecord, MigrationRegistry } from './registry.js';
+
+export type MonitorOutcome = FinishOutcome;
+
+export interface MonitorOptions {
+  domain: Domain;
+  record: MigrationRecord;
+  registry: MigrationRegistry;
+  control: MigrationControl;
+  /** The pending migrateToURI3 call. */
+  worker: Promise<void>;
+  steps: readonly DowntimeStep[];
+  log: Logger;
+  pollMs: number;
+  /** save_stats every N polls (Nova: monitor_interval / 0.5). */
+  statsEvery: number;
+  events?: DomainEventHub;
+}
+
+type Settled = { ok: true } | { ok: false; err: unknown };
+
+export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
+  const { record, registry, log, control } = o;
+  const settings = record.settings;
+  if (!settings) throw new Error(`migration ${record.uuid} has no settings`);
+  const policySettings = {
+    downtimeSteps: o.steps,
+    completionTimeout: settings.timeoutSeconds,
+    timeoutAction: settings.timeoutAction,
+    postCopyPermitted: settings.postCopyPermitted,
+    statsEvery: o.statsEvery,
+  };
+  const started = Date.now();
+  // A holder, not a let: the callbacks set it behind TypeScript's back.
+  const worker: { settled: Settled | null } = { settled: null };
+  let wake: () => void = () => {};
+  o.worker.then(
+    () => {
+      worker.settled = { ok: true };
+      wake();
+    },
+    (err: unknown) => {
+      worker.settled = { ok: false, err };
+      wake();
+    },
+  );
+  // The job-completed event carries the final downtime; polling cannot see it once the domain is gone.
+  const unsubscribe = o.events?.on(record.instanceUuid, 'jobCompleted', (e) => {
+    if (typeof e.stats.downtime === 'number') registry.update(record, { downtimeMs: e.stats.downtime });
+    wake();
+  });
+
+  let state: MonitorState = initialMonitorState(record.status);
+  let jobOver = false;
+  try {
+    for (;;) {
+      const elapsedSeconds = (Date.now() - started) / 1000;
+      const settled = worker.settled;
+      if (settled) {
+        const foundJobType = await finalJobType(settled, o);
+        const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, settings: policySettings, state: sync(state, o) });
+        let outcome: MonitorOutcome = 'failed';
+        for (const action of decision.actions) {
+          if (action.kind === 'finish') outcome = action.outcome;
+          else await perform(action, o, decision.state);
+        }
+        if (!settled.ok) registry.update(record, { error: errorMessage(settled.err) });
+        return outcome;
+      }
+      if (!jobOver) {
+        let sample: JobStats;
+        try {
+          sample = await poll(o.domain);
+        } catch (err) {
+          // Nova: a monitor that cannot read the job aborts it rather than leaving it unattended.
+          log.error({ err, migration: record.uuid }, 'cannot read migration job stats; aborting the job');
+          await o.domain.abortJob().catch(() => {});
+          await o.worker.catch(() => {});
+          throw err;
+        }
+        recordSample(sample, o);
+        const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, state: sync(state, o) });
+        state = decision.state;
+        for (const action of decision.actions) {
+          if (action.kind === 'finish') continue;
+          try {
+            await perform(action, o, state);
+          } catch (err) {
+            state = revertFailedAction(state, action);
+            log.error({ err, migration: record.uuid, action: action.kind }, 'monitor action failed');
+          }
+        }
+        // The job is over per libvirt: wait for migrateToURI3 to return before judging.
+        jobOver = decision.done;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, o.pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    unsubscribe?.();
+  }
+}
+
+/** The policy's view of what the control (operator or timeout) already did. */
+function sync(state: MonitorState, o: MonitorOptions): MonitorState {
+  return {
+    ...state,
+    status: o.record.status,
+    pausedByUs: o.control.pausedByUs,
+    timeoutFired: state.timeoutFired || o.record.claimedAction !== null,
+  };
+}
+
+async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: MonitorOptions, state: MonitorState): Promise<void> {
+  const { record, registry, control, log } = o;
+  switch (action.kind) {
+    case 'set_downtime':
+      registry.update(record, { currentDowntimeMs: action.ms });
+      registry.noteAction(record, 'set_downtime', 'policy');
+      await o.domain.migrateSetMaxDowntime(action.ms);
+      return;
+    case 'abort':
+      await control.abort('timeout');
+      return;
+    case 'start_postcopy':
+      await control.finishBy('postcopy', action.reason);
+      return;
+    case 'pause':
+      await control.finishBy('pause', action.reason);
+      return;
+    case 'resume_source':
+      await control.resumeIfPaused();
+      return;
+    case 'save_stats':
+      registry.update(record, { counters: action.counters, progress: action.progress });
+      registry.reportProgress(record);
+      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, downtime: state.currentDowntime }, 'migration progress');
+      return;
+  }
+}
+
+async function poll(domain: Domain): Promise<JobStats> {
+  try {
+    return await domain.getJobStats();
+  } catch (err) {
+    if (!isVirError(err)) throw err;
+    const resolution = classifyJobStatsError(err.code, err.message);
+    if (resolution.kind === 'job_type') return { type: resolution.type };
+    if (resolution.kind === 'use_job_info') return statsFromJobInfo(await domain.getJobInfo());
+    throw err;
+  }
+}
+
+/** Live figures on the record at every poll, so list_migrations is never stale. */
+function recordSample(sample: JobStats, o: MonitorOptions): void {
+  if (sample.type !== JobType.UNBOUNDED) return;
+  o.registry.update(o.record, {
+    counters: countersFromStats(sample),
+    progress: progressPercent(sample),
+    dirtyRateBytesPerSec: (sample.memory_dirty_rate ?? 0) * (sample.memory_page_size ?? 4096),
+    memoryBps: sample.memory_bps ?? 0,
+    iteration: sample.memory_iteration ?? 0,
+  });
+}
+
+/** The job type once migrateToURI3 has returned: success, a cancel, or Nova's find_job_type probe. */
+async function finalJobType(settled: Settled, o: MonitorOptions): Promise<JobType> {
+  if (settled.ok) return JobType.COMPLETED;
+  const err = settled.err;
+  if (o.record.claimedAction === 'abort' || (isVirError(err) && err.code === VirErrorCode.OPERATION_ABORTED)) return JobType.CANCELLED;
+  try {
+    return findJobType({ active: await o.domain.isActive() });
+  } catch (probeErr) {
+    return findJobType({ errorCode: isVirError(probeErr) ? probeErr.code : VirErrorCode.INTERNAL_ERROR });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,40 @@
+// Progress back to the conductor: a `migration_update` cast at every status
+// change and at each save_stats moment while running.
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import type { RequestContext, RpcClient } from '../rpc/types.js';
+import type { MigrationRecord, MigrationRegistry } from './registry.js';
+import { migrationView } from './wire.js';
+
+export class MigrationReporter {
+  constructor(
+    private readonly registry: MigrationRegistry,
+    private readonly rpc: RpcClient,
+    private readonly conductorTopic: string,
+    private readonly log: Logger,
+  ) {
+    registry.on('change', (record, previous) => {
+      if (record.status !== previous) void this.send(record);
+    });
+    registry.on('progress', (record) => void this.send(record));
+  }
+
+  private async send(record: MigrationRecord): Promise<void> {
+    const view = migrationView(record);
+    try {
+      await this.rpc.cast(serviceContext(), { topic: this.conductorTopic }, 'migration_update', {
+        migration: view,
+        instance_uuid: record.instanceUuid,
+        progress: record.progress,
+      });
+    } catch (err) {
+      // The record stays authoritative; the next update carries the latest state.
+      this.log.warn({ err, migration: record.uuid }, 'migration_update not sent');
+    }
+  }
+}
+
+function serviceContext(): RequestContext {
+  return { request_id: `req-${randomUUID()}`, roles: [], is_admin: true, raw: {} };
+}

@@ -1,0 +1,63 @@
+// How a migration record looks on the wire: Nova's Migration field names,
+// plus ferry's live figures, for list_migrations and migration_update.
+
+import type { MigrationRecord } from './registry.js';
+
+export interface MigrationView {
+  id: number | null;
+  uuid: string;
+  instance_uuid: string;
+  source_compute: string;
+  dest_compute: string;
+  migration_type: 'live-migration';
+  status: string;
+  memory_total: number;
+  memory_processed: number;
+  memory_remaining: number;
+  disk_total: number;
+  disk_processed: number;
+  disk_remaining: number;
+  progress: number;
+  dirty_rate_bytes_per_second: number;
+  transfer_rate_bytes_per_second: number;
+  iteration: number;
+  current_max_downtime_ms: number | null;
+  downtime_ms: number | null;
+  block_migration: boolean | null;
+  timeout_seconds: number | null;
+  on_timeout: string | null;
+  action_taken: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export function migrationView(r: MigrationRecord): MigrationView {
+  return {
+    id: r.id,
+    uuid: r.uuid,
+    instance_uuid: r.instanceUuid,
+    source_compute: r.sourceCompute,
+    dest_compute: r.destCompute,
+    migration_type: 'live-migration',
+    status: r.status,
+    ...r.counters,
+    progress: r.progress,
+    dirty_rate_bytes_per_second: r.dirtyRateBytesPerSec,
+    transfer_rate_bytes_per_second: r.memoryBps,
+    iteration: r.iteration,
+    current_max_downtime_ms: r.currentDowntimeMs,
+    downtime_ms: r.downtimeMs,
+    block_migration: r.settings?.blockMigration ?? null,
+    timeout_seconds: r.settings?.timeoutSeconds ?? null,
+    on_timeout: r.settings?.timeoutAction ?? null,
+    action_taken: r.claimedAction,
+    error: r.error,
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+    started_at: r.startedAt,
+    finished_at: r.finishedAt,
+  };
+}

@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { MigrateFlag } from '../../src/libvirt/types.js';
+import { flagNames, hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/migration/flags.js';
+
+const base: MigrationFlagOptions = {
+  blockMigration: false,
+  nativeTls: false,
+  permitPostCopy: false,
+  permitAutoConverge: false,
+  parallelConnections: 1,
+};
+
+describe('migrationFlags (Nova test_driver flag table)', () => {
+  const table: Array<[string, Partial<MigrationFlagOptions>, number, number]> = [
+    ['default', {}, 27, 155],
+    ['tunnelled', { tunnelled: true }, 31, 159],
+    ['native TLS', { nativeTls: true }, 65563, 65691],
+    ['post-copy', { permitPostCopy: true }, 32795, 32923],
+    ['auto-converge', { permitAutoConverge: true }, 8219, 8347],
+    ['auto-converge + post-copy', { permitAutoConverge: true, permitPostCopy: true }, 32795, 32923],
+    ['parallel=2', { parallelConnections: 2 }, 131099, 131227],
+  ];
+  it.each(table)('%s -> live %i, block %i', (_name, opts, live, block) => {
+    expect(migrationFlags({ ...base, ...opts, blockMigration: false })).toBe(live);
+    expect(migrationFlags({ ...base, ...opts, blockMigration: true })).toBe(block);
+  });
+
+  it('removes POSTCOPY for a paused instance', () => {
+    const f = migrationFlags({ ...base, permitPostCopy: true, instancePaused: true });
+    expect(f).toBe(27);
+    expect(hasFlag(f, MigrateFlag.POSTCOPY)).toBe(false);
+  });
+
+  it('does not fall back to auto-converge when post-copy is dropped for a paused instance', () => {
+    expect(migrationFlags({ ...base, permitPostCopy: true, permitAutoConverge: true, instancePaused: true })).toBe(27);
+  });
+
+  it('removes NON_SHARED_INC when the disk list is empty', () => {
+    expect(migrationFlags({ ...base, blockMigration: true, migrateDisksEmpty: true })).toBe(27);
+    expect(migrationFlags({ ...base, blockMigration: true, migrateDisksEmpty: false })).toBe(155);
+  });
+
+  it('parallel only above one connection', () => {
+    expect(hasFlag(migrationFlags({ ...base, parallelConnections: 1 }), MigrateFlag.PARALLEL)).toBe(false);
+    expect(hasFlag(migrationFlags({ ...base, parallelConnections: 4 }), MigrateFlag.PARALLEL)).toBe(true);
+  });
+});
+
+describe('hasFlag / flagNames', () => {
+  it('tests single bits', () => {
+    expect(hasFlag(155, MigrateFlag.NON_SHARED_INC)).toBe(true);
+    expect(hasFlag(155, MigrateFlag.TUNNELLED)).toBe(false);
+    expect(hasFlag(27, MigrateFlag.LIVE)).toBe(true);
+  });
+  it('names the set flags', () => {
+    expect(flagNames(27)).toEqual(['LIVE', 'PEER2PEER', 'PERSIST_DEST', 'UNDEFINE_SOURCE']);
+  });
+});

@@ -1,0 +1,476 @@
+import { describe, expect, it } from 'vitest';
+import { JobType, VirErrorCode, type JobStats } from '../../src/libvirt/types.js';
+import {
+  classifyJobStatsError,
+  completionTimeoutSeconds,
+  decide,
+  downtimeSteps,
+  findJobType,
+  initialMonitorState,
+  revertFailedAction,
+  shouldTriggerTimeoutAction,
+  timedDowntimeSteps,
+  updateDowntime,
+  type DowntimeStep,
+  type MonitorAction,
+  type MonitorSettings,
+  type MonitorState,
+} from '../../src/migration/policy.js';
+import { MigrationStatus } from '../../src/migration/status.js';
+
+describe('downtimeSteps (Nova downtime_steps)', () => {
+  it('data_gb 3.0, downtime 400, steps 10, delay 30', () => {
+    expect(downtimeSteps(3.0, { downtime: 400, steps: 10, delay: 30 })).toEqual([
+      [0, 40], [90, 76], [180, 112], [270, 148], [360, 184], [450, 220], [540, 256], [630, 292], [720, 328], [810, 364], [900, 400],
+    ]);
+  });
+  it('defaults (500, 10, 75) with data_gb 2', () => {
+    const s = downtimeSteps(2, { downtime: 500, steps: 10, delay: 75 });
+    expect(s).toHaveLength(11);
+    expect(s[0]).toEqual([0, 50]);
+    expect(s[1]).toEqual([150, 95]);
+    expect(s[2]).toEqual([300, 140]);
+    expect(s[9]).toEqual([1350, 455]);
+    expect(s[10]).toEqual([1500, 500]);
+  });
+  it('truncates delay*data_gb like int()', () => {
+    // int(75 * 2.5) = 187; int(187 * 1) = 187
+    expect(downtimeSteps(2.5, { downtime: 500, steps: 10, delay: 75 })[1]).toEqual([187, 95]);
+  });
+});
+
+describe('timedDowntimeSteps (ferry per-migration ramp)', () => {
+  it('reaches the downtime at exactly timeout/2', () => {
+    const s = timedDowntimeSteps(600, { downtime: 500, steps: 10 });
+    expect(s).toHaveLength(11);
+    expect(s[0]).toEqual([0, 50]);
+    expect(s[1]).toEqual([30, 95]);
+    expect(s[10]).toEqual([300, 500]);
+    for (let i = 1; i < s.length; i++) expect(s[i]![0]).toBeGreaterThan(s[i - 1]![0]);
+  });
+  it('odd timeouts keep the exact half', () => {
+    const s = timedDowntimeSteps(7, { downtime: 400, steps: 4 });
+    expect(s.at(-1)).toEqual([3.5, 400]);
+    expect(s.map((x) => x[1])).toEqual([100, 175, 250, 325, 400]);
+  });
+  it('holds the final value after timeout/2', () => {
+    const s = timedDowntimeSteps(100, { downtime: 500, steps: 10 });
+    expect(updateDowntime(null, s, 99).value).toBe(500);
+    expect(updateDowntime(500, s, 1e6)).toEqual({ value: 500, set: false });
+  });
+  it('rejects a non-positive timeout', () => {
+    expect(() => timedDowntimeSteps(0, { downtime: 500, steps: 10 })).toThrow(RangeError);
+  });
+});
+
+describe('updateDowntime (Nova update_downtime)', () => {
+  const S: DowntimeStep[] = [[9000, 50], [18000, 200]];
+  it.each<[number | null, DowntimeStep[], number, number | null, boolean]>([
+    [null, [], 5000, null, false],
+    [null, S, 5000, null, false],
+    [null, S, 11000, 50, true],
+    [50, S, 11000, 50, false],
+    [50, S, 22000, 200, true],
+  ])('(%s, steps, %i) -> %s, set %s', (old, steps, elapsed, value, set) => {
+    expect(updateDowntime(old, steps, elapsed)).toEqual({ value, set });
+  });
+  it('the step boundary is strict', () => {
+    expect(updateDowntime(null, S, 9000)).toEqual({ value: null, set: false });
+    expect(updateDowntime(null, S, 9000.001)).toEqual({ value: 50, set: true });
+  });
+  it('a failed set keeps the new value (revertFailedAction leaves it)', () => {
+    const s = { ...initialMonitorState(), currentDowntime: 200 };
+    expect(revertFailedAction(s, { kind: 'set_downtime', ms: 200 })).toBe(s);
+  });
+});
+
+describe('shouldTriggerTimeoutAction', () => {
+  it.each<[number, number, string, boolean]>([
+    [4500, 2000, 'running', true],
+    [4500, 0, 'running', false],
+    [4500, 9000, 'running', false],
+    [4500, 2000, 'running (post-copy)', false],
+    [2000, 2000, 'running', false],
+  ])('(%i, %i, %s) -> %s', (elapsed, timeout, status, want) => {
+    expect(shouldTriggerTimeoutAction(elapsed, timeout, status)).toBe(want);
+  });
+  it('completion timeout = int(per-GiB × data_gb)', () => {
+    expect(completionTimeoutSeconds(100, 2)).toBe(200);
+    expect(completionTimeoutSeconds(800, 2.7)).toBe(2160);
+    expect(completionTimeoutSeconds(0, 5)).toBe(0);
+  });
+});
+
+describe('findJobType', () => {
+  it('guest active -> FAILED', () => expect(findJobType({ active: true })).toBe(JobType.FAILED));
+  it('guest inactive -> COMPLETED', () => expect(findJobType({ active: false })).toBe(JobType.COMPLETED));
+  it('NO_DOMAIN -> COMPLETED', () => expect(findJobType({ errorCode: VirErrorCode.NO_DOMAIN })).toBe(JobType.COMPLETED));
+  it('INTERNAL_ERROR -> FAILED', () => expect(findJobType({ errorCode: VirErrorCode.INTERNAL_ERROR })).toBe(JobType.FAILED));
+});
+
+describe('classifyJobStatsError', () => {
+  it('NO_DOMAIN and OPERATION_INVALID -> COMPLETED', () => {
+    expect(classifyJobStatsError(VirErrorCode.NO_DOMAIN, 'gone')).toEqual({ kind: 'job_type', type: JobType.COMPLETED });
+    expect(classifyJobStatsError(VirErrorCode.OPERATION_INVALID, 'not running')).toEqual({ kind: 'job_type', type: JobType.COMPLETED });
+  });
+  it('INTERNAL_ERROR "no RAM info was set" -> NONE', () => {
+    expect(
+      classifyJobStatsError(VirErrorCode.INTERNAL_ERROR, 'internal error: migration was active, but no RAM info was set'),
+    ).toEqual({ kind: 'job_type', type: JobType.NONE });
+  });
+  it('any other INTERNAL_ERROR is raised', () => {
+    expect(classifyJobStatsError(VirErrorCode.INTERNAL_ERROR, 'something else')).toEqual({ kind: 'raise' });
+  });
+  it('NO_SUPPORT -> fall back to jobInfo', () => {
+    expect(classifyJobStatsError(VirErrorCode.NO_SUPPORT, 'unsupported')).toEqual({ kind: 'use_job_info' });
+  });
+  it('others are raised', () => {
+    expect(classifyJobStatsError(VirErrorCode.OPERATION_FAILED, 'x')).toEqual({ kind: 'raise' });
+  });
+});
+
+// ------------------------------------------------------------ decide()
+
+const HUGE = 1_000_000;
+const settings = (over: Partial<MonitorSettings> = {}): MonitorSettings => ({
+  downtimeSteps: [],
+  completionTimeout: 0,
+  timeoutAction: 'abort',
+  postCopyPermitted: false,
+  ...over,
+});
+const unb = (extra: Partial<JobStats> = {}): JobStats => ({ type: JobType.UNBOUNDED, ...extra });
+const kinds = (actions: MonitorAction[]) => actions.filter((a) => a.kind !== 'save_stats');
+
+describe('decide: one UNBOUNDED step (run_tasks equivalents)', () => {
+  const state = (over: Partial<MonitorState> = {}): MonitorState => ({ ...initialMonitorState(), ...over });
+  const step = (st: MonitorState, s: MonitorSettings, elapsed = 1) =>
+    decide({ sample: unb(), elapsedSeconds: elapsed, workerFinished: false, settings: s, state: st });
+
+  it('no tasks -> nothing but stats', () => {
+    expect(kinds(step(state(), settings()).actions)).toEqual([]);
+  });
+  it('force-complete, running, post-copy off -> pause once (recovery will unpause)', () => {
+    const d = step(state({ forceCompleteRequested: true }), settings());
+    expect(kinds(d.actions)).toEqual([{ kind: 'pause', reason: 'operator' }]);
+    expect(d.state).toMatchObject({ pausedByUs: true, forceCompleteRequested: false, status: 'running' });
+    // a second request does not pause again
+    expect(kinds(step({ ...d.state, forceCompleteRequested: true }, settings()).actions)).toEqual([]);
+  });
+  it('force-complete, running (post-copy), post-copy on -> nothing, request consumed', () => {
+    const d = step(state({ status: MigrationStatus.postcopy, forceCompleteRequested: true }), settings({ postCopyPermitted: true }));
+    expect(kinds(d.actions)).toEqual([]);
+    expect(d.state.forceCompleteRequested).toBe(false);
+  });
+  it('force-complete, running, post-copy on -> one post-copy switch, no pause', () => {
+    const d = step(state({ forceCompleteRequested: true }), settings({ postCopyPermitted: true }));
+    expect(kinds(d.actions)).toEqual([{ kind: 'start_postcopy', reason: 'operator' }]);
+    expect(d.state).toMatchObject({ status: 'running (post-copy)', pausedByUs: false });
+  });
+  it('a failed post-copy switch or pause is reverted', () => {
+    const s = step(state({ forceCompleteRequested: true }), settings({ postCopyPermitted: true })).state;
+    expect(revertFailedAction(s, { kind: 'start_postcopy', reason: 'operator' }).status).toBe('running');
+    const p = step(state({ forceCompleteRequested: true }), settings()).state;
+    expect(revertFailedAction(p, { kind: 'pause', reason: 'operator' }).pausedByUs).toBe(false);
+  });
+  it('order: force-complete, timeout, downtime, stats', () => {
+    const d = step(
+      state({ forceCompleteRequested: true }),
+      settings({ completionTimeout: 10, timeoutAction: 'abort', downtimeSteps: [[0, 50]] }),
+      11,
+    );
+    expect(d.actions.map((a) => a.kind)).toEqual(['pause', 'abort', 'set_downtime', 'save_stats']);
+  });
+  it('the state passed in is not mutated', () => {
+    const st = state({ forceCompleteRequested: true });
+    const copy = { ...st };
+    step(st, settings({ downtimeSteps: [[0, 50]] }));
+    expect(st).toEqual(copy);
+  });
+});
+
+describe('decide: save_stats cadence', () => {
+  it('on the first UNBOUNDED poll and every statsEvery-th after', () => {
+    let st = initialMonitorState();
+    const saved: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      const d = decide({ sample: unb({ memory_total: 100, memory_remaining: 75 }), elapsedSeconds: i, workerFinished: false, settings: settings(), state: st });
+      if (d.actions.some((a) => a.kind === 'save_stats')) saved.push(i);
+      st = d.state;
+    }
+    expect(saved).toEqual([0, 10, 20]);
+  });
+  it('NONE polls do not count', () => {
+    let st = initialMonitorState();
+    st = decide({ sample: { type: JobType.NONE }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: st }).state;
+    expect(st.pollCount).toBe(0);
+    const d = decide({ sample: unb(), elapsedSeconds: 1, workerFinished: false, settings: settings(), state: st });
+    expect(d.actions.some((a) => a.kind === 'save_stats')).toBe(true);
+  });
+  it('carries counters and progress (Nova save_stats: remaining 75 -> progress 25)', () => {
+    const d = decide({
+      sample: unb({ memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 }),
+      elapsedSeconds: 0, workerFinished: false, settings: settings({ statsEvery: 3 }), state: initialMonitorState(),
+    });
+    expect(d.actions).toContainEqual({
+      kind: 'save_stats',
+      counters: { memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 },
+      progress: 25,
+      logInfo: true,
+    });
+  });
+  it('logs at info every 6th save (30 s with the defaults)', () => {
+    let st = initialMonitorState();
+    const info: number[] = [];
+    for (let i = 0; i < 121; i++) {
+      const d = decide({ sample: unb(), elapsedSeconds: i, workerFinished: false, settings: settings(), state: st });
+      for (const a of d.actions) if (a.kind === 'save_stats' && a.logInfo) info.push(i);
+      st = d.state;
+    }
+    expect(info).toEqual([0, 60, 120]);
+  });
+});
+
+// A harness in the style of Nova's _test_live_migration_monitoring: job records
+// consumed in order, with markers for the worker finishing, the domain going
+// away and an operator force-complete.
+type Rec = JobType | 'thread-finish' | 'domain-stop' | 'force_complete';
+
+interface RunResult {
+  actions: MonitorAction[];
+  outcome: string | undefined;
+  state: MonitorState;
+}
+
+function runMonitor(records: Rec[], opts: { settings?: Partial<MonitorSettings>; status?: MigrationStatus; times?: number[] } = {}): RunResult {
+  const s = settings(opts.settings);
+  let state = initialMonitorState(opts.status ?? MigrationStatus.running);
+  let workerFinished = false;
+  let domainActive = true;
+  const times = [...(opts.times ?? [])];
+  const actions: MonitorAction[] = [];
+  for (const rec of records) {
+    if (rec === 'thread-finish') workerFinished = true;
+    else if (rec === 'domain-stop') domainActive = false;
+    else if (rec === 'force_complete') state = { ...state, forceCompleteRequested: true };
+    else {
+      const elapsed = times.length ? times.shift()! : 0;
+      const foundJobType = rec === JobType.NONE && workerFinished ? findJobType({ active: domainActive }) : undefined;
+      const d = decide({ sample: { type: rec }, elapsedSeconds: elapsed, workerFinished, foundJobType, settings: s, state });
+      actions.push(...d.actions);
+      state = d.state;
+      if (d.done) break;
+    }
+  }
+  const fin = actions.find((a) => a.kind === 'finish');
+  return { actions: kinds(actions), outcome: fin?.kind === 'finish' ? fin.outcome : undefined, state };
+}
+
+const { NONE, UNBOUNDED, COMPLETED, FAILED, CANCELLED } = JobType;
+
+describe('decide: monitor outcomes (Nova test_driver)', () => {
+  it('NONE, UNBOUNDED×3, thread-finish, domain-stop, COMPLETED -> completed; no abort, no recovery', () => {
+    const r = runMonitor([NONE, UNBOUNDED, UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED]);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+  });
+  it('final NONE after the domain is gone -> completed', () => {
+    const r = runMonitor([NONE, UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', NONE]);
+    expect(r.outcome).toBe('completed');
+  });
+  it('thread-finish then FAILED -> failed, no resume (nothing paused)', () => {
+    const r = runMonitor([NONE, UNBOUNDED, 'thread-finish', FAILED]);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'failed' }]);
+  });
+  it('final NONE while the domain is still active -> failed', () => {
+    const r = runMonitor([NONE, UNBOUNDED, 'thread-finish', NONE]);
+    expect(r.outcome).toBe('failed');
+  });
+  it('CANCELLED -> cancelled', () => {
+    const r = runMonitor([NONE, UNBOUNDED, UNBOUNDED, 'thread-finish', CANCELLED]);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'cancelled' }]);
+  });
+  it('NONE before the worker finished -> keep polling', () => {
+    const d = decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: initialMonitorState() });
+    expect(d).toMatchObject({ actions: [], done: false, jobType: NONE });
+  });
+  it('BOUNDED -> keep polling', () => {
+    const d = decide({ sample: { type: JobType.BOUNDED }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: initialMonitorState() });
+    expect(d.actions).toEqual([]);
+  });
+  it('NONE after the worker finished without foundJobType is a caller bug', () => {
+    expect(() =>
+      decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: true, settings: settings(), state: initialMonitorState() }),
+    ).toThrow(/foundJobType/);
+  });
+});
+
+describe('decide: force-complete timing (Nova test_driver)', () => {
+  for (const postCopy of [false, true]) {
+    const effect: MonitorAction = postCopy ? { kind: 'start_postcopy', reason: 'operator' } : { kind: 'pause', reason: 'operator' };
+    const s = { postCopyPermitted: postCopy };
+    describe(postCopy ? 'post-copy on: switch' : 'post-copy off: pause', () => {
+      it('queued between UNBOUNDED records (running) -> executed, success', () => {
+        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], { settings: s });
+        expect(r.actions).toEqual([effect, { kind: 'finish', outcome: 'completed' }]);
+      });
+      it('queued before the first NONE (preparing) -> executed, success', () => {
+        const r = runMonitor(['force_complete', NONE, UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], {
+          settings: s,
+          status: MigrationStatus.preparing,
+        });
+        expect(r.actions).toEqual([effect, { kind: 'finish', outcome: 'completed' }]);
+      });
+      it('queued after domain-stop, then COMPLETED -> not executed', () => {
+        const r = runMonitor([NONE, UNBOUNDED, 'thread-finish', 'domain-stop', 'force_complete', COMPLETED], { settings: s });
+        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+        expect(r.state.forceCompleteRequested).toBe(false);
+      });
+      it('followed by CANCELLED -> not executed; cancelled', () => {
+        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', 'thread-finish', CANCELLED], { settings: s });
+        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'cancelled' }]);
+      });
+      it('followed by FAILED -> not executed; failed', () => {
+        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', 'thread-finish', FAILED], { settings: s });
+        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'failed' }]);
+      });
+      it('status running (post-copy) -> neither pause nor switch', () => {
+        const r = runMonitor([NONE, 'force_complete', UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], {
+          settings: s,
+          status: MigrationStatus.postcopy,
+        });
+        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+      });
+    });
+  }
+
+  it('paused by us, then FAILED -> resume_source before finish', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, 'thread-finish', FAILED]);
+    expect(r.actions).toEqual([
+      { kind: 'pause', reason: 'operator' },
+      { kind: 'resume_source' },
+      { kind: 'finish', outcome: 'failed' },
+    ]);
+    expect(r.state.pausedByUs).toBe(false);
+  });
+  it('paused by us, then CANCELLED -> resume_source, cancelled', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, CANCELLED]);
+    expect(r.actions.slice(1)).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'cancelled' }]);
+  });
+  it('paused by us, then COMPLETED -> no resume (the guest runs on the destination)', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, COMPLETED]);
+    expect(r.actions).toEqual([{ kind: 'pause', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
+  });
+});
+
+describe('decide: timed scenarios (Nova test_driver)', () => {
+  it('downtime steps [(90,10),(180,50),(270,200),(500,300)] at 0,1,30,95,150,200,300 -> 10, 50, 200', () => {
+    const r = runMonitor([UNBOUNDED, UNBOUNDED, UNBOUNDED, UNBOUNDED, UNBOUNDED, UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], {
+      settings: { downtimeSteps: [[90, 10], [180, 50], [270, 200], [500, 300]], completionTimeout: HUGE },
+      times: [0, 1, 30, 95, 150, 200, 300],
+    });
+    expect(r.actions.filter((a) => a.kind === 'set_downtime')).toEqual([
+      { kind: 'set_downtime', ms: 10 },
+      { kind: 'set_downtime', ms: 50 },
+      { kind: 'set_downtime', ms: 200 },
+    ]);
+    expect(r.actions.some((a) => a.kind === 'abort')).toBe(false);
+    expect(r.outcome).toBe('completed');
+  });
+
+  it('completion_timeout 100 × data_gb 2 = 200, times 0..320 -> abort once, then CANCELLED -> cancelled', () => {
+    const times = [0, 40, 80, 120, 160, 200, 240, 280, 320];
+    const r = runMonitor([...times.map(() => UNBOUNDED), CANCELLED], {
+      settings: { completionTimeout: completionTimeoutSeconds(100, 2), timeoutAction: 'abort' },
+      times,
+    });
+    expect(r.actions).toEqual([{ kind: 'abort', reason: 'timeout' }, { kind: 'finish', outcome: 'cancelled' }]);
+  });
+
+  it('the abort fires at the first poll past the timeout', () => {
+    let st = initialMonitorState();
+    const at: number[] = [];
+    for (const t of [0, 40, 80, 120, 160, 200, 240, 280, 320]) {
+      const d = decide({ sample: unb(), elapsedSeconds: t, workerFinished: false, settings: settings({ completionTimeout: 200 }), state: st });
+      if (d.actions.some((a) => a.kind === 'abort')) at.push(t);
+      st = d.state;
+    }
+    expect(at).toEqual([240]);
+    expect(st.timeoutFired).toBe(true);
+  });
+
+  it('completion_timeout 40 with force_complete and post-copy on -> post-copy switch, success', () => {
+    const times = [0, 40, 80, 120, 160];
+    const r = runMonitor([...times.map(() => UNBOUNDED), 'thread-finish', 'domain-stop', COMPLETED], {
+      settings: { completionTimeout: completionTimeoutSeconds(40, 2), timeoutAction: 'force_complete', postCopyPermitted: true },
+      times,
+    });
+    expect(r.actions).toEqual([{ kind: 'start_postcopy', reason: 'timeout' }, { kind: 'finish', outcome: 'completed' }]);
+  });
+
+  it('timeout force_complete without post-copy pauses once; a later failure resumes', () => {
+    const times = [0, 100, 200];
+    const r = runMonitor([...times.map(() => UNBOUNDED), FAILED], {
+      settings: { completionTimeout: 80, timeoutAction: 'force_complete' },
+      times,
+    });
+    expect(r.actions).toEqual([{ kind: 'pause', reason: 'timeout' }, { kind: 'resume_source' }, { kind: 'finish', outcome: 'failed' }]);
+  });
+
+  it('no timeout action once in post-copy', () => {
+    const r = runMonitor([UNBOUNDED, UNBOUNDED, COMPLETED], {
+      settings: { completionTimeout: 10 },
+      status: MigrationStatus.postcopy,
+      times: [0, 100],
+    });
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+  });
+
+  it('completion timeout 0 never fires', () => {
+    const r = runMonitor([UNBOUNDED, UNBOUNDED, COMPLETED], { settings: { completionTimeout: 0 }, times: [0, 1e9] });
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+  });
+});
+
+describe('decide: timeout action vs operator force-complete (at most one force-complete effect)', () => {
+  it('operator and timeout in the same poll (post-copy) -> one switch, by the operator', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, COMPLETED], {
+      settings: { completionTimeout: 50, timeoutAction: 'force_complete', postCopyPermitted: true },
+      times: [0, 60, 70],
+    });
+    expect(r.actions).toEqual([{ kind: 'start_postcopy', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
+  });
+  it('operator pause, then timeout force_complete -> no second pause', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, COMPLETED], {
+      settings: { completionTimeout: 50, timeoutAction: 'force_complete' },
+      times: [0, 10, 60],
+    });
+    expect(r.actions).toEqual([{ kind: 'pause', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
+    expect(r.state.timeoutFired).toBe(true);
+  });
+  it('timeout pause, then operator force-complete -> no second pause', () => {
+    const r = runMonitor([UNBOUNDED, UNBOUNDED, 'force_complete', UNBOUNDED, COMPLETED], {
+      settings: { completionTimeout: 50, timeoutAction: 'force_complete' },
+      times: [0, 60, 70],
+    });
+    expect(r.actions).toEqual([{ kind: 'pause', reason: 'timeout' }, { kind: 'finish', outcome: 'completed' }]);
+  });
+  it('timeout abort, then operator force-complete -> not executed (the job is being cancelled)', () => {
+    const r = runMonitor([UNBOUNDED, UNBOUNDED, 'force_complete', UNBOUNDED, CANCELLED], {
+      settings: { completionTimeout: 50, timeoutAction: 'abort' },
+      times: [0, 60, 70],
+    });
+    expect(r.actions).toEqual([{ kind: 'abort', reason: 'timeout' }, { kind: 'finish', outcome: 'cancelled' }]);
+  });
+  it('operator pause, then timeout abort -> abort still applies (Nova), and the guest is resumed', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, CANCELLED], {
+      settings: { completionTimeout: 50, timeoutAction: 'abort' },
+      times: [0, 10, 60],
+    });
+    expect(r.actions).toEqual([
+      { kind: 'pause', reason: 'operator' },
+      { kind: 'abort', reason: 'timeout' },
+      { kind: 'resume_source' },
+      { kind: 'finish', outcome: 'cancelled' },
+    ]);
+  });
+});

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { RpcError } from '../../src/rpc/errors.js';
+import * as errors from '../../src/migration/errors.js';
+import { connectionUri, dataUri, escapeIpv6, validateHostname } from '../../src/migration/uris.js';
+
+describe('connectionUri (Nova test_driver)', () => {
+  it.each(['127.0.0.1', '127.0.0.1:4444', '[::1]:4444', '[0:0:0:0:0:0:0:1]:4444', 'destination'])('qemu+tcp for %s', (dest) => {
+    expect(connectionUri(dest)).toBe(`qemu+tcp://${dest}/system`);
+  });
+  it('brackets a bare IPv6 address', () => {
+    expect(connectionUri('::1')).toBe('qemu+tcp://[::1]/system');
+    expect(connectionUri('fe80::1')).toBe('qemu+tcp://[fe80::1]/system');
+  });
+  it('uses the configured scheme, tcp when null or empty', () => {
+    expect(connectionUri('destination', 'ssh')).toBe('qemu+ssh://destination/system');
+    expect(connectionUri('destination', 'tls')).toBe('qemu+tls://destination/system');
+    expect(connectionUri('destination', null)).toBe('qemu+tcp://destination/system');
+    expect(connectionUri('destination', '')).toBe('qemu+tcp://destination/system');
+  });
+});
+
+describe('dataUri', () => {
+  it('tcp://dest', () => {
+    expect(dataUri('destination')).toBe('tcp://destination');
+    expect(dataUri('127.0.0.2')).toBe('tcp://127.0.0.2');
+  });
+  it('brackets IPv6', () => {
+    expect(dataUri('::1')).toBe('tcp://[::1]');
+  });
+  it('leaves an already bracketed or host:port form alone', () => {
+    expect(escapeIpv6('[::1]')).toBe('[::1]');
+    expect(escapeIpv6('10.0.0.1:49152')).toBe('10.0.0.1:49152');
+  });
+});
+
+describe('validateHostname', () => {
+  it.each(['destination', 'host-1.example.org', '127.0.0.1', '::1', 'a_b:4444'])('accepts %s', (h) => {
+    expect(() => validateHostname(h)).not.toThrow();
+  });
+  it.each(['foo/?com=/bin/sh', '[::1]:4444', 'a b', '', 'x;rm -rf', 'host%00'])('rejects %j with InvalidHostname', (h) => {
+    expect(() => validateHostname(h)).toThrow(errors.InvalidHostname);
+  });
+  it('carries the oslo identity', () => {
+    try {
+      validateHostname('foo/?com=/bin/sh');
+      expect.unreachable();
+    } catch (e) {
+      const err = e as errors.InvalidHostname;
+      expect(err).toBeInstanceOf(RpcError);
+      expect(err.name).toBe('InvalidHostname');
+      expect(err.module).toBe('nova.exception');
+      expect(err.kwargs).toEqual({ hostname: 'foo/?com=/bin/sh' });
+      expect(err.message).toBe("Invalid characters in hostname 'foo/?com=/bin/sh'");
+    }
+  });
+});
+
+describe('Nova exception classes', () => {
+  const cases: Array<[RpcError, string, Record<string, unknown>]> = [
+    [new errors.InstanceNotFound('u1'), 'InstanceNotFound', { instance_id: 'u1' }],
+    [new errors.MigrationNotFound(7), 'MigrationNotFound', { migration_id: 7 }],
+    [new errors.InvalidMigrationState(7, 'u1', 'completed', 'abort live migration'), 'InvalidMigrationState', {
+      migration_id: 7, instance_uuid: 'u1', state: 'completed', method: 'abort live migration',
+    }],
+    [new errors.MigrationPreCheckError('boom'), 'MigrationPreCheckError', { reason: 'boom' }],
+    [new errors.InvalidSharedStorage('h', 'r'), 'InvalidSharedStorage', { path: 'h', reason: 'r' }],
+    [new errors.InvalidLocalStorage('h', 'r'), 'InvalidLocalStorage', { path: 'h', reason: 'r' }],
+    [new errors.DestinationDiskExists('/p'), 'DestinationDiskExists', { path: '/p' }],
+    [new errors.LiveMigrationNotSubmitted('m', 'u'), 'LiveMigrationNotSubmitted', { migration_uuid: 'm', instance_uuid: 'u' }],
+    [new errors.MigrationError('r'), 'MigrationError', { reason: 'r' }],
+    [new errors.Forbidden('compute:x'), 'PolicyNotAuthorized', { action: 'compute:x' }],
+    [new errors.InvalidInput('r'), 'InvalidInput', { reason: 'r' }],
+    [new errors.NoActiveMigrationForInstance('u'), 'NoActiveMigrationForInstance', { instance_id: 'u' }],
+    [new errors.InstanceInvalidState('u', 'vm_state', 'stopped', 'm'), 'InstanceInvalidState', {
+      instance_uuid: 'u', attr: 'vm_state', state: 'stopped', method: 'm',
+    }],
+  ];
+  it.each(cases)('%#: class, module and kwargs', (err, name, kwargs) => {
+    expect(err).toBeInstanceOf(RpcError);
+    expect(err.name).toBe(name);
+    expect(err.module).toBe('nova.exception');
+    expect(err.kwargs).toEqual(kwargs);
+    expect(err.message.length).toBeGreaterThan(0);
+  });
+  it('messages read like Nova', () => {
+    expect(new errors.InvalidMigrationState(7, 'u1', 'completed', 'abort live migration').message).toBe(
+      'Migration 7 state of instance u1 is completed. Cannot abort live migration while the migration is in this state.',
+    );
+    expect(new errors.NoActiveMigrationForInstance('u').message).toBe('Active live migration for instance u not found');
+    expect(new errors.MigrationPreCheckError('x').message).toBe('Migration pre-check error: x');
+  });
+});
