@@ -1,0 +1,36 @@
+// Addon entry: exports open(uri) and the two wrapper classes.
+#include "common.h"
+
+#include <chrono>
+#include <thread>
+
+namespace {
+
+using namespace virt;
+
+// Test hook for the thread model: a call that blocks like a long migration.
+Napi::Value BlockForTesting(const Napi::CallbackInfo& info) {
+  unsigned long long ms = ToUInt(info[0], "ms", 60000);
+  Mode mode = info[1].ToBoolean() ? Mode::Thread : Mode::Pool;
+  return Queue(info.Env(), mode, "blockForTesting", [ms](VirErr&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return Undefined();
+  });
+}
+
+Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function conn = connection::Init(env), dom = domain::Init(env);
+  data->connectionCtor = Napi::Persistent(conn);
+  data->domainCtor = Napi::Persistent(dom);
+  env.SetInstanceData(data);  // deleted with the environment
+  exports.Set("open", Napi::Function::New(env, connection::Open, "open"));
+  exports.Set("blockForTesting", Napi::Function::New(env, BlockForTesting, "blockForTesting"));
+  exports.Set("Connection", conn);
+  exports.Set("Domain", dom);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(virt, InitAddon)

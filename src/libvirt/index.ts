@@ -1,0 +1,269 @@
+// Typed layer over the native addon (native/src). Every call runs off the JS
+// thread in the addon; this file only types it, wraps handles in classes that
+// implement ./types.ts, and turns addon errors into VirErrors with a JS stack.
+import { createRequire } from 'node:module';
+import type {
+  Connection,
+  Domain,
+  DomainStateInfo,
+  JobCompletedEventData,
+  JobInfo,
+  JobStats,
+  LifecycleEventData,
+  MigrateParams,
+  MigrationIterationEventData,
+  VirError,
+} from './types.js';
+
+export * from './types.js';
+
+interface NativeDomain {
+  readonly name: string;
+  readonly uuid: string;
+  getXMLDesc(flags?: number): Promise<string>;
+  isActive(): Promise<boolean>;
+  getState(): Promise<DomainStateInfo>;
+  create(): Promise<void>;
+  destroy(): Promise<void>;
+  undefine(flags?: number): Promise<void>;
+  suspend(): Promise<void>;
+  resume(): Promise<void>;
+  migrateToURI3(dconnuri: string | null, params: MigrateParams, flags: number): Promise<void>;
+  getJobStats(flags?: number): Promise<JobStats>;
+  getJobInfo(): Promise<JobInfo>;
+  abortJob(): Promise<void>;
+  migrateSetMaxDowntime(ms: number): Promise<void>;
+  migrateGetMaxDowntime(): Promise<number>;
+  migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void>;
+  migrateStartPostCopy(): Promise<void>;
+  free(): void;
+}
+
+type EventKind = 'lifecycle' | 'jobCompleted' | 'migrationIteration' | 'close';
+
+interface NativeConnection {
+  readonly uri: string;
+  getCapabilities(): Promise<string>;
+  getHostname(): Promise<string>;
+  listAllDomains(flags?: number): Promise<NativeDomain[]>;
+  lookupByUUID(uuid: string): Promise<NativeDomain>;
+  lookupByName(name: string): Promise<NativeDomain>;
+  defineXML(xml: string): Promise<NativeDomain>;
+  createXML(xml: string, flags?: number): Promise<NativeDomain>;
+  isAlive(): boolean;
+  setEventHandler(handler: (kind: EventKind, data: unknown) => void): void;
+  close(): Promise<number>;
+}
+
+interface NativeAddon {
+  open(uri: string): Promise<NativeConnection>;
+  /** Test hook: sleeps `ms` off the JS thread, on an own thread or the libuv pool. */
+  blockForTesting(ms: number, ownThread: boolean): Promise<void>;
+}
+
+let addon: NativeAddon | undefined;
+
+// Loaded on first use so importing this module (e.g. for the types or enums)
+// works where the addon is not built. The path is valid from src/ and dist/.
+function native(): NativeAddon {
+  addon ??= createRequire(import.meta.url)('../../native/build/Release/virt.node') as NativeAddon;
+  return addon;
+}
+
+interface AddonError extends Error {
+  code?: unknown;
+  domain?: unknown;
+  level?: unknown;
+}
+
+/** Re-create an addon error here so it carries the caller's (async) stack. */
+function toVirError(e: unknown): unknown {
+  const src = e as AddonError;
+  if (!(e instanceof Error) || typeof src.code !== 'number' || typeof src.domain !== 'number') return e;
+  const err = new Error(e.message) as VirError;
+  err.name = 'VirError';
+  err.code = src.code;
+  err.domain = src.domain;
+  if (typeof src.level === 'number') err.level = src.level;
+  return err;
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw toVirError(e);
+  }
+}
+
+export class LibvirtDomain implements Domain {
+  readonly name: string;
+  readonly uuid: string;
+
+  constructor(private readonly h: NativeDomain) {
+    this.name = h.name;
+    this.uuid = h.uuid;
+  }
+
+  getXMLDesc(flags = 0): Promise<string> {
+    return call(() => this.h.getXMLDesc(flags));
+  }
+  isActive(): Promise<boolean> {
+    return call(() => this.h.isActive());
+  }
+  getState(): Promise<DomainStateInfo> {
+    return call(() => this.h.getState());
+  }
+  create(): Promise<void> {
+    return call(() => this.h.create());
+  }
+  destroy(): Promise<void> {
+    return call(() => this.h.destroy());
+  }
+  undefine(flags = 0): Promise<void> {
+    return call(() => this.h.undefine(flags));
+  }
+  suspend(): Promise<void> {
+    return call(() => this.h.suspend());
+  }
+  resume(): Promise<void> {
+    return call(() => this.h.resume());
+  }
+  /** An empty dconnuri is passed to libvirt as NULL (non-peer-to-peer migration). */
+  migrateToURI3(dconnuri: string, params: MigrateParams, flags: number): Promise<void> {
+    return call(() => this.h.migrateToURI3(dconnuri, params, flags));
+  }
+  getJobStats(flags = 0): Promise<JobStats> {
+    return call(() => this.h.getJobStats(flags));
+  }
+  getJobInfo(): Promise<JobInfo> {
+    return call(() => this.h.getJobInfo());
+  }
+  abortJob(): Promise<void> {
+    return call(() => this.h.abortJob());
+  }
+  migrateSetMaxDowntime(ms: number): Promise<void> {
+    return call(() => this.h.migrateSetMaxDowntime(ms));
+  }
+  migrateGetMaxDowntime(): Promise<number> {
+    return call(() => this.h.migrateGetMaxDowntime());
+  }
+  migrateSetMaxSpeed(mibPerSec: number, flags = 0): Promise<void> {
+    return call(() => this.h.migrateSetMaxSpeed(mibPerSec, flags));
+  }
+  migrateStartPostCopy(): Promise<void> {
+    return call(() => this.h.migrateStartPostCopy());
+  }
+  /** Release the libvirt handle now rather than at GC. Later calls reject. */
+  free(): void {
+    this.h.free();
+  }
+}
+
+type Listener<T> = (e: T) => void;
+
+export class LibvirtConnection implements Connection {
+  readonly uri: string;
+  private closeReason: number | undefined;
+  private readonly closeListeners: Listener<number>[] = [];
+  private readonly lifecycle: Listener<LifecycleEventData>[] = [];
+  private readonly jobCompleted: Listener<JobCompletedEventData>[] = [];
+  private readonly iteration: Listener<MigrationIterationEventData>[] = [];
+
+  constructor(private readonly h: NativeConnection) {
+    this.uri = h.uri;
+    // Weak: the addon holds the handler strongly, and a strong `this` here
+    // would keep an unclosed, unreachable connection alive forever.
+    const self = new WeakRef(this);
+    h.setEventHandler((kind, data) => self.deref()?.dispatch(kind, data));
+  }
+
+  getCapabilities(): Promise<string> {
+    return call(() => this.h.getCapabilities());
+  }
+  getHostname(): Promise<string> {
+    return call(() => this.h.getHostname());
+  }
+  async listAllDomains(flags = 0): Promise<Domain[]> {
+    return (await call(() => this.h.listAllDomains(flags))).map((d) => new LibvirtDomain(d));
+  }
+  async lookupByUUID(uuid: string): Promise<Domain> {
+    return new LibvirtDomain(await call(() => this.h.lookupByUUID(uuid)));
+  }
+  async lookupByName(name: string): Promise<Domain> {
+    return new LibvirtDomain(await call(() => this.h.lookupByName(name)));
+  }
+  async defineXML(xml: string): Promise<Domain> {
+    return new LibvirtDomain(await call(() => this.h.defineXML(xml)));
+  }
+  async createXML(xml: string, flags = 0): Promise<Domain> {
+    return new LibvirtDomain(await call(() => this.h.createXML(xml, flags)));
+  }
+  isAlive(): boolean {
+    return this.closeReason === undefined && this.h.isAlive();
+  }
+  onClose(cb: (reason: number) => void): void {
+    if (this.closeReason !== undefined) queueMicrotask(() => cb(this.closeReason as number));
+    else this.closeListeners.push(cb);
+  }
+  onLifecycle(cb: Listener<LifecycleEventData>): void {
+    this.lifecycle.push(cb);
+  }
+  onJobCompleted(cb: Listener<JobCompletedEventData>): void {
+    this.jobCompleted.push(cb);
+  }
+  onMigrationIteration(cb: Listener<MigrationIterationEventData>): void {
+    this.iteration.push(cb);
+  }
+  /** Deregisters events and drops this connection reference. */
+  async close(): Promise<void> {
+    await this.closeCountingRefs();
+  }
+  /**
+   * close(), resolving with the libvirt references to the connection still
+   * held elsewhere: live Domain objects keep it open until freed or collected.
+   */
+  closeCountingRefs(): Promise<number> {
+    return call(() => this.h.close());
+  }
+
+  private dispatch(kind: EventKind, data: unknown): void {
+    switch (kind) {
+      case 'lifecycle':
+        return emit(this.lifecycle, data as LifecycleEventData);
+      case 'jobCompleted':
+        return emit(this.jobCompleted, data as JobCompletedEventData);
+      case 'migrationIteration':
+        return emit(this.iteration, data as MigrationIterationEventData);
+      case 'close': {
+        if (this.closeReason !== undefined) return;
+        this.closeReason = (data as { reason: number }).reason;
+        return emit(this.closeListeners.splice(0), this.closeReason);
+      }
+    }
+  }
+}
+
+// A throwing listener must not starve the others or vanish: rethrow it as an
+// uncaught exception, as an EventEmitter would.
+function emit<T>(listeners: Listener<T>[], e: T): void {
+  for (const cb of listeners) {
+    try {
+      cb(e);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+}
+
+/** @internal For tests of the thread model only. */
+export function blockForTesting(ms: number, ownThread: boolean): Promise<void> {
+  return native().blockForTesting(ms, ownThread);
+}
+
+/** Open a read-write libvirt connection (virConnectOpen) with events registered. */
+export async function openConnection(uri: string): Promise<Connection> {
+  return new LibvirtConnection(await call(() => native().open(uri)));
+}
