@@ -1,0 +1,152 @@
+// Domain XML for the lab guest and per-instance files on a host.
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from './exec.js';
+import { ensureGuestImage, type GuestImage } from './guest-image.js';
+import { LAB_INSTANCES_PATH, type LabHost } from './lab.js';
+
+export interface LocalDiskSpec {
+  /** e.g. 'vda' */
+  dev: string;
+  /** Path as the host sees it (under instancesPath). */
+  path: string;
+  format?: 'qcow2' | 'raw';
+}
+
+export interface VolumeDiskSpec {
+  /** e.g. 'vdb' */
+  dev: string;
+  /** A block device (see createVolume). */
+  path: string;
+  serial?: string;
+}
+
+export interface GuestSpec {
+  name: string;
+  uuid: string;
+  memoryMiB?: number;
+  vcpus?: number;
+  /** Default <instancesPath>/<uuid>/console.log (each host writes its own copy). */
+  consoleLog?: string;
+  /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s. */
+  dirty?: { mib: number; rateMBs: number };
+  localDisks?: LocalDiskSpec[];
+  volumes?: VolumeDiskSpec[];
+  /** Written once at boot to the first sector of vda as "ferry-marker:<word>"; vda is then printed each second. */
+  diskMarker?: string;
+  /** Same for vdb. */
+  volumeMarker?: string;
+  extraCmdline?: string;
+  /** Defaults to ensureGuestImage(). */
+  image?: GuestImage;
+}
+
+const xmlEscape = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+
+export function guestCmdline(spec: GuestSpec): string {
+  const parts = ['console=ttyS0', 'quiet'];
+  if (spec.dirty) parts.push(`ferry.dirty_mib=${spec.dirty.mib}`, `ferry.dirty_rate_mbs=${spec.dirty.rateMBs}`);
+  if (spec.diskMarker !== undefined) parts.push(`ferry.disk_write=${spec.diskMarker}`, 'ferry.disk_check=1');
+  if (spec.volumeMarker !== undefined) parts.push(`ferry.vol_write=${spec.volumeMarker}`, 'ferry.vol_check=1');
+  if (spec.extraCmdline) parts.push(spec.extraCmdline);
+  return parts.join(' ');
+}
+
+export async function guestXml(spec: GuestSpec): Promise<string> {
+  const image = spec.image ?? (await ensureGuestImage());
+  const consoleLog = spec.consoleLog ?? join(LAB_INSTANCES_PATH, spec.uuid, 'console.log');
+  const disks: string[] = [];
+  for (const d of spec.localDisks ?? []) {
+    disks.push(`    <disk type='file' device='disk'>
+      <driver name='qemu' type='${d.format ?? 'qcow2'}'/>
+      <source file='${xmlEscape(d.path)}'/>
+      <target dev='${d.dev}' bus='virtio'/>
+    </disk>`);
+  }
+  for (const v of spec.volumes ?? []) {
+    disks.push(`    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native'/>
+      <source dev='${xmlEscape(v.path)}'/>
+      <target dev='${v.dev}' bus='virtio'/>${v.serial ? `\n      <serial>${xmlEscape(v.serial)}</serial>` : ''}
+    </disk>`);
+  }
+  return `<domain type='qemu'>
+  <name>${xmlEscape(spec.name)}</name>
+  <uuid>${spec.uuid}</uuid>
+  <memory unit='MiB'>${spec.memoryMiB ?? 256}</memory>
+  <vcpu>${spec.vcpus ?? 1}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>${xmlEscape(image.kernel)}</kernel>
+    <initrd>${xmlEscape(image.initrd)}</initrd>
+    <cmdline>${xmlEscape(guestCmdline(spec))}</cmdline>
+  </os>
+  <cpu mode='custom' match='exact' check='none'>
+    <model fallback='forbid'>qemu64</model>
+  </cpu>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+${disks.join('\n')}
+    <controller type='usb' model='none'/>
+    <serial type='file'>
+      <source path='${xmlEscape(consoleLog)}'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`;
+}
+
+/** Creates <instancesPath>/<uuid> on a host (the console log lives there); returns the inside path. */
+export async function prepareInstanceDir(host: LabHost, uuid: string): Promise<string> {
+  await mkdir(join(host.hostInstancesDir, uuid), { recursive: true });
+  return join(host.instancesPath, uuid);
+}
+
+export interface LocalDisk {
+  /** Path inside the host (for the domain XML). */
+  path: string;
+  /** The same file from the test process. */
+  hostPath: string;
+}
+
+/** Creates an empty qcow2 in the host's instance folder. */
+export async function createLocalDisk(host: LabHost, uuid: string, sizeMiB: number, name = 'disk'): Promise<LocalDisk> {
+  await prepareInstanceDir(host, uuid);
+  const hostPath = join(host.hostInstancesDir, uuid, name);
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', hostPath, `${sizeMiB}M`]);
+  return { path: join(host.instancesPath, uuid, name), hostPath };
+}
+
+/**
+ * Reads the first `bytes` of a disk image or block device as the test process
+ * sees it (force-share, so it works while a guest has it open), as text up to
+ * the first NUL.
+ */
+export async function readDiskHead(hostPath: string, format: 'qcow2' | 'raw' = 'qcow2', bytes = 512): Promise<string> {
+  let buf: Buffer;
+  if (format === 'raw' && hostPath.startsWith('/dev/')) {
+    const r = await run('dd', [`if=${hostPath}`, `bs=${bytes}`, 'count=1', 'iflag=direct', 'status=none'], {
+      check: true,
+    });
+    buf = Buffer.from(r.stdout, 'latin1');
+  } else {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-lab-disk-'));
+    try {
+      const out = join(dir, 'head');
+      await run('qemu-img', ['dd', '-U', '-f', format, '-O', 'raw', `bs=${bytes}`, 'count=1', `if=${hostPath}`, `of=${out}`]);
+      buf = await readFile(out);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const nul = buf.indexOf(0);
+  return buf.subarray(0, nul < 0 ? buf.length : nul).toString('latin1');
+}
