@@ -7,6 +7,11 @@ import type { DestinationHandlers } from './destination.js';
 import { InvalidInput } from './errors.js';
 import type { InstanceDiskInfo, LiveMigrateData } from './migrate-data.js';
 import { readInstance, readMigration, unwrapNovaObjects } from './nova-objects.js';
+
+/** Nova object primitives arrive wrapped; the schemas see plain objects. */
+export function deserializeComputeArgs(args: Record<string, unknown>): Record<string, unknown> {
+  return unwrapNovaObjects(args) as Record<string, unknown>;
+}
 import type { MigrationRegistry } from './registry.js';
 import type { SourceHandlers } from './source.js';
 import { migrationView } from './wire.js';
@@ -167,9 +172,5 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
         registry.list({ instanceUuid: (a.instance_uuid as string | null | undefined) ?? undefined }).map(migrationView),
     },
   };
-  return {
-    version: COMPUTE_RPC_VERSION,
-    methods,
-    deserializeArgs: (args) => unwrapNovaObjects(args) as Record<string, unknown>,
-  };
+  return { version: COMPUTE_RPC_VERSION, methods };
 }

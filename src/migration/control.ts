@@ -40,7 +40,7 @@ export class MigrationControl {
     if (!this.claim('abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, 'abort', source);
     this.log.info({ migration: r.uuid, source }, 'aborting migration job');
-    await this.domain.abortJob();
+    await this.unclaimOnError(this.domain.abortJob());
     return { acted: true };
   }
 
@@ -58,10 +58,10 @@ export class MigrationControl {
     this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
     this.log.info({ migration: r.uuid, source, mode }, 'forcing migration to complete');
     if (mode === 'postcopy') {
-      await this.domain.migrateStartPostCopy();
+      await this.unclaimOnError(this.domain.migrateStartPostCopy());
       this.registry.update(r, { status: MigrationStatus.postcopy });
     } else {
-      await this.domain.suspend();
+      await this.unclaimOnError(this.domain.suspend());
       this.pausedByUs = true;
     }
     return { acted: true, mode };
@@ -75,6 +75,16 @@ export class MigrationControl {
       await this.domain.resume();
     } catch (err) {
       this.log.error({ err, migration: this.record.uuid }, 'could not resume the guest on the source');
+    }
+  }
+
+  /** libvirt refused the action, so nothing was done: free the claim for a retry or the timeout. */
+  private async unclaimOnError(action: Promise<void>): Promise<void> {
+    try {
+      await action;
+    } catch (err) {
+      this.registry.update(this.record, { claimedAction: null });
+      throw err;
     }
   }
 

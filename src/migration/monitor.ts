@@ -114,6 +114,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         // The job is over per libvirt: wait for migrateToURI3 to return before judging.
         jobOver = decision.done;
       }
+      // migrateToURI3 may have returned while we were polling (its wake-up went to the last sleep).
+      if (worker.settled) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, o.pollMs);
         wake = () => {

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { DomainState, isVirError, MigrateFlag, VirErrorCode, XmlFlag, type Domain, type MigrateParams } from '../libvirt/types.js';
+import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { ComputeDeps } from './compute-deps.js';
 import { MigrationControl, type ActionSource } from './control.js';
@@ -134,19 +135,22 @@ export class SourceHandlers {
     } catch (err) {
       reject(err as Error);
     }
-    if (registry.get(uuid)) reject(new MigrationError(`migration ${uuid} already exists`));
-    const active = registry.active(req.instance.uuid);
-    if (active) reject(new MigrationError(`instance ${req.instance.uuid} is already migrating (migration ${active.uuid}, ${active.status})`));
     let dom: Domain;
     try {
       dom = await this.lookup(req.instance.uuid);
     } catch (err) {
       return reject(err as Error);
     }
+    // Checked after the await, with nothing async before create(): a concurrent cast cannot slip in between.
+    if (registry.get(uuid)) reject(new MigrationError(`migration ${uuid} already exists`));
+    const active = registry.active(req.instance.uuid);
+    if (active) reject(new MigrationError(`instance ${req.instance.uuid} is already migrating (migration ${active.uuid}, ${active.status})`));
     const record = registry.create({ ...this.recordInit(uuid, req), status: MigrationStatus.queued });
     const flight: Flight = { record, instance: req.instance, control: null, abortRequested: false };
     this.flights.set(uuid, flight);
-    void this.run(ctx, flight, dom, req).finally(() => this.flights.delete(uuid));
+    this.run(ctx, flight, dom, req)
+      .catch((err: unknown) => this.deps.log.error({ err, migration: uuid }, 'migration bookkeeping failed'))
+      .finally(() => this.flights.delete(uuid));
   }
 
   /** Operator abort (Nova's live_migration_abort), valid while queued, preparing or running. */
@@ -201,25 +205,38 @@ export class SourceHandlers {
     const { registry, log } = this.deps;
     const { record } = flight;
     let release: (() => void) | null = null;
-    let prepared: LiveMigrateData | null = null;
+    // Set once the destination holds something to undo; a destination that refused undid its own work.
+    let destState: LiveMigrateData | null = null;
+    let outcome: MonitorOutcome;
     try {
       release = await this.slots.acquire(record.uuid);
       if (flight.abortRequested) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
       const plan = await this.plan(dom, req);
-      prepared = { ...req.migrateData, block_migration: plan.blockMigration };
-      prepared = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), plan.disks, prepared);
+      const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
+      try {
+        destState = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), plan.disks, asked);
+      } catch (err) {
+        // A lost reply may hide a prepared destination: clean it unless it answered with a refusal.
+        if (!(err instanceof RpcError) || err instanceof MessagingTimeout) destState = asked;
+        throw err;
+      }
       if (flight.abortRequested) throw new Cancelled('aborted while preparing');
-      const outcome = await this.transfer(flight, dom, req, plan, prepared);
-      if (outcome === 'completed') await this.finish(ctx, flight, req, prepared);
-      else await this.rollback(ctx, flight, req, prepared, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
+      outcome = await this.transfer(flight, dom, req, plan, destState);
     } catch (err) {
       const cancelled = err instanceof Cancelled;
       if (!cancelled) log.error({ err, migration: record.uuid, instance: record.instanceUuid }, 'live migration failed');
       registry.update(record, { error: cancelled ? null : (err as Error).message });
-      // Before preparing nothing exists on the destination; after, undo it there.
+      outcome = cancelled ? 'cancelled' : 'failed';
+    }
+    try {
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
-      else await this.rollback(ctx, flight, req, prepared ?? req.migrateData, cancelled ? MigrationStatus.cancelled : MigrationStatus.failed);
+      else if (outcome === 'completed' && destState) await this.finish(ctx, flight, req, destState);
+      else await this.rollback(ctx, flight, req, destState, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
+    } catch (err) {
+      // The guest runs on the destination already: never roll back, report.
+      log.error({ err, migration: record.uuid }, 'clean-up after the transfer failed');
+      registry.update(record, { status: MigrationStatus.error, error: (err as Error).message });
     } finally {
       release?.();
     }
@@ -317,11 +334,12 @@ export class SourceHandlers {
   }
 
   /** Nova's _rollback_live_migration: the guest stays (or is resumed) on the source, the destination is cleaned. */
-  private async rollback(ctx: RequestContext, flight: Flight, req: LiveMigrationRequest, prepared: LiveMigrateData, status: MigrationStatus): Promise<void> {
+  private async rollback(ctx: RequestContext, flight: Flight, req: LiveMigrationRequest, prepared: LiveMigrateData | null, status: MigrationStatus): Promise<void> {
     const { computeApi, registry, notifications, log } = this.deps;
     await flight.control?.resumeIfPaused();
     try {
       await notifications.around(ctx, 'live_migration_rollback', req.instance, async () => {
+        if (!prepared) return;
         const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
         await computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
       });

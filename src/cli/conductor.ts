@@ -1,0 +1,46 @@
+// What Nova's conductor does to start a live migration, for ferryctl and the
+// test conductor: the destination check (which calls the source's), then the
+// live_migration cast to the source with the migrate data it returned.
+
+import { randomUUID } from 'node:crypto';
+import type { ComputeRpcApi } from '../migration/compute-rpcapi.js';
+import type { LiveMigrateData } from '../migration/migrate-data.js';
+import type { RequestContext } from '../rpc/types.js';
+
+export interface StartMigrationRequest {
+  instance: Record<string, unknown> & { uuid: string };
+  source: string;
+  dest: string;
+  /** null lets the source decide from the storage it finds (Nova's "auto"). */
+  blockMigration: boolean | null;
+  timeoutSeconds?: number | null;
+  onTimeout?: 'abort' | 'force_complete' | null;
+  migrationId?: number | null;
+}
+
+export interface StartedMigration {
+  migrationUuid: string;
+  migrateData: LiveMigrateData;
+}
+
+export async function startLiveMigration(api: ComputeRpcApi, ctx: RequestContext, req: StartMigrationRequest): Promise<StartedMigration> {
+  const instance = { ...req.instance, host: req.source };
+  const migrateData = await api.checkCanLiveMigrateDestination(ctx, req.dest, instance, req.blockMigration, false);
+  const migrationUuid = randomUUID();
+  await api.liveMigration(ctx, req.source, {
+    instance,
+    dest: req.dest,
+    block_migration: migrateData.block_migration ?? req.blockMigration,
+    migrate_data: migrateData,
+    migration: { id: req.migrationId ?? null, uuid: migrationUuid },
+    timeout_seconds: req.timeoutSeconds ?? null,
+    on_timeout: req.onTimeout ?? null,
+  });
+  return { migrationUuid, migrateData };
+}
+
+export function operatorContext(roles: string[] = ['admin']): RequestContext {
+  const request_id = `req-${randomUUID()}`;
+  const is_admin = roles.includes('admin');
+  return { request_id, roles, is_admin, user_id: 'ferryctl', raw: { request_id, roles, is_admin, user_id: 'ferryctl' } };
+}

@@ -1,0 +1,98 @@
+// Wires ferryd's parts: libvirt, RabbitMQ, the compute endpoint, reporting,
+// metrics. Start order matters: libvirt first (nothing to serve without it),
+// then the RPC server last, so no request arrives before handlers exist.
+
+import type { Server } from 'node:http';
+import type { FerryConfig } from '../config/index.js';
+import { DomainEventHub } from '../libvirt/domain-events.js';
+import { openConnection } from '../libvirt/index.js';
+import type { Connection } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
+import { FerryMetrics } from '../metrics/metrics.js';
+import { observeMigrations } from '../metrics/migration-metrics.js';
+import { computeEndpoint, deserializeComputeArgs } from '../migration/compute-endpoint.js';
+import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
+import { DestinationHandlers } from '../migration/destination.js';
+import { HostStorage } from '../migration/host-storage.js';
+import { MigrationNotifier } from '../migration/notifications.js';
+import { MigrationRegistry } from '../migration/registry.js';
+import { MigrationReporter } from '../migration/reporter.js';
+import { SourceHandlers } from '../migration/source.js';
+import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
+
+export interface Daemon {
+  registry: MigrationRegistry;
+  metrics: FerryMetrics;
+  /** Stops taking requests, waits up to graceMs for migrations to end, then closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startDaemon(config: FerryConfig, log: Logger): Promise<Daemon> {
+  const metrics = new FerryMetrics();
+  const libvirt: Connection = await openConnection(config.libvirt.connection_uri);
+  metrics.libvirtConnected.set(1);
+  libvirt.onClose((reason) => {
+    metrics.libvirtConnected.set(0);
+    // Handles from a closed connection are dead; a supervised restart is the clean recovery.
+    log.fatal({ reason, uri: config.libvirt.connection_uri }, 'libvirt connection closed; exiting for a restart');
+    process.exitCode = 1;
+    process.kill(process.pid, 'SIGTERM');
+  });
+  log.info({ uri: config.libvirt.connection_uri, hostname: await libvirt.getHostname() }, 'connected to libvirt');
+
+  const amqp = new AmqpConnection({ transportUrl: config.transport_url, connectionName: `ferryd:${config.host}`, logger: log });
+  await amqp.start();
+  const rpc = new AmqpRpcClient({ connection: amqp, exchange: config.control_exchange, defaultTimeout: config.rpc_response_timeout, logger: log });
+  await rpc.start();
+  const notifier = new AmqpNotifier({ connection: amqp, host: config.host, exchange: config.control_exchange, logger: log });
+
+  const registry = new MigrationRegistry();
+  observeMigrations(registry, metrics);
+  new MigrationReporter(registry, rpc, config.conductor_topic, log);
+  const deps = {
+    host: config.host,
+    config,
+    libvirt,
+    events: new DomainEventHub(libvirt),
+    computeApi: new ComputeRpcApi(rpc, { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout }),
+    notifications: new MigrationNotifier(notifier, config.host, log),
+    registry,
+    storage: new HostStorage(config.instances_path),
+    log,
+  };
+  const source = new SourceHandlers(deps);
+  const endpoint = computeEndpoint(source, new DestinationHandlers(deps), registry);
+  const server = new RpcServer({
+    connection: amqp,
+    topics: ['compute', 'compute-alt'],
+    server: config.host,
+    endpoints: [endpoint],
+    exchange: config.control_exchange,
+    maxMessageBytes: config.max_message_bytes,
+    deserializeArgs: deserializeComputeArgs,
+    logger: log,
+    onDispatch: (method, outcome) => metrics.rpcRequests.inc({ method, outcome }),
+  });
+  await server.start();
+
+  let http: Server | null = null;
+  if (config.metrics.port > 0) http = await metrics.serve(config.metrics.listen_address, config.metrics.port);
+  log.info({ host: config.host, topics: server.queues, metrics: config.metrics.port || 'off' }, 'ferryd serving');
+
+  return {
+    registry,
+    metrics,
+    async stop(graceMs = 30_000) {
+      // Refuse new migrations but keep serving, so running ones (ours and those coming in) can finish.
+      source.drain();
+      const deadline = Date.now() + graceMs;
+      while (source.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      if (source.inFlight > 0) log.warn({ running: source.inFlight }, 'stopping with migrations still running; libvirt carries on with them');
+      await server.stop(Math.max(0, Math.min(deadline - Date.now(), 10_000)));
+      http?.close();
+      await rpc.close();
+      await amqp.close();
+      await libvirt.close();
+    },
+  };
+}

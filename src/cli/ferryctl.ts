@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// ferryctl: the operator CLI. Talks to ferryd agents over RabbitMQ with the
+// same RPC methods a conductor uses.
+
+import { parseArgs } from 'node:util';
+import { loadConfig, type FerryConfig } from '../config/index.js';
+import { silentLogger } from '../log/logger.js';
+import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
+import type { MigrationView } from '../migration/wire.js';
+import { AmqpConnection, AmqpRpcClient, RpcError } from '../rpc/index.js';
+import { operatorContext, startLiveMigration } from './conductor.js';
+import { migrationsTable, progressLine } from './format.js';
+
+const HELP = `Usage: ferryctl [global options] COMMAND [options]
+
+Commands:
+  migrate INSTANCE --source HOST --dest HOST [--block-migration] [--timeout S]
+          [--on-timeout abort|force_complete] [--volume DEV=PATH]... [--watch]
+                        start a live migration (as a conductor would)
+  migrations [--host H] [--instance UUID] [--json]
+                        list migrations a host runs or ran recently
+  abort INSTANCE --host SOURCE [--migration ID|UUID]
+                        abort a queued, preparing or running migration
+  force-complete INSTANCE --host SOURCE
+                        finish a running migration now (post-copy or pause)
+  watch INSTANCE --host SOURCE
+                        follow a migration until it ends
+
+Global options:
+  -c, --config FILE       ferry configuration (transport_url, control_exchange, host)
+  --transport-url URL     RabbitMQ in oslo form, overrides the configuration
+  --exchange NAME         oslo control_exchange (default nova)
+  --roles R1,R2           roles of the request context (default admin)
+  -h, --help
+
+Exit codes: 0 done, 1 error, 2 usage, 3 not found, 4 invalid state,
+5 forbidden, 6 refused by the pre-checks, 7 the migration did not complete.
+`;
+
+const EXIT = { error: 1, usage: 2, notFound: 3, invalidState: 4, forbidden: 5, refused: 6, notCompleted: 7 } as const;
+
+const ERROR_EXIT: Record<string, number> = {
+  InstanceNotFound: EXIT.notFound,
+  MigrationNotFound: EXIT.notFound,
+  NoActiveMigrationForInstance: EXIT.notFound,
+  InvalidMigrationState: EXIT.invalidState,
+  InstanceInvalidState: EXIT.invalidState,
+  PolicyNotAuthorized: EXIT.forbidden,
+  MigrationPreCheckError: EXIT.refused,
+  InvalidSharedStorage: EXIT.refused,
+  InvalidLocalStorage: EXIT.refused,
+  InvalidHostname: EXIT.refused,
+  InvalidInput: EXIT.usage,
+};
+
+class UsageError extends Error {}
+
+const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'transport-url': { type: 'string' },
+      exchange: { type: 'string' },
+      roles: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      source: { type: 'string' },
+      dest: { type: 'string' },
+      host: { type: 'string' },
+      instance: { type: 'string' },
+      migration: { type: 'string' },
+      'block-migration': { type: 'boolean' },
+      timeout: { type: 'string' },
+      'on-timeout': { type: 'string' },
+      volume: { type: 'string', multiple: true },
+      watch: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  const [command, target] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(HELP);
+    return values.help ? 0 : EXIT.usage;
+  }
+  const config: FerryConfig = loadConfig({ file: values.config });
+  const transportUrl = values['transport-url'] ?? config.transport_url;
+  const exchange = values.exchange ?? config.control_exchange;
+  const ctx = operatorContext(values.roles ? values.roles.split(',').filter(Boolean) : undefined);
+
+  const connection = new AmqpConnection({ transportUrl, connectionName: 'ferryctl', logger: silentLogger, retryMax: 2 });
+  await connection.start();
+  const rpc = new AmqpRpcClient({ connection, exchange, defaultTimeout: config.rpc_response_timeout, logger: silentLogger });
+  const api = new ComputeRpcApi(rpc, { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout });
+  const need = (v: string | undefined, what: string): string => {
+    if (!v) throw new UsageError(`${command}: ${what} is required`);
+    return v;
+  };
+
+  try {
+    switch (command) {
+      case 'migrate': {
+        const instanceUuid = need(target, 'INSTANCE');
+        const source = need(values.source, '--source');
+        const timeout = values.timeout === undefined ? null : Number(values.timeout);
+        if (timeout !== null && !(Number.isInteger(timeout) && timeout >= 0)) throw new UsageError('--timeout: expected an integer >= 0');
+        const onTimeout = values['on-timeout'] ?? null;
+        if (onTimeout !== null && onTimeout !== 'abort' && onTimeout !== 'force_complete') throw new UsageError('--on-timeout: expected abort or force_complete');
+        const started = await startLiveMigration(api, ctx, {
+          instance: { uuid: instanceUuid, block_device_mappings: (values.volume ?? []).map(volumeBdm) },
+          source,
+          dest: need(values.dest, '--dest'),
+          blockMigration: values['block-migration'] ? true : null,
+          timeoutSeconds: timeout,
+          onTimeout,
+        });
+        process.stdout.write(`migration ${started.migrationUuid} started (block migration: ${started.migrateData.block_migration})\n`);
+        return values.watch ? await watch(api, ctx, source, instanceUuid, started.migrationUuid) : 0;
+      }
+      case 'migrations': {
+        const views = await api.listMigrations(ctx, values.host ?? config.host, values.instance);
+        process.stdout.write(values.json ? `${JSON.stringify(views, null, 2)}\n` : `${migrationsTable(views)}\n`);
+        return 0;
+      }
+      case 'abort': {
+        const instanceUuid = need(target, 'INSTANCE');
+        const host = need(values.host, '--host');
+        const id = values.migration ?? (await activeMigration(api, ctx, host, instanceUuid)).uuid;
+        await api.liveMigrationAbort(ctx, host, { uuid: instanceUuid }, /^\d+$/.test(id) ? Number(id) : id, 'call');
+        process.stdout.write(`abort of migration ${id} requested\n`);
+        return 0;
+      }
+      case 'force-complete': {
+        const instanceUuid = need(target, 'INSTANCE');
+        await api.liveMigrationForceComplete(ctx, need(values.host, '--host'), { uuid: instanceUuid }, 'call');
+        process.stdout.write(`force-complete of instance ${instanceUuid} requested\n`);
+        return 0;
+      }
+      case 'watch': {
+        const instanceUuid = need(target, 'INSTANCE');
+        const host = need(values.host, '--host');
+        return await watch(api, ctx, host, instanceUuid, (await activeMigration(api, ctx, host, instanceUuid)).uuid);
+      }
+      default:
+        throw new UsageError(`unknown command ${command}`);
+    }
+  } finally {
+    await rpc.close();
+    await connection.close();
+  }
+}
+
+/** `--volume vdb=/dev/loop3`: a volume-backed disk the migration leaves in place. */
+function volumeBdm(spec: string): Record<string, unknown> {
+  const m = /^([a-z]+\d*|[a-z]+)=(\/.+)$/.exec(spec);
+  if (!m) throw new UsageError(`--volume ${spec}: expected DEV=PATH, e.g. vdb=/dev/loop3`);
+  return {
+    device_name: `/dev/${m[1]}`,
+    destination_type: 'volume',
+    volume_id: m[1],
+    connection_info: { driver_volume_type: 'local', data: { device_path: m[2] } },
+  };
+}
+
+async function activeMigration(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>, host: string, instanceUuid: string): Promise<MigrationView> {
+  const views = await api.listMigrations(ctx, host, instanceUuid);
+  const active = views.find((m) => !FINAL.has(m.status));
+  if (!active) throw new RpcError('NoActiveMigrationForInstance', 'nova.exception', `Active live migration for instance ${instanceUuid} not found`);
+  return active;
+}
+
+/** Polls the source until the migration ends; exit code 0 only when it completed. */
+async function watch(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>, host: string, instanceUuid: string, migrationUuid: string): Promise<number> {
+  const started = Date.now();
+  const tty = process.stdout.isTTY;
+  let lastPrinted = 0;
+  for (;;) {
+    const view = (await api.listMigrations(ctx, host, instanceUuid)).find((m) => m.uuid === migrationUuid);
+    const elapsed = (Date.now() - started) / 1000;
+    if (view) {
+      const line = progressLine(view, elapsed);
+      const done = FINAL.has(view.status);
+      if (tty) process.stdout.write(`\r${line}\x1b[K${done ? '\n' : ''}`);
+      else if (done || Date.now() - lastPrinted >= 1000) {
+        process.stdout.write(`${line}\n`);
+        lastPrinted = Date.now();
+      }
+      if (done) {
+        if (view.error) process.stdout.write(`error: ${view.error}\n`);
+        if (view.downtime_ms !== null) process.stdout.write(`downtime: ${view.downtime_ms} ms\n`);
+        return view.status === 'completed' ? 0 : EXIT.notCompleted;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`ferryctl: ${err.message}\n`);
+      process.exit(EXIT.usage);
+    }
+    const name = err instanceof Error ? err.name : 'Error';
+    process.stderr.write(`ferryctl: ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(ERROR_EXIT[name] ?? EXIT.error);
+  },
+);

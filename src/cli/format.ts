@@ -1,0 +1,54 @@
+// Human-readable figures and tables for ferryctl.
+
+import type { MigrationView } from '../migration/wire.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+export function bytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v.toFixed(0) : v.toFixed(1)} ${UNITS[u]}`;
+}
+
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function migrationsTable(views: MigrationView[]): string {
+  return table(
+    ['MIGRATION', 'INSTANCE', 'SOURCE', 'DEST', 'STATUS', 'PROGRESS', 'MEMORY', 'DISK', 'STARTED'],
+    views.map((m) => [
+      m.uuid,
+      m.instance_uuid,
+      m.source_compute,
+      m.dest_compute,
+      m.status,
+      `${m.progress}%`,
+      `${bytes(m.memory_processed)}/${bytes(m.memory_total)}`,
+      m.disk_total > 0 ? `${bytes(m.disk_processed)}/${bytes(m.disk_total)}` : '-',
+      m.started_at ?? m.created_at,
+    ]),
+  );
+}
+
+/** One line: bar, percent, transferred, remaining, dirty rate, elapsed. */
+export function progressLine(m: MigrationView, elapsedSeconds: number, width = 30): string {
+  const total = m.memory_total + m.disk_total;
+  const remaining = m.memory_remaining + m.disk_remaining;
+  const pct = total > 0 ? Math.min(100, Math.max(0, Math.round(((total - remaining) * 100) / total))) : m.status === 'completed' ? 100 : 0;
+  const filled = Math.round((pct * width) / 100);
+  const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+  return `${bar} ${String(pct).padStart(3)}%  ${m.status.padEnd(19)} sent ${bytes(m.memory_processed + m.disk_processed)}  left ${bytes(remaining)}  dirty ${bytes(m.dirty_rate_bytes_per_second)}/s  ${duration(elapsedSeconds)}`;
+}

@@ -1,0 +1,98 @@
+// Prometheus metrics. One registry per daemon; the reporter feeds it from
+// registry changes, so the migration code itself never touches metrics.
+
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class FerryMetrics {
+  readonly registry = new Registry();
+
+  readonly migrationsStarted = new Counter({
+    name: 'ferry_migrations_started_total',
+    help: 'Outgoing live migrations accepted by this host',
+    registers: [this.registry],
+  });
+  readonly migrationsFinished = new Counter({
+    name: 'ferry_migrations_finished_total',
+    help: 'Outgoing live migrations that ended, by final status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationsInProgress = new Gauge({
+    name: 'ferry_migrations_in_progress',
+    help: 'Outgoing live migrations by current status (queued, preparing, running, running (post-copy))',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationDuration = new Histogram({
+    name: 'ferry_migration_duration_seconds',
+    help: 'Time from accepted to final status',
+    labelNames: ['status'] as const,
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [this.registry],
+  });
+  readonly migrationDowntime = new Histogram({
+    name: 'ferry_migration_downtime_seconds',
+    help: 'Guest downtime of completed migrations as reported by libvirt',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10],
+    registers: [this.registry],
+  });
+  readonly migrationDataBytes = new Counter({
+    name: 'ferry_migration_data_processed_bytes_total',
+    help: 'Memory and disk bytes sent by finished migrations',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationRemaining = new Gauge({
+    name: 'ferry_migration_remaining_bytes',
+    help: 'Bytes left to transfer per running migration',
+    labelNames: ['migration', 'instance', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationDirtyRate = new Gauge({
+    name: 'ferry_migration_dirty_rate_bytes_per_second',
+    help: 'Guest memory dirty rate per running migration',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly monitorActions = new Counter({
+    name: 'ferry_migration_actions_total',
+    help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause)',
+    labelNames: ['action', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly rpcRequests = new Counter({
+    name: 'ferry_rpc_requests_total',
+    help: 'RPC requests dispatched, by method and outcome',
+    labelNames: ['method', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly libvirtConnected = new Gauge({
+    name: 'ferry_libvirt_connected',
+    help: '1 while the libvirt connection is open',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
+  }
+
+  /** Serves /metrics; resolves once listening. */
+  async serve(host: string, port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server;
+  }
+}

@@ -1,0 +1,38 @@
+// Feeds the Prometheus metrics from migration registry events.
+
+import type { MigrationRecord, MigrationRegistry } from '../migration/registry.js';
+import { isFinal, MigrationStatus } from '../migration/status.js';
+import type { FerryMetrics } from './metrics.js';
+
+const IN_PROGRESS = [MigrationStatus.queued, MigrationStatus.preparing, MigrationStatus.running, MigrationStatus.postcopy];
+
+export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
+  const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance: r.instanceUuid });
+
+  registry.on('change', (r, previous) => {
+    if (r.status === previous) {
+      if (r.status === MigrationStatus.running || r.status === MigrationStatus.postcopy) {
+        metrics.migrationRemaining.set({ ...labels(r), kind: 'memory' }, r.counters.memory_remaining);
+        metrics.migrationRemaining.set({ ...labels(r), kind: 'disk' }, r.counters.disk_remaining);
+        metrics.migrationDirtyRate.set(labels(r), r.dirtyRateBytesPerSec);
+      }
+      return;
+    }
+    if (previous === MigrationStatus.accepted) metrics.migrationsStarted.inc();
+    for (const status of IN_PROGRESS) {
+      metrics.migrationsInProgress.set({ status }, registry.list().filter((m) => m.status === status).length);
+    }
+    if (!isFinal(r.status)) return;
+    metrics.migrationsFinished.inc({ status: r.status });
+    metrics.migrationDuration.observe({ status: r.status }, (Date.parse(r.finishedAt ?? r.updatedAt) - Date.parse(r.createdAt)) / 1000);
+    if (r.status === MigrationStatus.completed) {
+      if (r.downtimeMs !== null) metrics.migrationDowntime.observe(r.downtimeMs / 1000);
+      metrics.migrationDataBytes.inc({ kind: 'memory' }, r.counters.memory_processed);
+      metrics.migrationDataBytes.inc({ kind: 'disk' }, r.counters.disk_processed);
+    }
+    metrics.migrationRemaining.remove({ ...labels(r), kind: 'memory' });
+    metrics.migrationRemaining.remove({ ...labels(r), kind: 'disk' });
+    metrics.migrationDirtyRate.remove(labels(r));
+  });
+  registry.on('action', (_r, action, source) => metrics.monitorActions.inc({ action, reason: source }));
+}

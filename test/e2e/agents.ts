@@ -1,0 +1,113 @@
+// Runs real ferryd agents inside lab hosts (each in its libvirtd's mount
+// namespace, so instances_path and qemu:///system are that host's), plus the
+// test conductor that drives them over RabbitMQ.
+
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Lab, LabHost } from '../lab/lab.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
+export const FERRYCTL = join(REPO_ROOT, 'dist/cli/ferryctl.js');
+export const TRANSPORT_URL = process.env.FERRY_TEST_TRANSPORT_URL ?? 'rabbit://guest:guest@127.0.0.1:5672/';
+
+export interface Agent {
+  host: LabHost;
+  /** The RPC server name: the host's hostname. */
+  name: string;
+  metricsPort: number;
+  logFile: string;
+  proc: ChildProcess;
+  /** Every log line so far, parsed. */
+  logs(): Promise<Array<Record<string, unknown>>>;
+  stop(): Promise<void>;
+}
+
+export interface AgentOptions {
+  exchange: string;
+  /** Config merged over the lab defaults, for every agent. */
+  config?: Record<string, unknown>;
+  /** Per-host additions, by lab host name ('a', 'b'). */
+  perHost?: Record<string, Record<string, unknown>>;
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = cur && typeof cur === 'object' && v && typeof v === 'object' && !Array.isArray(v) ? merge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export function agentConfig(host: LabHost, opts: AgentOptions): Record<string, unknown> {
+  const base = {
+    host: host.hostname,
+    transport_url: TRANSPORT_URL,
+    control_exchange: opts.exchange,
+    instances_path: host.instancesPath,
+    conductor_topic: 'conductor',
+    log_level: 'debug',
+    metrics: { listen_address: host.addr, port: 9390 + host.index },
+    libvirt: {
+      connection_uri: 'qemu:///system',
+      live_migration_inbound_addr: host.addr,
+    },
+  };
+  return merge(merge(base, opts.config ?? {}), opts.perHost?.[host.name] ?? {});
+}
+
+export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Agent> {
+  const config = agentConfig(host, opts);
+  const configFile = join(host.root, 'ferry.json');
+  await writeFile(configFile, JSON.stringify(config, null, 2));
+  const logFile = join(host.root, 'ferryd.log');
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout?.pipe(out);
+  proc.stderr?.pipe(out);
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const agent: Agent = {
+    host,
+    name: host.hostname,
+    metricsPort: (config.metrics as { port: number }).port,
+    logFile,
+    proc,
+    async logs() {
+      const text = await readFile(logFile, 'utf8').catch(() => '');
+      return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+      out.end();
+    },
+  };
+  // Ready when it says it serves; fail fast if it dies first.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if ((await agent.logs()).some((l) => l.msg === 'ferryd serving')) return agent;
+    if (proc.exitCode !== null) throw new Error(`ferryd on ${host.name} exited ${proc.exitCode}: ${await readFile(logFile, 'utf8')}`);
+    if (Date.now() > deadline) {
+      await agent.stop();
+      throw new Error(`ferryd on ${host.name} did not start: ${await readFile(logFile, 'utf8')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startAgents(lab: Lab, opts: AgentOptions): Promise<Agent[]> {
+  const agents: Agent[] = [];
+  try {
+    for (const host of lab.hosts) agents.push(await startAgent(host, opts));
+  } catch (err) {
+    await Promise.all(agents.map((a) => a.stop()));
+    throw err;
+  }
+  return agents;
+}

@@ -1,0 +1,170 @@
+// Live migration end to end: two ferryd agents inside two lab hosts, one
+// RabbitMQ, a test conductor, real TCG guests that keep beating.
+
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalDisk, readDiskHead } from '../lab/guest.js';
+import { ensureGuestImage } from '../lab/guest-image.js';
+import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
+import { startLab, type Lab, type LabHost } from '../lab/lab.js';
+import { createVolume, type Volume } from '../lab/volumes.js';
+import { TestConductor } from '../conductor/conductor.js';
+import { startAgents, TRANSPORT_URL, type Agent } from './agents.js';
+import { bootGuest, domainState, instanceDirExists, removeGuest, type LabGuest } from './fixture.js';
+
+const EXCHANGE = `ferry-e2e-${process.pid}`;
+/** Never converges against 20 MiB/s: 128 MiB dirtied at 60 MB/s. */
+const DIRTY = { mib: 128, rateMBs: 60 };
+
+describe('live migration through two ferryd agents', () => {
+  let lab: Lab;
+  let a: LabHost;
+  let b: LabHost;
+  let conductor: TestConductor;
+  let agents: Agent[] = [];
+  const guests: string[] = [];
+  const volumes: Volume[] = [];
+
+  async function useAgents(config: Record<string, unknown> = {}): Promise<void> {
+    await Promise.all(agents.map((x) => x.stop()));
+    agents = await startAgents(lab, { exchange: EXCHANGE, config });
+  }
+
+  async function boot(spec: Parameters<typeof bootGuest>[1] = {}): Promise<LabGuest> {
+    const g = await bootGuest(a, spec);
+    guests.push(g.uuid);
+    return g;
+  }
+
+  beforeAll(async () => {
+    await ensureGuestImage();
+    lab = await startLab({ hosts: 2, name: 'e2e' });
+    [a, b] = lab.hosts as [LabHost, LabHost];
+    conductor = await TestConductor.start(TRANSPORT_URL, EXCHANGE);
+  });
+
+  afterEach(async () => {
+    for (const uuid of guests.splice(0)) for (const h of [a, b]) await removeGuest(h, uuid);
+  });
+
+  afterAll(async () => {
+    await Promise.all(agents.map((x) => x.stop()));
+    await conductor?.close();
+    for (const v of volumes) await v.detach();
+    await lab?.stop();
+  });
+
+  it('migrates a guest on shared block storage (no local disk) and reports every status', async () => {
+    await useAgents();
+    const g = await boot();
+    const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    expect(migrateData).toMatchObject({ block_migration: false, is_shared_block_storage: true, is_shared_instance_path: false });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    expect(conductor.statuses(migrationUuid)).toEqual(['queued', 'preparing', 'running', 'completed']);
+    expect(end.memory_total).toBeGreaterThan(0);
+
+    const beat = await lastHeartbeat(b, g.uuid);
+    await waitForHeartbeat(b, g.uuid, { after: beat, timeoutMs: 15_000 });
+    expect(await domainState(b, g.uuid)).toBe('running');
+    expect(await domainState(a, g.uuid)).toBeNull();
+    expect(await instanceDirExists(a, g.uuid)).toBe(false);
+
+    for (const e of ['pre', 'post', 'post_dest']) {
+      expect(conductor.events(`instance.live_migration_${e}.`)).toEqual(expect.arrayContaining([`instance.live_migration_${e}.start`, `instance.live_migration_${e}.end`]));
+    }
+    const listed = await conductor.api.listMigrations(conductor.ctx, a.hostname, g.uuid);
+    expect(listed.map((m) => [m.uuid, m.status])).toContainEqual([migrationUuid, 'completed']);
+  });
+
+  it('block-migrates the local disk and leaves the volume in place', async () => {
+    await useAgents();
+    const uuid = randomUUID();
+    const disk = await createLocalDisk(a, uuid, 64);
+    const volume = await createVolume(lab, 32);
+    volumes.push(volume);
+    const marker = `m${uuid.slice(0, 6)}`;
+    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }], volumes: [{ dev: 'vdb', path: volume.path, serial: 'vol-e2e' }], diskMarker: marker });
+
+    const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    expect(migrateData.block_migration).toBe(true);
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    expect(end.disk_total).toBeGreaterThan(0);
+    // The volume is never copied: only vda is named to libvirt.
+    const started = (await agents[0]!.logs()).find((l) => l.msg === 'migration transfer started' && l.migration === migrationUuid);
+    expect(started?.disks).toEqual(['vda']);
+
+    await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
+    expect(await readDiskHead(join(b.hostInstancesDir, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
+    expect(await instanceDirExists(a, g.uuid)).toBe(false);
+  });
+
+  it('aborts a non-converging guest at the completion timeout; it keeps running on the source', async () => {
+    // 256 MiB guest: data_gb = 2, so 4 s/GiB is an 8 s timeout.
+    await useAgents({ libvirt: { live_migration_bandwidth: 20, live_migration_completion_timeout: 4, live_migration_timeout_action: 'abort' } });
+    const g = await boot({ dirty: DIRTY });
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('cancelled');
+    expect(end.action_taken).toBe('abort');
+    await waitForHeartbeat(a, g.uuid, { after: await lastHeartbeat(a, g.uuid), timeoutMs: 15_000 });
+    expect(await domainState(a, g.uuid)).toBe('running');
+    expect(await domainState(b, g.uuid)).toBeNull();
+    expect(await instanceDirExists(b, g.uuid)).toBe(false);
+    expect(conductor.events('instance.live_migration_rollback')).toEqual(expect.arrayContaining(['instance.live_migration_rollback.start', 'instance.live_migration_rollback.end']));
+  });
+
+  it('forces completion at the timeout by switching to post-copy', async () => {
+    await useAgents({
+      libvirt: { live_migration_bandwidth: 20, live_migration_completion_timeout: 4, live_migration_timeout_action: 'force_complete', live_migration_permit_post_copy: true },
+    });
+    const g = await boot({ dirty: DIRTY });
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    expect(conductor.statuses(migrationUuid)).toEqual(['queued', 'preparing', 'running', 'running (post-copy)', 'completed']);
+    await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
+    expect(await domainState(a, g.uuid)).toBeNull();
+  });
+
+  it('forces completion at the timeout by pausing the guest when post-copy is not permitted', async () => {
+    await useAgents({ libvirt: { live_migration_bandwidth: 20, live_migration_completion_timeout: 4, live_migration_timeout_action: 'force_complete' } });
+    const g = await boot({ dirty: DIRTY });
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    expect(end.action_taken).toBe('force_complete');
+    expect(conductor.statuses(migrationUuid)).not.toContain('running (post-copy)');
+    await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 20_000 });
+    expect(await domainState(b, g.uuid)).toBe('running');
+  });
+
+  it('refuses bad destinations, unknown instances and a second migration, touching no guest', async () => {
+    await useAgents({ libvirt: { live_migration_bandwidth: 20 } });
+    const g = await boot({ dirty: DIRTY });
+    const ctx = conductor.ctx;
+    const cast = (dest: string, instance: Record<string, unknown>, uuid = randomUUID()) =>
+      conductor.api.liveMigration(ctx, a.hostname, { instance, dest, block_migration: false, migrate_data: {}, migration: { uuid } }).then(() => uuid);
+
+    const bad = await cast('foo/?com=/bin/sh', g.instance);
+    const badEnd = await conductor.waitForEnd(bad, 10_000);
+    expect(badEnd.status).toBe('error');
+    expect(badEnd.error).toMatch(/Invalid characters in hostname/);
+
+    const ghost = await cast(b.hostname, { uuid: randomUUID() });
+    expect((await conductor.waitForEnd(ghost, 10_000)).error).toMatch(/could not be found/);
+
+    // A real migration, slow on purpose, then a second one for the same instance.
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    await conductor.waitForStatus(migrationUuid, 'running');
+    const second = await cast(b.hostname, g.instance);
+    expect((await conductor.waitForEnd(second, 10_000)).error).toMatch(/already migrating/);
+    const list = await conductor.api.listMigrations(ctx, a.hostname, g.uuid);
+    expect(list.find((m) => m.uuid === migrationUuid)?.status).toBe('running');
+    await conductor.api.liveMigrationAbort(ctx, a.hostname, g.instance, migrationUuid, 'call');
+    expect((await conductor.waitForEnd(migrationUuid)).status).toBe('cancelled');
+    expect(await domainState(a, g.uuid)).toBe('running');
+  });
+});

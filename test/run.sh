@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The README's two commands. On a fresh Debian 12 machine (root, Node 20):
+#   bash test/run.sh demo   install what is missing, then migrate a real guest between two lab hosts
+#   bash test/run.sh test   install what is missing, then run every test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  # build: the native libvirt binding
+  build-essential pkg-config python3 libvirt-dev
+  # lab: private libvirtd hosts, TCG guests, a busybox initramfs, loop-device volumes
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+  busybox-static cpio util-linux
+  # RPC: the broker, and the reference oslo.messaging for interop tests
+  rabbitmq-server python3-oslo.messaging
+)
+
+log() { printf '\n== %s\n' "$*"; }
+
+install_debian_packages() {
+  local missing=() p
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+ensure_rabbitmq() {
+  if rabbitmqctl -q status >/dev/null 2>&1; then return; fi
+  log "starting RabbitMQ"
+  rabbitmq-server -detached
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null
+}
+
+install_node_packages() {
+  # node-gyp must build against the installed headers, never download them.
+  export npm_config_nodedir=/usr
+  if [[ ! -f native/build/Release/virt.node || ! -d node_modules || package-lock.json -nt node_modules ]]; then
+    log "installing npm packages and building the native binding"
+    npm ci --no-audit --no-fund
+  fi
+  log "building TypeScript"
+  npm run -s build
+}
+
+install_debian_packages
+ensure_rabbitmq
+install_node_packages
+
+case "${1:-}" in
+  demo)
+    log "demo: two lab hosts, two ferryd agents, one live migration"
+    exec npx vite-node test/demo/demo.ts
+    ;;
+  test)
+    log "tests"
+    npm run -s typecheck
+    exec npx vitest run
+    ;;
+  *)
+    echo "usage: bash test/run.sh demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,245 @@
+// Two (or more) ferry hosts wired exactly as the daemon wires them, with fakes
+// only at the boundary: FakeConnection for libvirt, FakeBus for RabbitMQ,
+// RecordingNotifier for notifications, and real files under a temp dir.
+
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type FerryConfig } from '../../../src/config/index.js';
+import { DomainEventHub } from '../../../src/libvirt/domain-events.js';
+import { silentLogger } from '../../../src/log/logger.js';
+import { computeEndpoint, deserializeComputeArgs } from '../../../src/migration/compute-endpoint.js';
+import { ComputeRpcApi, type LiveMigrationArgs } from '../../../src/migration/compute-rpcapi.js';
+import { DestinationHandlers, instanceArg } from '../../../src/migration/destination.js';
+import type { LiveMigrateData } from '../../../src/migration/migrate-data.js';
+import type { InstanceRef, VolumeRef } from '../../../src/migration/nova-objects.js';
+import { MigrationNotifier } from '../../../src/migration/notifications.js';
+import { MigrationRegistry, type MigrationRecord } from '../../../src/migration/registry.js';
+import { SourceHandlers } from '../../../src/migration/source.js';
+import { isFinal, MigrationStatus } from '../../../src/migration/status.js';
+import type { RequestContext } from '../../../src/rpc/types.js';
+import { FakeConnection, FakeLibvirtWorld, guestXml, type FakeDomain, type GuestDisk } from './libvirt.js';
+import { adminContext, FakeBus, RecordingNotifier } from './rpc.js';
+import { LOGICAL_INSTANCES_PATH, makeImage, MountedHostStorage } from './storage.js';
+
+export interface HostOptions {
+  /** Config overrides (same shape as the config file). */
+  config?: Record<string, unknown>;
+  /** live_migration_inbound_addr, also an address the fake libvirt answers to. */
+  inboundAddr?: string;
+}
+
+export interface FerryHost {
+  name: string;
+  config: FerryConfig;
+  conn: FakeConnection;
+  storage: MountedHostStorage;
+  registry: MigrationRegistry;
+  notifier: RecordingNotifier;
+  source: SourceHandlers;
+  dest: DestinationHandlers;
+  /** Status transitions per migration uuid, in order, from the registry's change events. */
+  statuses: Map<string, string[]>;
+  /** How many times each migration entered a final status. */
+  finals: Map<string, number>;
+}
+
+export interface Cluster {
+  root: string;
+  bus: FakeBus;
+  world: FakeLibvirtWorld;
+  src: FerryHost;
+  dst: FerryHost;
+  /** What a conductor uses to reach the hosts. */
+  api: ComputeRpcApi;
+  cleanup(): Promise<void>;
+}
+
+function host(name: string, root: string, storageDir: string, bus: FakeBus, world: FakeLibvirtWorld, o: HostOptions): FerryHost {
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      host: name,
+      instances_path: LOGICAL_INSTANCES_PATH,
+      ...o.config,
+      libvirt: { live_migration_inbound_addr: o.inboundAddr ?? null, ...((o.config?.libvirt as object) ?? {}) },
+    },
+  });
+  const conn = world.add(new FakeConnection(name, o.inboundAddr ? [o.inboundAddr] : []));
+  const registry = new MigrationRegistry();
+  const notifier = new RecordingNotifier();
+  const storage = new MountedHostStorage(storageDir);
+  const deps = {
+    host: name,
+    config,
+    libvirt: conn,
+    events: new DomainEventHub(conn),
+    computeApi: new ComputeRpcApi(bus.client(name), { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout }),
+    notifications: new MigrationNotifier(notifier, name, silentLogger),
+    registry,
+    storage,
+    log: silentLogger,
+  };
+  const source = new SourceHandlers(deps);
+  const dest = new DestinationHandlers(deps);
+  bus.register(name, [computeEndpoint(source, dest, registry)], { deserializeArgs: deserializeComputeArgs });
+  const statuses = new Map<string, string[]>();
+  const finals = new Map<string, number>();
+  registry.on('change', (r, previous) => {
+    if (r.status === previous) return;
+    if (!statuses.has(r.uuid)) statuses.set(r.uuid, []);
+    statuses.get(r.uuid)!.push(r.status);
+    if (isFinal(r.status)) finals.set(r.uuid, (finals.get(r.uuid) ?? 0) + 1);
+  });
+  void root;
+  return { name, config, conn, storage, registry, notifier, source, dest, statuses, finals };
+}
+
+export async function makeCluster(o: { src?: HostOptions; dst?: HostOptions; sharedStorage?: boolean } = {}): Promise<Cluster> {
+  const root = await fs.mkdtemp(join(tmpdir(), 'ferry-mig-'));
+  const srcDir = join(root, 'src-instances');
+  const dstDir = o.sharedStorage ? srcDir : join(root, 'dst-instances');
+  await fs.mkdir(srcDir, { recursive: true });
+  await fs.mkdir(dstDir, { recursive: true });
+  const bus = new FakeBus();
+  const world = new FakeLibvirtWorld();
+  const src = host('compute-a', root, srcDir, bus, world, o.src ?? {});
+  const dst = host('compute-b', root, dstDir, bus, world, o.dst ?? { inboundAddr: '192.0.2.20' });
+  const api = new ComputeRpcApi(bus.client('conductor'), { rpcResponseTimeout: 60, longRpcTimeout: 1800 });
+  return {
+    root,
+    bus,
+    world,
+    src,
+    dst,
+    api,
+    async cleanup() {
+      await bus.idle();
+      await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GuestOptions {
+  uuid?: string;
+  name?: string;
+  memoryMb?: number;
+  /** Local disks to create as real images in the source instance dir (names inside it). */
+  disks?: Array<{ dev: string; file: string; format?: 'qcow2' | 'raw'; size?: string }>;
+  volumes?: Array<{ dev: string; devicePath: string; volumeId?: string }>;
+}
+
+export interface Guest {
+  uuid: string;
+  instance: InstanceRef;
+  dom: FakeDomain;
+  /** Logical paths of its local disks. */
+  diskPaths: string[];
+}
+
+/** Defines a running guest on the source host, with its instance folder and real disk images. */
+export async function makeGuest(c: Cluster, o: GuestOptions = {}): Promise<Guest> {
+  const uuid = o.uuid ?? randomUUID();
+  const name = o.name ?? `instance-${uuid.slice(0, 8)}`;
+  const disks: GuestDisk[] = [];
+  if (o.disks?.length) {
+    await c.src.storage.createInstanceDir(uuid);
+    for (const d of o.disks) {
+      const path = `${c.src.storage.instanceDir(uuid)}/${d.file}`;
+      await makeImage(c.src.storage.toReal(path), d.format ?? 'qcow2', d.size ?? '64M');
+      disks.push({ dev: d.dev, path, format: d.format ?? 'qcow2' });
+    }
+  }
+  const volumes: VolumeRef[] = (o.volumes ?? []).map((v) => {
+    const volumeId = v.volumeId ?? randomUUID();
+    return { dev: v.dev, volumeId, serial: volumeId, devicePath: v.devicePath, connectionInfo: { driver_volume_type: 'iscsi', serial: volumeId, data: { device_path: v.devicePath } } };
+  });
+  const xml = guestXml({ uuid, name, memoryMb: o.memoryMb ?? 1024, disks, volumes: volumes.map((v) => ({ dev: v.dev, path: v.devicePath!, serial: v.serial! })) });
+  const dom = c.src.conn.addDomain(uuid, name, xml);
+  const instance: InstanceRef = {
+    uuid,
+    name,
+    host: c.src.name,
+    node: c.src.name,
+    vmState: 'active',
+    taskState: 'migrating',
+    memoryMb: o.memoryMb ?? 1024,
+    vcpus: 1,
+    rootGb: 1,
+    volumes,
+  };
+  return { uuid, instance, dom, diskPaths: disks.map((d) => d.path) };
+}
+
+export interface MigrateOptions {
+  migrationId?: number;
+  migrationUuid?: string;
+  blockMigration?: boolean | null;
+  timeoutSeconds?: number | null;
+  onTimeout?: 'abort' | 'force_complete' | null;
+  ctx?: RequestContext;
+  /** Skip the pre-checks and send this migrate_data. */
+  migrateData?: LiveMigrateData;
+}
+
+let nextId = 1;
+
+/** What the conductor does: destination check (which calls the source check), then the live_migration cast. */
+export async function startMigration(c: Cluster, g: Guest, o: MigrateOptions = {}): Promise<{ uuid: string; id: number; migrateData: LiveMigrateData }> {
+  const ctx = o.ctx ?? adminContext();
+  const inst = instanceArg(g.instance);
+  const migrateData =
+    o.migrateData ?? (await c.api.checkCanLiveMigrateDestination(ctx, c.dst.name, inst, o.blockMigration ?? null, false));
+  const uuid = o.migrationUuid ?? randomUUID();
+  const id = o.migrationId ?? nextId++;
+  const args: LiveMigrationArgs = {
+    instance: inst,
+    dest: c.dst.name,
+    block_migration: o.blockMigration ?? null,
+    migrate_data: migrateData,
+    migration: { id, uuid },
+  };
+  if (o.timeoutSeconds !== undefined) args.timeout_seconds = o.timeoutSeconds;
+  if (o.onTimeout !== undefined) args.on_timeout = o.onTimeout;
+  await c.api.liveMigration(ctx, c.src.name, args);
+  await c.bus.idle();
+  return { uuid, id, migrateData };
+}
+
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export async function waitStatus(h: FerryHost, uuid: string, status: string, timeoutMs = 8000): Promise<MigrationRecord> {
+  await waitFor(() => h.registry.get(uuid)?.status === status, `migration ${uuid} to be ${status} (is ${h.registry.get(uuid)?.status})`, timeoutMs);
+  return h.registry.get(uuid)!;
+}
+
+/** Waits for the migration to reach a final status and its background run to end. */
+export async function waitDone(c: Cluster, uuid: string, timeoutMs = 8000): Promise<MigrationRecord> {
+  await waitFor(() => {
+    const r = c.src.registry.get(uuid);
+    // Its background run is over once the source holds no more flights than unfinished records.
+    const unfinished = c.src.registry.list().filter((x) => !isFinal(x.status)).length;
+    return !!r && isFinal(r.status) && c.src.source.inFlight === unfinished;
+  }, `migration ${uuid} to finish (is ${c.src.registry.get(uuid)?.status})`, timeoutMs);
+  await c.bus.idle();
+  return c.src.registry.get(uuid)!;
+}
+
+/** Statuses the source reported for a migration, in order. */
+export function statusesOf(h: FerryHost, uuid: string): string[] {
+  return h.statuses.get(uuid) ?? [];
+}
+
+export const S = MigrationStatus;
+
+/** Asserts nothing of the instance is left on a host: no domain, no instance folder. */
+export async function leftovers(h: FerryHost, uuid: string): Promise<{ domain: boolean; dir: boolean }> {
+  return { domain: h.conn.domains.has(uuid), dir: await h.storage.instanceDirExists(uuid) };
+}

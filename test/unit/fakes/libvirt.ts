@@ -1,0 +1,521 @@
+// In-memory libvirt for orchestration tests: FakeConnection and FakeDomain
+// implement the contracts in src/libvirt/types.ts. Every call is recorded with
+// a timestamp. A migration (migrateToURI3) resolves or rejects when the test
+// says, after a scripted delay, or as libvirt would when abortJob, suspend or
+// migrateStartPostCopy is called. The destination is another FakeConnection
+// found by the URI's host in a FakeLibvirtWorld, so a wrong URI fails as it
+// would against a real libvirtd.
+
+import {
+  DomainState,
+  JobType,
+  MigrateFlag,
+  VirErrorCode,
+  type Connection,
+  type Domain,
+  type DomainStateInfo,
+  type JobCompletedEventData,
+  type JobInfo,
+  type JobStats,
+  type LifecycleEventData,
+  type MigrateParams,
+  type MigrationIterationEventData,
+  type VirError,
+} from '../../../src/libvirt/types.js';
+
+export class FakeVirError extends Error implements VirError {
+  readonly domain = 10; // VIR_FROM_QEMU
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'libvirtError';
+  }
+}
+
+export function virError(code: VirErrorCode, message: string): FakeVirError {
+  return new FakeVirError(code, message);
+}
+
+export interface CallRecord {
+  host: string;
+  /** Domain uuid, or 'conn' for connection calls. */
+  on: string;
+  method: string;
+  args: unknown[];
+  /** Date.now() when the call was made. */
+  at: number;
+}
+
+const GiB = 1024 ** 3;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** The real binding completes every call on libuv's thread pool: never within the caller's microtask run. */
+const threadPool = () => new Promise<void>((r) => setImmediate(r));
+
+/** How a domain's outgoing migration behaves. All delays in ms. */
+export interface MigrationBehaviour {
+  /** Complete by itself this long after migrateToURI3; null = only when the test or an action ends it. */
+  autoCompleteMs: number | null;
+  /** After migrateStartPostCopy succeeded, complete this long after. */
+  postCopyCompleteMs: number;
+  /** After suspend() during a migration, end it this long after... */
+  pausedEndMs: number;
+  /** ...with this outcome. */
+  afterPause: 'complete' | 'fail';
+  /** Latency of abortJob / suspend / migrateStartPostCopy before they take effect. */
+  actionDelayMs: number;
+  /** Final downtime reported in the job-completed event. */
+  finalDowntimeMs: number;
+}
+
+const DEFAULT_BEHAVIOUR: MigrationBehaviour = {
+  autoCompleteMs: 30,
+  postCopyCompleteMs: 30,
+  pausedEndMs: 30,
+  afterPause: 'complete',
+  actionDelayMs: 0,
+  finalDowntimeMs: 42,
+};
+
+interface Pending {
+  uri: string;
+  params: MigrateParams;
+  flags: number;
+  dest: FakeConnection;
+  postCopy: boolean;
+  polls: number;
+  timer: NodeJS.Timeout | null;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class FakeDomain implements Domain {
+  state: DomainState;
+  persistent: boolean;
+  /** Removed from its connection: every call fails with NO_DOMAIN, as a stale libvirt handle does. */
+  gone = false;
+  maxDowntimeMs = 300;
+  behaviour: MigrationBehaviour = { ...DEFAULT_BEHAVIOUR };
+  /** Served (and consumed) before the built-in samples; an Error is thrown. The last entry is kept. */
+  jobStatsScript: Array<JobStats | Error> = [];
+  /** Called at the start of every getJobStats. */
+  onJobStats: (() => void) | null = null;
+  /** Thrown once by the next abortJob. */
+  abortJobError: Error | null = null;
+  private pending: Pending | null = null;
+  private startedWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly conn: FakeConnection,
+    readonly uuid: string,
+    readonly name: string,
+    public xml: string,
+    init: { state?: DomainState; persistent?: boolean } = {},
+  ) {
+    this.state = init.state ?? DomainState.RUNNING;
+    this.persistent = init.persistent ?? true;
+  }
+
+  get active(): boolean {
+    return this.state === DomainState.RUNNING || this.state === DomainState.PAUSED;
+  }
+
+  get migrating(): boolean {
+    return this.pending !== null;
+  }
+
+  /** Resolves once migrateToURI3 has been called (at once if it already runs). */
+  whenMigrating(): Promise<void> {
+    if (this.pending) return Promise.resolve();
+    return new Promise((r) => this.startedWaiters.push(r));
+  }
+
+  /** Ends the running migration successfully (what libvirt reports when the guest switched over). */
+  completeMigration(): void {
+    const p = this.takePending();
+    if (!p) throw new Error('no migration running');
+    const incoming = p.dest.domains.get(this.uuid);
+    if (incoming) {
+      incoming.state = DomainState.RUNNING;
+      incoming.persistent = (p.flags & MigrateFlag.PERSIST_DEST) !== 0;
+    }
+    if ((p.flags & MigrateFlag.UNDEFINE_SOURCE) !== 0) this.conn.removeDomain(this.uuid);
+    else this.state = DomainState.SHUTOFF;
+    this.conn.emitJobCompleted({ uuid: this.uuid, name: this.name, stats: { type: JobType.COMPLETED, downtime: this.behaviour.finalDowntimeMs } });
+    p.resolve();
+  }
+
+  /** Ends the running migration with an error; libvirt removes the incoming guest on the destination. */
+  failMigration(err: Error = virError(VirErrorCode.OPERATION_FAILED, 'operation failed: migration job: unexpectedly failed')): void {
+    const p = this.takePending();
+    if (!p) throw new Error('no migration running');
+    p.dest.removeDomain(this.uuid);
+    p.reject(err);
+  }
+
+  private takePending(): Pending | null {
+    const p = this.pending;
+    if (!p) return null;
+    if (p.timer) clearTimeout(p.timer);
+    this.pending = null;
+    return p;
+  }
+
+  private schedule(ms: number, fn: () => void): void {
+    if (!this.pending) return;
+    if (this.pending.timer) clearTimeout(this.pending.timer);
+    this.pending.timer = setTimeout(() => {
+      if (this.pending) fn();
+    }, ms);
+  }
+
+  private record(method: string, ...args: unknown[]): Promise<void> {
+    this.conn.calls.push({ host: this.conn.hostname, on: this.uuid, method, args, at: Date.now() });
+    return threadPool();
+  }
+
+  private alive(): void {
+    if (this.gone) throw virError(VirErrorCode.NO_DOMAIN, `Domain not found: no domain with matching uuid '${this.uuid}'`);
+  }
+
+  async getXMLDesc(flags?: number): Promise<string> {
+    await this.record('getXMLDesc', flags);
+    this.alive();
+    return this.xml;
+  }
+
+  async isActive(): Promise<boolean> {
+    await this.record('isActive');
+    this.alive();
+    return this.active;
+  }
+
+  async getState(): Promise<DomainStateInfo> {
+    await this.record('getState');
+    this.alive();
+    return { state: this.state, reason: 0 };
+  }
+
+  async create(): Promise<void> {
+    await this.record('create');
+    this.alive();
+    this.state = DomainState.RUNNING;
+  }
+
+  async destroy(): Promise<void> {
+    await this.record('destroy');
+    this.alive();
+    if (!this.active) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
+    this.state = DomainState.SHUTOFF;
+    if (!this.persistent) this.conn.removeDomain(this.uuid);
+  }
+
+  async undefine(flags?: number): Promise<void> {
+    await this.record('undefine', flags);
+    this.alive();
+    this.persistent = false;
+    if (!this.active) this.conn.removeDomain(this.uuid);
+  }
+
+  async suspend(): Promise<void> {
+    await this.record('suspend');
+    this.alive();
+    await sleep(this.behaviour.actionDelayMs);
+    this.state = DomainState.PAUSED;
+    if (this.pending) {
+      const b = this.behaviour;
+      this.schedule(b.pausedEndMs, () => (b.afterPause === 'complete' ? this.completeMigration() : this.failMigration()));
+    }
+  }
+
+  async resume(): Promise<void> {
+    await this.record('resume');
+    this.alive();
+    if (this.state !== DomainState.PAUSED) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not paused');
+    this.state = DomainState.RUNNING;
+  }
+
+  async migrateToURI3(dconnuri: string, params: MigrateParams, flags: number): Promise<void> {
+    await this.record('migrateToURI3', dconnuri, params, flags);
+    this.alive();
+    if (this.pending) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: another migration job is already running');
+    const m = /^qemu\+[a-z]+:\/\/(\[[^\]]+\]|[^/]+)\/system$/.exec(dconnuri);
+    const dest = m ? this.conn.world?.resolve(m[1]!.replace(/^\[|\]$/g, '')) : undefined;
+    if (!dest) throw virError(VirErrorCode.OPERATION_FAILED, `unable to connect to server at '${dconnuri}': Name or service not known`);
+    if (dest.domains.has(this.uuid)) throw virError(VirErrorCode.OPERATION_FAILED, `domain '${this.name}' already exists on the destination`);
+    dest.addDomain(this.uuid, this.name, params.destination_xml ?? this.xml, { state: DomainState.PAUSED, persistent: false });
+    const done = new Promise<void>((resolve, reject) => {
+      this.pending = { uri: dconnuri, params, flags, dest, postCopy: false, polls: 0, timer: null, resolve, reject };
+    });
+    if (this.behaviour.autoCompleteMs !== null) this.schedule(this.behaviour.autoCompleteMs, () => this.completeMigration());
+    for (const w of this.startedWaiters.splice(0)) w();
+    return done;
+  }
+
+  async getJobStats(flags?: number): Promise<JobStats> {
+    await this.record('getJobStats', flags);
+    this.onJobStats?.();
+    this.alive();
+    if (this.jobStatsScript.length > 0) {
+      const next = this.jobStatsScript.length > 1 ? this.jobStatsScript.shift()! : this.jobStatsScript[0]!;
+      if (next instanceof Error) throw next;
+      return { ...next };
+    }
+    const p = this.pending;
+    if (!p) return { type: JobType.NONE };
+    p.polls++;
+    const memTotal = 2 * GiB;
+    const memProcessed = Math.min(memTotal - 1, p.polls * 256 * 1024 * 1024);
+    return {
+      type: JobType.UNBOUNDED,
+      time_elapsed: p.polls * 500,
+      memory_total: memTotal,
+      memory_processed: memProcessed,
+      memory_remaining: memTotal - memProcessed,
+      memory_bps: 100 * 1024 * 1024,
+      memory_dirty_rate: 1000,
+      memory_page_size: 4096,
+      memory_iteration: 1 + Math.floor(p.polls / 4),
+      disk_total: 1 * GiB,
+      disk_processed: Math.min(GiB, p.polls * 128 * 1024 * 1024),
+      disk_remaining: GiB - Math.min(GiB, p.polls * 128 * 1024 * 1024),
+    };
+  }
+
+  async getJobInfo(): Promise<JobInfo> {
+    await this.record('getJobInfo');
+    this.alive();
+    return { type: this.pending ? JobType.UNBOUNDED : JobType.NONE, timeElapsed: 0, timeRemaining: 0, dataTotal: 0, dataProcessed: 0, dataRemaining: 0, memTotal: 0, memProcessed: 0, memRemaining: 0, fileTotal: 0, fileProcessed: 0, fileRemaining: 0 };
+  }
+
+  async abortJob(): Promise<void> {
+    await this.record('abortJob');
+    this.alive();
+    await sleep(this.behaviour.actionDelayMs);
+    if (this.abortJobError) {
+      const e = this.abortJobError;
+      this.abortJobError = null;
+      throw e;
+    }
+    if (!this.pending) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: no job is active on the domain');
+    if (this.pending.postCopy) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: cannot abort migration in post-copy mode');
+    this.failMigration(virError(VirErrorCode.OPERATION_ABORTED, 'operation aborted: migration out job: canceled by client'));
+  }
+
+  async migrateSetMaxDowntime(ms: number): Promise<void> {
+    await this.record('migrateSetMaxDowntime', ms);
+    this.alive();
+    this.maxDowntimeMs = ms;
+  }
+
+  async migrateGetMaxDowntime(): Promise<number> {
+    await this.record('migrateGetMaxDowntime');
+    this.alive();
+    return this.maxDowntimeMs;
+  }
+
+  async migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void> {
+    await this.record('migrateSetMaxSpeed', mibPerSec, flags);
+    this.alive();
+  }
+
+  async migrateStartPostCopy(): Promise<void> {
+    await this.record('migrateStartPostCopy');
+    this.alive();
+    await sleep(this.behaviour.actionDelayMs);
+    const p = this.pending;
+    if (!p) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: no migration in progress');
+    if ((p.flags & MigrateFlag.POSTCOPY) === 0) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag');
+    p.postCopy = true;
+    this.state = DomainState.PAUSED;
+    const incoming = p.dest.domains.get(this.uuid);
+    if (incoming) incoming.state = DomainState.RUNNING;
+    this.schedule(this.behaviour.postCopyCompleteMs, () => this.completeMigration());
+  }
+}
+
+const CAPABILITIES = `<capabilities>
+  <host><cpu><arch>x86_64</arch></cpu></host>
+  <guest>
+    <os_type>hvm</os_type>
+    <arch name='x86_64'>
+      <wordsize>64</wordsize>
+      <domain type='qemu'/>
+      <domain type='kvm'/>
+    </arch>
+  </guest>
+</capabilities>`;
+
+export class FakeConnection implements Connection {
+  readonly uri: string;
+  readonly domains = new Map<string, FakeDomain>();
+  readonly calls: CallRecord[] = [];
+  /** Every name the host answers to (hostname, live_migration_inbound_addr). */
+  readonly addresses: Set<string>;
+  capabilities = CAPABILITIES;
+  world: FakeLibvirtWorld | null = null;
+  private readonly lifecycle: Array<(e: LifecycleEventData) => void> = [];
+  private readonly jobCompleted: Array<(e: JobCompletedEventData) => void> = [];
+  private readonly iteration: Array<(e: MigrationIterationEventData) => void> = [];
+
+  constructor(
+    readonly hostname: string,
+    addresses: string[] = [],
+  ) {
+    this.uri = `qemu+fake://${hostname}/system`;
+    this.addresses = new Set([hostname, ...addresses]);
+  }
+
+  addDomain(uuid: string, name: string, xml: string, init: { state?: DomainState; persistent?: boolean } = {}): FakeDomain {
+    const d = new FakeDomain(this, uuid, name, xml, init);
+    this.domains.set(uuid, d);
+    return d;
+  }
+
+  removeDomain(uuid: string): void {
+    const d = this.domains.get(uuid);
+    if (d) d.gone = true;
+    this.domains.delete(uuid);
+  }
+
+  emitJobCompleted(e: JobCompletedEventData): void {
+    for (const cb of this.jobCompleted) cb(e);
+  }
+
+  /** Calls by method name, in order (optionally for one domain). */
+  callsOf(method: string, uuid?: string): CallRecord[] {
+    return this.calls.filter((c) => c.method === method && (uuid === undefined || c.on === uuid));
+  }
+
+  /** Method names called, in order, without the monitor's polling noise. */
+  actions(uuid?: string): string[] {
+    // Reads, and the downtime ramp (its first step depends on whether a millisecond passed before the first poll).
+    const noise = new Set(['getJobStats', 'getXMLDesc', 'getState', 'isActive', 'lookupByUUID', 'getCapabilities', 'migrateSetMaxDowntime']);
+    return this.calls.filter((c) => !noise.has(c.method) && (uuid === undefined || c.on === uuid)).map((c) => c.method);
+  }
+
+  private record(method: string, ...args: unknown[]): Promise<void> {
+    this.calls.push({ host: this.hostname, on: 'conn', method, args, at: Date.now() });
+    return threadPool();
+  }
+
+  async getCapabilities(): Promise<string> {
+    await this.record('getCapabilities');
+    return this.capabilities;
+  }
+
+  async getHostname(): Promise<string> {
+    await this.record('getHostname');
+    return this.hostname;
+  }
+
+  async listAllDomains(flags?: number): Promise<Domain[]> {
+    await this.record('listAllDomains', flags);
+    return [...this.domains.values()];
+  }
+
+  async lookupByUUID(uuid: string): Promise<Domain> {
+    await this.record('lookupByUUID', uuid);
+    const d = this.domains.get(uuid);
+    if (!d) throw virError(VirErrorCode.NO_DOMAIN, `Domain not found: no domain with matching uuid '${uuid}'`);
+    return d;
+  }
+
+  async lookupByName(name: string): Promise<Domain> {
+    await this.record('lookupByName', name);
+    for (const d of this.domains.values()) if (d.name === name) return d;
+    throw virError(VirErrorCode.NO_DOMAIN, `Domain not found: no domain with matching name '${name}'`);
+  }
+
+  async defineXML(xml: string): Promise<Domain> {
+    await this.record('defineXML', xml);
+    throw virError(VirErrorCode.NO_SUPPORT, 'defineXML is not supported by the fake');
+  }
+
+  async createXML(xml: string, flags?: number): Promise<Domain> {
+    await this.record('createXML', xml, flags);
+    throw virError(VirErrorCode.NO_SUPPORT, 'createXML is not supported by the fake');
+  }
+
+  isAlive(): boolean {
+    return true;
+  }
+
+  onClose(): void {}
+
+  onLifecycle(cb: (e: LifecycleEventData) => void): void {
+    this.lifecycle.push(cb);
+  }
+
+  onJobCompleted(cb: (e: JobCompletedEventData) => void): void {
+    this.jobCompleted.push(cb);
+  }
+
+  onMigrationIteration(cb: (e: MigrationIterationEventData) => void): void {
+    this.iteration.push(cb);
+  }
+
+  async close(): Promise<void> {
+    await this.record('close');
+  }
+}
+
+/** The hosts a migration URI can reach. */
+export class FakeLibvirtWorld {
+  readonly connections: FakeConnection[] = [];
+
+  add(conn: FakeConnection): FakeConnection {
+    conn.world = this;
+    this.connections.push(conn);
+    return conn;
+  }
+
+  resolve(address: string): FakeConnection | undefined {
+    return this.connections.find((c) => c.addresses.has(address));
+  }
+}
+
+export interface GuestDisk {
+  dev: string;
+  path: string;
+  format?: string;
+}
+
+export interface GuestVolume {
+  dev: string;
+  /** block device path on the source */
+  path: string;
+  serial: string;
+}
+
+/** A minimal libvirt domain XML with file disks and block volumes. */
+export function guestXml(o: { uuid: string; name: string; memoryMb?: number; disks?: GuestDisk[]; volumes?: GuestVolume[] }): string {
+  const disks = (o.disks ?? []).map(
+    (d) => `    <disk type='file' device='disk'>
+      <driver name='qemu' type='${d.format ?? 'qcow2'}'/>
+      <source file='${d.path}'/>
+      <target dev='${d.dev}' bus='virtio'/>
+    </disk>`,
+  );
+  const vols = (o.volumes ?? []).map(
+    (v) => `    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source dev='${v.path}'/>
+      <target dev='${v.dev}' bus='virtio'/>
+      <serial>${v.serial}</serial>
+    </disk>`,
+  );
+  return `<domain type='kvm'>
+  <name>${o.name}</name>
+  <uuid>${o.uuid}</uuid>
+  <memory unit='KiB'>${(o.memoryMb ?? 1024) * 1024}</memory>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+  </os>
+  <devices>
+${[...disks, ...vols].join('\n')}
+    <graphics type='vnc' port='-1' listen='127.0.0.1'/>
+  </devices>
+</domain>`;
+}

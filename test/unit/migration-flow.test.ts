@@ -1,0 +1,396 @@
+// Whole migrations across two fake hosts: pre-checks, the happy paths (shared
+// storage, volume-backed, block migration) and the refusals of bad input.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MigrateFlag, VirErrorCode } from '../../src/libvirt/types.js';
+import { instanceArg } from '../../src/migration/destination.js';
+import type { LiveMigrateData } from '../../src/migration/migrate-data.js';
+import { virError } from './fakes/libvirt.js';
+import { adminContext } from './fakes/rpc.js';
+import { imageInfo, makeBlockDevice } from './fakes/storage.js';
+import { leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
+
+let c: Cluster;
+afterEach(async () => {
+  await c?.cleanup();
+});
+
+const BASE_FLAGS = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE;
+
+describe('happy paths', () => {
+  it('shared storage: queued, preparing, running, completed; flags 27; URIs from target_connect_addr; nothing copied', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const { uuid, migrateData } = await startMigration(c, g, { migrationId: 41 });
+    expect(migrateData).toMatchObject({ is_shared_instance_path: true, is_shared_block_storage: true, block_migration: false });
+    const r = await waitDone(c, uuid);
+
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.completed]);
+    expect(r.error).toBeNull();
+    expect(r.id).toBe(41);
+    const [mig] = c.src.conn.callsOf('migrateToURI3', g.uuid);
+    expect(mig).toBeDefined();
+    const [uri, params, flags] = mig!.args as [string, Record<string, unknown>, number];
+    expect(flags).toBe(BASE_FLAGS);
+    expect(flags).toBe(27);
+    expect(uri).toBe('qemu+tcp://192.0.2.20/system');
+    expect(params.migrate_uri).toBe('tcp://192.0.2.20');
+    expect(params.migrate_disks).toBeUndefined();
+    expect(params.bandwidth).toBe(0);
+    expect(params.destination_xml).toBe(params.persistent_xml);
+    // Moved: the guest runs on the destination, persistent; the source handle is gone.
+    expect(c.dst.conn.domains.get(g.uuid)).toMatchObject({ state: 1, persistent: true });
+    expect(c.src.conn.domains.has(g.uuid)).toBe(false);
+    expect(r.downtimeMs).toBe(42);
+    // The outcome is acted on as soon as migrateToURI3 returns (30 ms in), not a poll interval (500 ms) later.
+    expect(Date.parse(r.finishedAt!) - mig!.at).toBeLessThan(300);
+    // post_live_migration_at_destination was called; on shared storage the instance folder stays.
+    expect(c.bus.sent('post_live_migration_at_destination', c.dst.name)).toHaveLength(1);
+    expect(c.bus.sent('rollback_live_migration_at_destination')).toHaveLength(0);
+    expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(true);
+    // The probe file is gone.
+    expect((await c.src.storage.entries()).filter((e) => e.startsWith('ferry-probe-'))).toEqual([]);
+    expect(c.src.notifier.types()).toEqual(['instance.live_migration_post.start', 'instance.live_migration_post.end']);
+    expect(c.dst.notifier.types()).toEqual([
+      'instance.live_migration_pre.start',
+      'instance.live_migration_pre.end',
+      'instance.live_migration_post_dest.start',
+      'instance.live_migration_post_dest.end',
+    ]);
+    // No libvirt call acted on the job.
+    expect(c.src.conn.actions(g.uuid)).toEqual(['migrateToURI3']);
+    expect(c.bus.castFailures).toEqual([]);
+    // Every host-to-host and conductor message was sent as compute 6.0.
+    const compute = c.bus.messages.filter((m) => m.topic.startsWith('compute'));
+    expect(compute.length).toBeGreaterThanOrEqual(5);
+    expect(compute.every((m) => m.version === '6.0')).toBe(true);
+  });
+
+  it('a request without a version is dispatched as 1.0 and refused by the 6.5 endpoint (oslo)', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const err = await c.bus
+      .client('conductor')
+      .call(adminContext(), { topic: 'compute', server: c.src.name }, 'list_migrations', {})
+      .catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'UnsupportedVersion' });
+    await expect(c.api.listMigrations(adminContext(), c.src.name)).resolves.toEqual([]);
+  });
+
+  it('config-driven flags and params: post-copy, native TLS, parallel connections, bandwidth, scheme', async () => {
+    c = await makeCluster({
+      sharedStorage: true,
+      src: {
+        config: {
+          libvirt: {
+            live_migration_permit_post_copy: true,
+            live_migration_permit_auto_converge: true,
+            live_migration_with_native_tls: true,
+            live_migration_parallel_connections: 4,
+            live_migration_bandwidth: 300,
+          },
+        },
+      },
+      dst: {},
+    });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const { uuid } = await startMigration(c, g);
+    const r = await waitDone(c, uuid);
+    expect(r.status).toBe(S.completed);
+    const [uri, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    expect(flags).toBe(BASE_FLAGS | MigrateFlag.POSTCOPY | MigrateFlag.TLS | MigrateFlag.PARALLEL);
+    expect(flags & MigrateFlag.AUTO_CONVERGE).toBe(0);
+    // No inbound address on the destination: both URIs use its host name, and no migrate_uri.
+    expect(uri).toBe('qemu+tcp://compute-b/system');
+    expect(params.migrate_uri).toBeUndefined();
+    expect(params['parallel.connections']).toBe(4);
+    expect(params.bandwidth).toBe(300);
+    expect(r.settings).toMatchObject({ postCopyPermitted: true, bandwidthMiBs: 300 });
+  });
+
+  it('volume-backed, no shared instance path: the source instance folder is removed, the volume is rewritten for the destination', async () => {
+    c = await makeCluster();
+    const devicePath = await makeBlockDevice(c.root);
+    if (!devicePath) return; // no way to make a block device here
+    const g = await makeGuest(c, { volumes: [{ dev: 'vda', devicePath }] });
+    await c.src.storage.createInstanceDir(g.uuid); // console log etc. live here
+    const { uuid, migrateData } = await startMigration(c, g);
+    expect(migrateData).toMatchObject({ is_shared_instance_path: false, is_shared_block_storage: true, is_volume_backed: true, block_migration: false });
+    const r = await waitDone(c, uuid);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.completed]);
+    expect(r.error).toBeNull();
+    const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    expect(flags).toBe(27);
+    expect(params.destination_xml).toContain(`<source dev='${devicePath}'`);
+    expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(false);
+    // The destination made its folder and keeps it: the guest lives there now.
+    expect(await c.dst.storage.instanceDirExists(g.uuid)).toBe(true);
+  });
+
+  it('block migration: flag 128, only the local disk in migrate_disks, an empty image of the same format and size on the destination', async () => {
+    c = await makeCluster();
+    const devicePath = await makeBlockDevice(c.root);
+    const volumes = devicePath ? [{ dev: 'vdb', devicePath }] : [];
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk', format: 'qcow2', size: '96M' }], volumes });
+    // Hold the migration so the destination image can be inspected while it runs.
+    g.dom.behaviour.autoCompleteMs = null;
+    const { uuid, migrateData } = await startMigration(c, g);
+    expect(migrateData).toMatchObject({ block_migration: true, is_shared_instance_path: false, is_shared_block_storage: false, is_volume_backed: false });
+    await g.dom.whenMigrating();
+    const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    expect(flags).toBe(BASE_FLAGS | MigrateFlag.NON_SHARED_INC);
+    expect(flags & MigrateFlag.NON_SHARED_INC).toBe(128);
+    expect(params.migrate_disks).toEqual(['vda']);
+    const destImage = c.dst.storage.toReal(g.diskPaths[0]!);
+    const srcInfo = await imageInfo(c.src.storage.toReal(g.diskPaths[0]!));
+    const dstInfo = await imageInfo(destImage);
+    expect(dstInfo.format).toBe('qcow2');
+    expect(dstInfo['virtual-size']).toBe(srcInfo['virtual-size']);
+    expect(dstInfo['virtual-size']).toBe(96 * 1024 * 1024);
+    // pre_live_migration got only the local disk.
+    const pre = c.bus.sent('pre_live_migration', c.dst.name)[0]!;
+    expect((pre.args.disk as Array<{ dev: string }>).map((d) => d.dev)).toEqual(['vda']);
+    const r = await waitStatus(c.src, uuid, S.running);
+    expect(r.settings?.blockMigration).toBe(true);
+    g.dom.completeMigration();
+    await waitDone(c, uuid);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.completed]);
+    expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(false);
+  });
+});
+
+describe('pre-checks (check_can_live_migrate_destination -> check_can_live_migrate_source)', () => {
+  const dstCheck = (cl: Cluster, inst: ReturnType<typeof instanceArg>, block: boolean | null) =>
+    cl.api.checkCanLiveMigrateDestination(adminContext(), cl.dst.name, inst, block, false);
+
+  async function probes(cl: Cluster): Promise<string[]> {
+    return [...(await cl.src.storage.entries()), ...(await cl.dst.storage.entries())].filter((e) => e.startsWith('ferry-probe-'));
+  }
+
+  it('InvalidSharedStorage: no shared storage, no block migration, a local disk; the probe file is removed', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    await expect(dstCheck(c, instanceArg(g.instance), false)).rejects.toMatchObject({ name: 'InvalidSharedStorage' });
+    expect(await probes(c)).toEqual([]);
+  });
+
+  it('InvalidLocalStorage: block migration of a volume-backed guest, and of a diskless one', async () => {
+    c = await makeCluster();
+    const devicePath = await makeBlockDevice(c.root);
+    const volumeBacked = await makeGuest(c, { volumes: devicePath ? [{ dev: 'vda', devicePath }] : [] });
+    await expect(dstCheck(c, instanceArg(volumeBacked.instance), true)).rejects.toMatchObject({ name: 'InvalidLocalStorage' });
+    const diskless = await makeGuest(c);
+    await expect(dstCheck(c, instanceArg(diskless.instance), true)).rejects.toMatchObject({ name: 'InvalidLocalStorage' });
+    expect(await probes(c)).toEqual([]);
+  });
+
+  it('InvalidLocalStorage: block migration on shared storage', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    await expect(dstCheck(c, instanceArg(g.instance), true)).rejects.toMatchObject({ name: 'InvalidLocalStorage' });
+    expect(await probes(c)).toEqual([]);
+  });
+
+  it('wraps other source failures in MigrationPreCheckError; keeps InstanceNotFound', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.getXMLDesc = async () => {
+      throw virError(VirErrorCode.INTERNAL_ERROR, 'internal error: qemu unexpectedly closed the monitor');
+    };
+    const err = await dstCheck(c, instanceArg(g.instance), null).catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'MigrationPreCheckError' });
+    expect((err as Error).message).toContain('qemu unexpectedly closed the monitor');
+    const ghost = { ...instanceArg(g.instance), uuid: '00000000-0000-4000-8000-000000000001' };
+    await expect(dstCheck(c, ghost, null)).rejects.toMatchObject({ name: 'InstanceNotFound' });
+    expect(await probes(c)).toEqual([]);
+  });
+
+  it('a disk too large for the destination is refused', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk', format: 'raw', size: '1T' }] });
+    // raw 1 TiB sparse: virtual size counts unless disk_over_commit.
+    const err = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, instanceArg(g.instance), true, false).catch((e: Error) => e);
+    const free = (await c.dst.storage.freeBytes()) / 2 ** 20;
+    if (free >= 2 ** 20) return; // a destination with > 1 TiB free accepts it
+    expect(err).toMatchObject({ name: 'MigrationPreCheckError' });
+    expect((err as Error).message).toMatch(/Disk of instance is too large/);
+    // With over-commit only the allocated bytes count.
+    await expect(c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, instanceArg(g.instance), true, true)).resolves.toMatchObject({ block_migration: true });
+  });
+
+  it('a destination that cannot run the guest type is refused', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    c.dst.conn.capabilities = `<capabilities><guest><os_type>hvm</os_type><arch name='aarch64'><domain type='kvm'/></arch></guest></capabilities>`;
+    await expect(dstCheck(c, instanceArg(g.instance), true)).rejects.toMatchObject({ name: 'MigrationPreCheckError' });
+  });
+});
+
+describe('bad input', () => {
+  it("dest 'foo/?com=/bin/sh': InvalidHostname, a record in status error, no libvirt calls", async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const migrationUuid = '6a3f6b0e-1111-4222-8333-444455556666';
+    c.src.conn.calls.length = 0;
+    const err = await c.bus
+      .client('conductor')
+      .call(adminContext(), { topic: 'compute-alt', server: c.src.name, version: '6.0' }, 'live_migration', {
+        instance: instanceArg(g.instance),
+        dest: 'foo/?com=/bin/sh',
+        block_migration: false,
+        migrate_data: {},
+        migration: { id: 9, uuid: migrationUuid },
+      })
+      .catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'InvalidHostname' });
+    const r = c.src.registry.get(migrationUuid);
+    expect(r).toMatchObject({ status: S.error, id: 9, destCompute: 'foo/?com=/bin/sh' });
+    expect(r?.error).toContain('Invalid characters in hostname');
+    expect(statusesOf(c.src, migrationUuid)).toEqual([S.error]);
+    expect(c.src.conn.calls).toEqual([]);
+    expect(c.dst.conn.calls).toEqual([]);
+  });
+
+  it('unknown instance: InstanceNotFound and a record in status error', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const migrationUuid = '6a3f6b0e-1111-4222-8333-444455556667';
+    const err = await c.bus
+      .client('conductor')
+      .call(adminContext(), { topic: 'compute-alt', server: c.src.name, version: '6.0' }, 'live_migration', {
+        instance: { uuid: '00000000-0000-4000-8000-00000000dead', host: c.src.name },
+        dest: c.dst.name,
+        migrate_data: {},
+        migration: { id: 10, uuid: migrationUuid },
+      })
+      .catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'InstanceNotFound' });
+    expect(c.src.registry.get(migrationUuid)?.status).toBe(S.error);
+    expect(c.bus.sent('pre_live_migration')).toHaveLength(0);
+  });
+
+  it('a second migration of an instance already migrating is refused; the first continues unaffected', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.behaviour.autoCompleteMs = null;
+    const first = await startMigration(c, g);
+    await waitStatus(c.src, first.uuid, S.running);
+    const second = await startMigration(c, g, { migrateData: first.migrateData });
+    expect(c.src.registry.get(second.uuid)).toMatchObject({ status: S.error });
+    expect(c.src.registry.get(second.uuid)?.error).toMatch(/already migrating/);
+    expect(c.src.registry.get(first.uuid)?.status).toBe(S.running);
+    g.dom.completeMigration();
+    await waitDone(c, first.uuid);
+    expect(statusesOf(c.src, first.uuid)).toEqual([S.queued, S.preparing, S.running, S.completed]);
+    expect(statusesOf(c.src, second.uuid)).toEqual([S.error]);
+    expect(c.src.conn.callsOf('migrateToURI3')).toHaveLength(1);
+  });
+
+  it('two live_migration casts for one instance arriving together: only one runs', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.behaviour.autoCompleteMs = null;
+    const ctx = adminContext();
+    const migrateData: LiveMigrateData = await c.api.checkCanLiveMigrateDestination(ctx, c.dst.name, instanceArg(g.instance), null, false);
+    const ids = ['7b3f6b0e-1111-4222-8333-000000000001', '7b3f6b0e-1111-4222-8333-000000000002'];
+    await Promise.all(
+      ids.map((uuid, i) =>
+        c.api.liveMigration(ctx, c.src.name, { instance: instanceArg(g.instance), dest: c.dst.name, block_migration: null, migrate_data: migrateData, migration: { id: 100 + i, uuid } }),
+      ),
+    );
+    await c.bus.idle();
+    const statuses = ids.map((u) => c.src.registry.get(u)?.status);
+    expect(statuses.filter((s) => s === S.error)).toHaveLength(1);
+    await g.dom.whenMigrating();
+    g.dom.completeMigration();
+    const winner = ids.find((u) => c.src.registry.get(u)?.status !== S.error)!;
+    await waitDone(c, winner);
+    expect(c.src.registry.get(winner)?.status).toBe(S.completed);
+    expect(c.bus.sent('pre_live_migration')).toHaveLength(1);
+  });
+
+  it.each([
+    [{ timeout_seconds: -1 }, 'args.timeout_seconds'],
+    [{ timeout_seconds: 1.5 }, 'args.timeout_seconds'],
+    [{ on_timeout: 'explode' }, 'args.on_timeout'],
+    [{ dest: 7 }, 'args.dest'],
+    [{ migration: { uuid: 'not-a-uuid' } }, 'args.migration.uuid'],
+    [{ migrate_data: { target_connect_addr: '1.2.3.4/x' } }, 'args.migrate_data.target_connect_addr'],
+  ])('schema failure %j names the field', async (bad, field) => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const err = await c.bus
+      .client('conductor')
+      .call(adminContext(), { topic: 'compute-alt', server: c.src.name, version: '6.0' }, 'live_migration', {
+        instance: instanceArg(g.instance),
+        dest: c.dst.name,
+        migrate_data: {},
+        migration: { id: 1, uuid: '6a3f6b0e-1111-4222-8333-444455556668' },
+        ...bad,
+      })
+      .catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'InvalidInput' });
+    expect((err as Error).message).toContain(field);
+    expect(c.src.registry.list()).toEqual([]);
+    expect(c.src.conn.calls).toEqual([]);
+  });
+
+  it('pre_live_migration refuses disk paths outside the instance folder', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c);
+    const err = await c.bus
+      .client('compute-a')
+      .call(adminContext(), { topic: 'compute-alt', server: c.dst.name, version: '6.0' }, 'pre_live_migration', {
+        instance: instanceArg(g.instance),
+        disk: JSON.stringify([{ path: `/var/lib/nova/instances/${g.uuid}/../../../../etc/passwd`, type: 'raw', virt_disk_size: 1, disk_size: 1, dev: 'vda' }]),
+        migrate_data: { block_migration: true, is_shared_instance_path: false },
+      })
+      .catch((e: Error) => e);
+    expect(err).toMatchObject({ name: 'InvalidInput' });
+    expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+  });
+
+  it('accepts Nova-object-wrapped arguments (nova_object.data)', async () => {
+    c = await makeCluster({ sharedStorage: true });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const wrapped = { 'nova_object.name': 'Instance', 'nova_object.namespace': 'nova', 'nova_object.version': '2.8', 'nova_object.data': instanceArg(g.instance) };
+    const data = await c.bus
+      .client('conductor')
+      .call<LiveMigrateData>(adminContext(), { topic: 'compute', server: c.dst.name, version: '6.0' }, 'check_can_live_migrate_destination', { instance: wrapped, block_migration: null, disk_over_commit: null });
+    expect(data.is_shared_instance_path).toBe(true);
+    const list = await c.api.listMigrations(adminContext(), c.src.name);
+    expect(list).toEqual([]);
+  });
+});
+
+describe('failures during the transfer', () => {
+  it('libvirt fails the migration: failed, destination rolled back, guest still running on the source', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.behaviour.autoCompleteMs = null;
+    const { uuid } = await startMigration(c, g);
+    await waitStatus(c.src, uuid, S.running);
+    g.dom.failMigration();
+    const r = await waitDone(c, uuid);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.failed]);
+    expect(r.error).toMatch(/unexpectedly failed/);
+    expect(c.bus.sent('rollback_live_migration_at_destination', c.dst.name)).toHaveLength(1);
+    expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+    expect(c.src.conn.domains.get(g.uuid)?.state).toBe(1);
+    expect(c.src.conn.actions(g.uuid)).toEqual(['migrateToURI3']);
+    expect(c.src.notifier.types()).toEqual(['instance.live_migration_rollback.start', 'instance.live_migration_rollback.end']);
+    expect(c.dst.notifier.types()).toContain('instance.live_migration_rollback_dest.end');
+  });
+
+  it('pre_live_migration fails on the destination (folder already there): failed, no transfer', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    await c.dst.storage.createInstanceDir(g.uuid);
+    await fs.writeFile(join(c.dst.storage.realPath, g.uuid, 'marker'), 'x');
+    const { uuid } = await startMigration(c, g);
+    const r = await waitDone(c, uuid);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.failed]);
+    expect(r.error).toMatch(/already exists/);
+    expect(c.src.conn.callsOf('migrateToURI3')).toHaveLength(0);
+    expect(c.dst.notifier.types()).toContain('instance.live_migration_pre.error');
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { isCompatible, salvage, unwrap, wrap } from '../../src/rpc/envelope.js';
+import { InvalidMessage } from '../../src/rpc/errors.js';
+import { findMethod } from '../../src/rpc/dispatcher.js';
+import { UniqueIdCache } from '../../src/rpc/dedup.js';
+import type { RpcEndpoint } from '../../src/rpc/types.js';
+
+describe('envelope', () => {
+  it('round-trips the 2.0 envelope with a JSON string inside', () => {
+    const body = wrap({ method: 'ping', args: { a: 1 } });
+    const outer = JSON.parse(body.toString());
+    expect(outer['oslo.version']).toBe('2.0');
+    expect(typeof outer['oslo.message']).toBe('string');
+    expect(unwrap(body)).toEqual({ method: 'ping', args: { a: 1 } });
+  });
+
+  it.each([
+    ['not json', 'message body is not JSON'],
+    ['{"method":"x"}', 'no oslo 2.0 envelope'],
+    ['[1,2]', 'no oslo 2.0 envelope'],
+    ['{"oslo.version":"3.0","oslo.message":"{}"}', 'unsupported envelope version 3.0'],
+    ['{"oslo.version":"2.1","oslo.message":"{}"}', 'unsupported envelope version 2.1'],
+    ['{"oslo.version":"2.0","oslo.message":"[]"}', 'not a JSON object'],
+    ['{"oslo.version":"2.0","oslo.message":"{bad"}', 'not a JSON object'],
+  ])('refuses %s', (text, why) => {
+    expect(() => unwrap(Buffer.from(text))).toThrow(InvalidMessage);
+    expect(() => unwrap(Buffer.from(text))).toThrow(why);
+  });
+
+  it('salvages the reply address from a refused message', () => {
+    const bad = Buffer.from(JSON.stringify({ 'oslo.version': '9.0', 'oslo.message': JSON.stringify({ _reply_q: 'r', _msg_id: 'm' }) }));
+    expect(salvage(bad)).toMatchObject({ _reply_q: 'r', _msg_id: 'm' });
+    expect(salvage(Buffer.from('{"_reply_q":"r"}'))).toEqual({ _reply_q: 'r' });
+    expect(salvage(Buffer.from('garbage'))).toBeNull();
+  });
+
+  it('checks versions like oslo version_is_compatible', () => {
+    expect(isCompatible('6.5', '6.0')).toBe(true);
+    expect(isCompatible('6.5', '6.5')).toBe(true);
+    expect(isCompatible('6.5', '6.6')).toBe(false);
+    expect(isCompatible('6.5', '5.0')).toBe(false);
+    expect(isCompatible('6.5.1', '6.5.2')).toBe(false);
+    expect(isCompatible('6.5', 'x')).toBe(false);
+  });
+});
+
+describe('dispatcher', () => {
+  const noop = { args: { type: 'object' as const }, handler: async () => null };
+  const endpoints: RpcEndpoint[] = [
+    { version: '6.5', methods: { live_migration: noop, _private: noop } },
+    { namespace: 'baseapi', version: '1.1', methods: { ping: noop } },
+  ];
+  it('finds a method on a compatible endpoint', () => {
+    expect(findMethod(endpoints, null, '6.0', 'live_migration')).toBe(noop);
+    expect(findMethod(endpoints, 'baseapi', '1.0', 'ping')).toBe(noop);
+  });
+  it('raises UnsupportedVersion when no endpoint matches the version', () => {
+    expect(() => findMethod(endpoints, null, '7.0', 'live_migration')).toThrow(/does not support RPC version 7.0/);
+    expect(() => findMethod(endpoints, null, '6.6', 'live_migration')).toThrow(expect.objectContaining({ name: 'UnsupportedVersion' }));
+  });
+  it('raises NoSuchMethod for unknown and private methods', () => {
+    expect(() => findMethod(endpoints, null, '6.0', 'nope')).toThrow(expect.objectContaining({ name: 'NoSuchMethod' }));
+    expect(() => findMethod(endpoints, null, '6.0', '_private')).toThrow(expect.objectContaining({ name: 'NoSuchMethod' }));
+    expect(() => findMethod(endpoints, null, '6.0', 'constructor')).toThrow(expect.objectContaining({ name: 'NoSuchMethod' }));
+  });
+});
+
+describe('UniqueIdCache', () => {
+  it('drops recent duplicates and forgets old ids', () => {
+    const c = new UniqueIdCache(2);
+    expect(c.checkAndAdd('a')).toBe(false);
+    expect(c.checkAndAdd('a')).toBe(true);
+    expect(c.checkAndAdd('b')).toBe(false);
+    expect(c.checkAndAdd('c')).toBe(false);
+    expect(c.checkAndAdd('a')).toBe(false);
+    expect(c.checkAndAdd(undefined)).toBe(false);
+    expect(c.checkAndAdd(undefined)).toBe(false);
+  });
+});
