@@ -40,7 +40,7 @@ export class MigrationControl {
     if (!this.claim('abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, 'abort', source);
     this.log.info({ migration: r.uuid, source }, 'aborting migration job');
-    await this.unclaimOnError(this.domain.abortJob());
+    await this.timed('abortJob', source, this.domain.abortJob());
     return { acted: true };
   }
 
@@ -58,10 +58,10 @@ export class MigrationControl {
     this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
     this.log.info({ migration: r.uuid, source, mode }, 'forcing migration to complete');
     if (mode === 'postcopy') {
-      await this.unclaimOnError(this.domain.migrateStartPostCopy());
+      await this.timed('migrateStartPostCopy', source, this.domain.migrateStartPostCopy());
       this.registry.update(r, { status: MigrationStatus.postcopy });
     } else {
-      await this.unclaimOnError(this.domain.suspend());
+      await this.timed('suspend', source, this.domain.suspend());
       this.pausedByUs = true;
     }
     return { acted: true, mode };
@@ -78,14 +78,20 @@ export class MigrationControl {
     }
   }
 
-  /** libvirt refused the action, so nothing was done: free the claim for a retry or the timeout. */
-  private async unclaimOnError(action: Promise<void>): Promise<void> {
+  /**
+   * Awaits the libvirt call and logs when it returned (operators and the
+   * latency benchmark read this). If libvirt refused, nothing was done: the
+   * claim is freed for a retry or the timeout.
+   */
+  private async timed(call: string, source: ActionSource, action: Promise<void>): Promise<void> {
+    const started = performance.now();
     try {
       await action;
     } catch (err) {
       this.registry.update(this.record, { claimedAction: null });
       throw err;
     }
+    this.log.info({ migration: this.record.uuid, source, call, ms: Math.round((performance.now() - started) * 10) / 10 }, 'migration action returned');
   }
 
   private claim(action: 'abort' | 'force_complete'): boolean {
