@@ -170,7 +170,9 @@ export class AmqpConnection extends EventEmitter {
         else this.retryOrFail(s, item, err);
       });
     } catch (err) {
-      this.retryOrFail(s, item, err as Error);
+      // A refused declaration (access, precondition) would fail again after reconnect.
+      if (isRefusal(err)) item.reject(err as Error);
+      else this.retryOrFail(s, item, err as Error);
     }
   }
 
@@ -195,11 +197,17 @@ export class AmqpConnection extends EventEmitter {
       const session = await this.connectOnce();
       if (this.closed) break;
       if (session) {
-        // Connected then lost: retry at once, then back off.
-        delay = this.opts.retryInterval ?? 1;
+        // Connected then lost: retry at once, then back off; a session that died
+        // right away keeps the backoff so a broken setup cannot spin.
+        const since = Date.now();
         await session.lost;
         if (this.closed) break;
         this.log.warn('connection lost; reconnecting');
+        if (Date.now() - since > 5000) delay = this.opts.retryInterval ?? 1;
+        else {
+          await this.sleep(delay * 1000);
+          delay = Math.min(delay * backoff, max);
+        }
         continue;
       }
       await this.sleep(delay * 1000);
@@ -298,6 +306,8 @@ export class AmqpConnection extends EventEmitter {
     const so: Record<string, unknown> = {
       clientProperties: { connection_name: this.opts.connectionName, product: 'ferry' },
       timeout: 10_000,
+      // Small RPC frames: without this, Nagle + delayed ACK add ~40 ms per reply.
+      noDelay: true,
     };
     if (this.url.ssl) {
       const tls = this.opts.tls ?? {};
@@ -309,4 +319,9 @@ export class AmqpConnection extends EventEmitter {
     }
     return so;
   }
+}
+
+function isRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 403 || code === 404 || code === 405 || code === 406;
 }

@@ -339,7 +339,6 @@ describe('reconnect', () => {
     // The call in flight either finished before the close or its reply followed the reconnect.
     await inFlight.catch((e: Error) => expect(e.name).toBe('MessagingTimeout'));
     const after = logLines.slice(before).join('');
-    if (process.env.RPC_DEBUG) console.log(after);
     expect(after.match(/connection lost; reconnecting/g)?.length).toBe(2);
     expect(after.match(/"msg":"reconnected"/g)?.length).toBe(2);
     expect(serverConn.connected && clientConn.connected).toBe(true);
