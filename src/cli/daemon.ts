@@ -15,16 +15,32 @@ import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
 import { DestinationHandlers } from '../migration/destination.js';
 import { HostStorage } from '../migration/host-storage.js';
 import { MigrationNotifier } from '../migration/notifications.js';
+import { abortOrphanedMigrations } from '../migration/recovery.js';
 import { MigrationRegistry } from '../migration/registry.js';
 import { MigrationReporter } from '../migration/reporter.js';
 import { SourceHandlers } from '../migration/source.js';
-import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
+import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer, type AmqpConnectionOptions } from '../rpc/index.js';
 
 export interface Daemon {
   registry: MigrationRegistry;
   metrics: FerryMetrics;
   /** Stops taking requests, waits up to graceMs for migrations to end, then closes everything. */
   stop(graceMs?: number): Promise<void>;
+}
+
+/** The AMQP connection as [oslo_messaging_rabbit] describes it. */
+export function amqpOptions(config: FerryConfig, connectionName: string, logger: Logger): AmqpConnectionOptions {
+  const r = config.oslo_messaging_rabbit;
+  return {
+    transportUrl: config.transport_url,
+    connectionName,
+    heartbeatThreshold: r.heartbeat_timeout_threshold,
+    retryInterval: r.rabbit_retry_interval,
+    retryBackoff: r.rabbit_retry_backoff,
+    retryMax: r.rabbit_interval_max,
+    tls: { ca: r.ssl_ca_file ?? undefined, cert: r.ssl_cert_file ?? undefined, key: r.ssl_key_file ?? undefined },
+    logger,
+  };
 }
 
 export async function startDaemon(config: FerryConfig, log: Logger): Promise<Daemon> {
@@ -39,8 +55,9 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     process.kill(process.pid, 'SIGTERM');
   });
   log.info({ uri: config.libvirt.connection_uri, hostname: await libvirt.getHostname() }, 'connected to libvirt');
+  await abortOrphanedMigrations(libvirt, log);
 
-  const amqp = new AmqpConnection({ transportUrl: config.transport_url, connectionName: `ferryd:${config.host}`, logger: log });
+  const amqp = new AmqpConnection(amqpOptions(config, `ferryd:${config.host}`, log));
   await amqp.start();
   const rpc = new AmqpRpcClient({ connection: amqp, exchange: config.control_exchange, defaultTimeout: config.rpc_response_timeout, logger: log });
   await rpc.start();

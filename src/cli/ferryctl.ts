@@ -9,6 +9,7 @@ import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
 import type { MigrationView } from '../migration/wire.js';
 import { AmqpConnection, AmqpRpcClient, RpcError } from '../rpc/index.js';
 import { operatorContext, startLiveMigration } from './conductor.js';
+import { amqpOptions } from './daemon.js';
 import { migrationsTable, progressLine } from './format.js';
 
 const HELP = `Usage: ferryctl [global options] COMMAND [options]
@@ -90,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
   const exchange = values.exchange ?? config.control_exchange;
   const ctx = operatorContext(values.roles ? values.roles.split(',').filter(Boolean) : undefined);
 
-  const connection = new AmqpConnection({ transportUrl, connectionName: 'ferryctl', logger: silentLogger, retryMax: 2 });
+  const connection = new AmqpConnection({ ...amqpOptions(config, 'ferryctl', silentLogger), transportUrl, retryMax: 2 });
   await connection.start();
   const rpc = new AmqpRpcClient({ connection, exchange, defaultTimeout: config.rpc_response_timeout, logger: silentLogger });
   const api = new ComputeRpcApi(rpc, { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout });

@@ -169,5 +169,14 @@ export function buildSchema(): SchemaNode {
     compute: {
       max_concurrent_live_migrations: int(1, 'Outgoing live migrations run at once; 0 = unlimited.', { min: 0 }),
     },
+    oslo_messaging_rabbit: {
+      heartbeat_timeout_threshold: int(60, 'Seconds without AMQP heartbeat before the connection is dead; 0 = off.', { min: 0 }),
+      rabbit_retry_interval: int(1, 'Seconds before the first reconnect attempt.', { min: 1 }),
+      rabbit_retry_backoff: int(2, 'Multiplier of the reconnect delay.', { min: 1 }),
+      rabbit_interval_max: int(30, 'Longest reconnect delay in seconds.', { min: 1 }),
+      ssl_ca_file: nullable('CA bundle (PEM) that signs the broker certificate, for amqps:// or ?ssl=1.', 'ferry-nullable-string'),
+      ssl_cert_file: nullable('Client certificate (PEM) for the broker.', 'ferry-nullable-string'),
+      ssl_key_file: nullable('Client key (PEM) for the broker.', 'ferry-nullable-string'),
+    },
   });
 }

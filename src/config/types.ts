@@ -39,6 +39,17 @@ export interface MetricsConfig {
   port: number;
 }
 
+/** Nova's [oslo_messaging_rabbit] options ferry honours. */
+export interface RabbitConfig {
+  heartbeat_timeout_threshold: number;
+  rabbit_retry_interval: number;
+  rabbit_retry_backoff: number;
+  rabbit_interval_max: number;
+  ssl_ca_file: string | null;
+  ssl_cert_file: string | null;
+  ssl_key_file: string | null;
+}
+
 export interface FerryConfig {
   host: string;
   transport_url: string;
@@ -53,4 +64,5 @@ export interface FerryConfig {
   log_level: LogLevel;
   libvirt: LibvirtConfig;
   compute: ComputeConfig;
+  oslo_messaging_rabbit: RabbitConfig;
 }

@@ -39,3 +39,22 @@ export function supportedGuests(capabilitiesXml: string): string[] {
   }
   return [...out];
 }
+
+/** The guest's CPU: a named model only for mode='custom' (host-model/passthrough name none). */
+export function guestCpu(domainXml: string): { mode: string; model: string | null } {
+  const cpu = firstChild(rootElement(parseXml(domainXml)), 'cpu');
+  if (!cpu) return { mode: 'none', model: null };
+  const mode = getAttr(cpu, 'mode') ?? 'custom';
+  const model = firstChild(cpu, 'model');
+  return { mode, model: mode === 'custom' && model ? textContent(model).trim() || null : null };
+}
+
+/** CPU models a host can run for custom-mode guests, from its domain capabilities. */
+export function usableCpuModels(domainCapabilitiesXml: string): string[] {
+  const caps = rootElement(parseXml(domainCapabilitiesXml));
+  const custom = findAll(caps, 'cpu/mode').find((m) => getAttr(m, 'name') === 'custom' && getAttr(m, 'supported') === 'yes');
+  if (!custom) return [];
+  return childElements(custom, 'model')
+    .filter((m) => getAttr(m, 'usable') !== 'no')
+    .map((m) => textContent(m).trim());
+}

@@ -76,6 +76,12 @@ describe('live migration through two ferryd agents', () => {
     }
     const listed = await conductor.api.listMigrations(conductor.ctx, a.hostname, g.uuid);
     expect(listed.map((m) => [m.uuid, m.status])).toContainEqual([migrationUuid, 'completed']);
+
+    // Prometheus sees it too, on the source's metrics endpoint.
+    const metrics = await (await fetch(`http://${a.addr}:${agents[0]!.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^ferry_migrations_finished_total\{status="completed"\} [1-9]/m);
+    expect(metrics).toMatch(/^ferry_migration_downtime_seconds_count [1-9]/m);
+    expect(metrics).toMatch(/^ferry_libvirt_connected 1$/m);
   });
 
   it('block-migrates the local disk and leaves the volume in place', async () => {

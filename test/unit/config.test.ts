@@ -43,6 +43,15 @@ const DEFAULTS: FerryConfig = {
     live_migration_monitor_interval: 5,
   },
   compute: { max_concurrent_live_migrations: 1 },
+  oslo_messaging_rabbit: {
+    heartbeat_timeout_threshold: 60,
+    rabbit_retry_interval: 1,
+    rabbit_retry_backoff: 2,
+    rabbit_interval_max: 30,
+    ssl_ca_file: null,
+    ssl_cert_file: null,
+    ssl_key_file: null,
+  },
 };
 
 function configError(fn: () => unknown): ConfigError {

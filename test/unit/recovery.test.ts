@@ -1,0 +1,27 @@
+import { describe, expect, it, vi } from 'vitest';
+import { JobType } from '../../src/libvirt/types.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { abortOrphanedMigrations } from '../../src/migration/recovery.js';
+import { FakeConnection, guestXml } from './fakes/libvirt.js';
+
+describe('start-up recovery', () => {
+  it('aborts only outgoing migrations nobody monitors', async () => {
+    const conn = new FakeConnection('host-a');
+    const add = (uuid: string, stats: { type: JobType; operation?: number }) => {
+      const d = conn.addDomain(uuid, `g-${uuid}`, guestXml({ uuid, name: `g-${uuid}` }));
+      d.jobStatsScript = [stats];
+      // The fake aborts only jobs it runs itself; here the job is left over from another process.
+      return vi.spyOn(d, 'abortJob').mockResolvedValue();
+    };
+    const outgoing = add('11111111-1111-1111-1111-111111111111', { type: JobType.UNBOUNDED, operation: 5 });
+    const incoming = add('22222222-2222-2222-2222-222222222222', { type: JobType.UNBOUNDED, operation: 4 });
+    const idle = add('33333333-3333-3333-3333-333333333333', { type: JobType.NONE });
+
+    const aborted = await abortOrphanedMigrations(conn, silentLogger);
+
+    expect(aborted).toEqual(['11111111-1111-1111-1111-111111111111']);
+    expect(outgoing).toHaveBeenCalledOnce();
+    expect(incoming).not.toHaveBeenCalled();
+    expect(idle).not.toHaveBeenCalled();
+  });
+});
