@@ -1,6 +1,8 @@
 // JS Connection: open/close, connection-level calls and domain events.
 #include "common.h"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -174,6 +176,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     return DefineClass(env, "Connection",
                        {
                            InstanceMethod<&ConnectionWrap::GetCapabilities>("getCapabilities"),
+                           InstanceMethod<&ConnectionWrap::GetDomainCapabilities>("getDomainCapabilities"),
                            InstanceMethod<&ConnectionWrap::GetHostname>("getHostname"),
                            InstanceMethod<&ConnectionWrap::ListAllDomains>("listAllDomains"),
                            InstanceMethod<&ConnectionWrap::LookupByUUID>("lookupByUUID"),
@@ -262,6 +265,51 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   }
   Napi::Value GetHostname(const Napi::CallbackInfo& info) {
     return StringCall(info, "virConnectGetHostname", virConnectGetHostname);
+  }
+
+  // getDomainCapabilities(opts?, flags?): opts keys emulatorBin/arch/machine/virtType,
+  // each a string or null/undefined (NULL: libvirt picks the default). Validated
+  // here; an unknown key is a TypeError so a misspelling is not silently ignored.
+  // Own thread: the first call for an emulator may probe it (spawns QEMU).
+  Napi::Value GetDomainCapabilities(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    static const char* const kKeys[] = {"emulatorBin", "arch", "machine", "virtType"};
+    struct Opt {
+      bool set = false;
+      std::string s;
+      const char* get() const { return set ? s.c_str() : nullptr; }
+    };
+    auto opts = std::make_shared<std::array<Opt, 4>>();
+    Napi::Value v = info[0];
+    if (!v.IsUndefined() && !v.IsNull()) {
+      if (!v.IsObject() || v.IsArray() || v.IsFunction())
+        throw Napi::TypeError::New(env, "opts: expected an object");
+      Napi::Object o = v.As<Napi::Object>();
+      Napi::Array names = o.GetPropertyNames();
+      for (uint32_t i = 0; i < names.Length(); i++) {
+        std::string k = names.Get(i).ToString();
+        if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* x) { return k == x; }) == std::end(kKeys))
+          throw Napi::TypeError::New(env, "opts: unknown key " + k);
+      }
+      for (size_t i = 0; i < 4; i++) {
+        Napi::Value x = o.Get(kKeys[i]);
+        if (x.IsUndefined() || x.IsNull()) continue;
+        if (!x.IsString()) throw Napi::TypeError::New(env, std::string(kKeys[i]) + ": expected a string or null");
+        (*opts)[i].set = true;
+        (*opts)[i].s = x.As<Napi::String>();
+      }
+    }
+    unsigned int flags = FlagsArg(info, 1);
+    return Queue(env, Mode::Thread, "virConnectGetDomainCapabilities",
+                 [c = Hold(env), opts, flags](VirErr&) -> Finish {
+                   const auto& o = *opts;
+                   char* r = virConnectGetDomainCapabilities(c.get(), o[0].get(), o[1].get(), o[2].get(),
+                                                             o[3].get(), flags);
+                   if (!r) return nullptr;
+                   std::string s(r);
+                   free(r);
+                   return [s](Napi::Env env) { return Napi::String::New(env, s); };
+                 });
   }
 
   Napi::Value LookupByUUID(const Napi::CallbackInfo& info) {

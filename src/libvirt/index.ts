@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import type {
   Connection,
   Domain,
+  DomainCapabilitiesOptions,
   DomainStateInfo,
   JobCompletedEventData,
   JobInfo,
@@ -44,6 +45,7 @@ type EventKind = 'lifecycle' | 'jobCompleted' | 'migrationIteration' | 'close';
 interface NativeConnection {
   readonly uri: string;
   getCapabilities(): Promise<string>;
+  getDomainCapabilities(opts: DomainCapabilitiesOptions | undefined, flags: number): Promise<string>;
   getHostname(): Promise<string>;
   listAllDomains(flags?: number): Promise<NativeDomain[]>;
   lookupByUUID(uuid: string): Promise<NativeDomain>;
@@ -180,6 +182,10 @@ export class LibvirtConnection implements Connection {
 
   getCapabilities(): Promise<string> {
     return call(() => this.h.getCapabilities());
+  }
+  /** Unknown option keys and non-string values reject with a TypeError before libvirt is called. */
+  getDomainCapabilities(opts?: DomainCapabilitiesOptions, flags = 0): Promise<string> {
+    return call(() => this.h.getDomainCapabilities(opts, flags));
   }
   getHostname(): Promise<string> {
     return call(() => this.h.getHostname());

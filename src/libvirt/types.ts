@@ -237,9 +237,19 @@ export interface Domain {
   migrateStartPostCopy(): Promise<void>;
 }
 
+/** virConnectGetDomainCapabilities selectors; null or absent lets libvirt pick the default. */
+export interface DomainCapabilitiesOptions {
+  emulatorBin?: string | null;
+  arch?: string | null;
+  machine?: string | null;
+  virtType?: string | null;
+}
+
 export interface Connection {
   readonly uri: string;
   getCapabilities(): Promise<string>;
+  /** virConnectGetDomainCapabilities: the domain capabilities XML for one emulator/arch/machine/virt type. */
+  getDomainCapabilities(opts?: DomainCapabilitiesOptions, flags?: number): Promise<string>;
   getHostname(): Promise<string>;
   listAllDomains(flags?: number): Promise<Domain[]>;
   lookupByUUID(uuid: string): Promise<Domain>;

@@ -4,7 +4,7 @@
 import { DomainState, isVirError, VirErrorCode, type Domain } from '../libvirt/types.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { ComputeDeps } from './compute-deps.js';
-import { supportedGuests } from './domain-facts.js';
+import { hostArch, supportedGuests, usableCpuModels } from './domain-facts.js';
 import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from './errors.js';
 import { isBlockDevice } from './host-storage.js';
 import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from './migrate-data.js';
@@ -39,6 +39,7 @@ export class DestinationHandlers {
         graphics_listen_addr_spice: null,
         serial_listen_addr: null,
         dst_supported_guests: supportedGuests(caps),
+        dst_cpu_models: await this.cpuModels(caps),
       };
       const source = instance.host;
       if (!source) throw new MigrationPreCheckError(`instance ${instance.uuid} has no source host`);
@@ -124,6 +125,21 @@ export class DestinationHandlers {
       if (destroyDisks || !migrateData.is_shared_instance_path) await storage.removeInstanceDir(instance.uuid);
       return null;
     });
+  }
+
+  /** Usable custom CPU models for each virt type of this host's own arch (other arches are emulated anyway). */
+  private async cpuModels(caps: string): Promise<Record<string, string[]>> {
+    const arch = hostArch(caps);
+    const out: Record<string, string[]> = {};
+    for (const guest of supportedGuests(caps).filter((g) => g.startsWith(`${arch}/`))) {
+      const virtType = guest.slice(guest.indexOf('/') + 1);
+      try {
+        out[guest] = usableCpuModels(await this.deps.libvirt.getDomainCapabilities({ arch, virtType }));
+      } catch (err) {
+        this.deps.log.warn({ err, guest }, 'no domain capabilities; CPU model not checked for it');
+      }
+    }
+    return out;
   }
 
   private async lookup(uuid: string): Promise<Domain | null> {

@@ -27,6 +27,12 @@ export function guestFacts(domainXml: string): GuestFacts {
   };
 }
 
+/** The host's own CPU architecture, from its capabilities. */
+export function hostArch(capabilitiesXml: string): string | null {
+  const arch = findAll(rootElement(parseXml(capabilitiesXml)), 'host/cpu/arch')[0];
+  return arch ? textContent(arch).trim() : null;
+}
+
 /** "<arch>/<domain type>" for every guest the host's capabilities offer. */
 export function supportedGuests(capabilitiesXml: string): string[] {
   const caps = rootElement(parseXml(capabilitiesXml));

@@ -29,6 +29,8 @@ export interface LiveMigrateData {
   bdms?: MigrateBdmInfo[];
   /** ferry: "<arch>/<virt type>" pairs the destination can run, for the source's check. */
   dst_supported_guests?: string[];
+  /** ferry: custom-mode CPU models the destination can run, per "<arch>/<virt type>" of its own arch. */
+  dst_cpu_models?: Record<string, string[]>;
 }
 
 /** One local disk the source will copy, as sent in pre_live_migration's `disk` arg (Nova's disk info). */

@@ -10,7 +10,7 @@ import type { ComputeDeps } from './compute-deps.js';
 import { MigrationControl, type ActionSource } from './control.js';
 import { instanceArg } from './destination.js';
 import { selectMigrateDisks } from './disks.js';
-import { guestFacts } from './domain-facts.js';
+import { guestCpu, guestFacts } from './domain-facts.js';
 import { destinationXml } from './domain-xml.js';
 import {
   Forbidden,
@@ -381,8 +381,14 @@ export class SourceHandlers {
     const supported = destCheck.dst_supported_guests;
     if (!supported) return;
     const { arch, virtType } = guestFacts(xml);
-    if (!supported.includes(`${arch}/${virtType}`)) {
+    const guest = `${arch}/${virtType}`;
+    if (!supported.includes(guest)) {
       throw new MigrationPreCheckError(`destination cannot run ${arch} guests with virt type ${virtType} (supports ${supported.join(', ')})`);
+    }
+    const { model } = guestCpu(xml);
+    const models = destCheck.dst_cpu_models?.[guest];
+    if (model && models && !models.includes(model)) {
+      throw new MigrationPreCheckError(`destination cannot run CPU model ${model} for ${guest}`);
     }
   }
 

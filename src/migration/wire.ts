@@ -1,9 +1,10 @@
 // How a migration record looks on the wire: Nova's Migration field names,
 // plus ferry's live figures, for list_migrations and migration_update.
 
+import type { MigrationCounters } from './progress.js';
 import type { MigrationRecord } from './registry.js';
 
-export interface MigrationView {
+export interface MigrationView extends MigrationCounters {
   id: number | null;
   uuid: string;
   instance_uuid: string;
@@ -11,12 +12,6 @@ export interface MigrationView {
   dest_compute: string;
   migration_type: 'live-migration';
   status: string;
-  memory_total: number;
-  memory_processed: number;
-  memory_remaining: number;
-  disk_total: number;
-  disk_processed: number;
-  disk_remaining: number;
   progress: number;
   dirty_rate_bytes_per_second: number;
   transfer_rate_bytes_per_second: number;

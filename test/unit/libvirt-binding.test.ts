@@ -1,5 +1,8 @@
 // The N-API libvirt binding against libvirt's built-in test driver (no daemon).
 // test:///default connections in one process share state: domain `test` runs.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +85,74 @@ describe('connection', () => {
     expect(c.isAlive()).toBe(false);
     await expect(c.getHostname()).rejects.toThrow(/closed/);
   });
+});
+
+describe('domain capabilities', () => {
+  it('the test driver rejects with NO_SUPPORT, with and without selectors and flags', async () => {
+    for (const p of [
+      conn.getDomainCapabilities(),
+      conn.getDomainCapabilities({}),
+      conn.getDomainCapabilities({ emulatorBin: null, arch: 'x86_64', machine: null, virtType: 'test' }, 0),
+    ]) {
+      const e = await rejection(p);
+      expect(e.code).toBe(VirErrorCode.NO_SUPPORT);
+      expect(e.message).toMatch(/virConnectGetDomainCapabilities/);
+      expect(e.stack).toContain('libvirt-binding.test');
+    }
+  });
+
+  it.each([
+    [[5], 'opts'],
+    [['x86_64'], 'opts'],
+    [[[]], 'opts'],
+    [[{ arch: 5 }], 'arch'],
+    [[{ emulatorBin: false }], 'emulatorBin'],
+    [[{ virttype: 'qemu' }], 'virttype'],
+    [[{}, -1], 'flags'],
+    [[{}, '0'], 'flags'],
+  ])('bad arguments %j reject with TypeError naming %s before libvirt', async (args, what) => {
+    const p = (conn.getDomainCapabilities as (...a: unknown[]) => Promise<string>).apply(conn, args);
+    await expect(p).rejects.toThrow(TypeError);
+    await expect(p).rejects.toThrow(what);
+  });
+
+  it('a closed connection rejects', async () => {
+    const c = await openConnection(URI);
+    await c.close();
+    await expect(c.getDomainCapabilities()).rejects.toThrow(/closed/);
+  });
+
+  // The real QEMU driver in-process (qemu:///embed): no libvirtd, probes the binary.
+  it.skipIf(!existsSync('/usr/bin/qemu-system-x86_64'))(
+    'an embedded QEMU driver returns XML with usable custom CPU models',
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'ferry-embed-'));
+      try {
+        mkdirSync(join(root, 'etc'));
+        writeFileSync(
+          join(root, 'etc', 'qemu.conf'),
+          'stdio_handler = "file"\nsecurity_driver = "none"\ncgroup_controllers = []\n',
+        );
+        const q = await openConnection(`qemu:///embed?root=${root}`);
+        try {
+          const xml = await q.getDomainCapabilities({ virtType: 'qemu', arch: 'x86_64' });
+          expect(xml).toMatch(/<domainCapabilities>/);
+          expect(xml).toContain('<domain>qemu</domain>');
+          expect(xml).toContain('<arch>x86_64</arch>');
+          const custom = /<mode name='custom' supported='yes'>([\s\S]*?)<\/mode>/.exec(xml);
+          expect(custom).not.toBeNull();
+          expect(custom?.[1]).toMatch(/<model usable='(yes|no)'[^>]*>qemu64<\/model>/);
+          const e = await rejection(q.getDomainCapabilities({ virtType: 'qemu', arch: 'no-such-arch' }));
+          expect(e.code).toBeGreaterThan(0);
+        } finally {
+          await q.close();
+        }
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });
 
 describe('domain', () => {

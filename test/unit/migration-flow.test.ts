@@ -191,6 +191,18 @@ describe('pre-checks (check_can_live_migrate_destination -> check_can_live_migra
     expect(await probes(c)).toEqual([]);
   });
 
+  it('MigrationPreCheckError when the destination cannot run the guest CPU model', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c);
+    const dom = c.src.conn.domains.get(g.uuid)!;
+    dom.xml = dom.xml.replace('</domain>', "<cpu mode='custom' match='exact'><model fallback='forbid'>Skylake-Server</model></cpu></domain>");
+    await expect(dstCheck(c, instanceArg(g.instance), false)).rejects.toMatchObject({ name: 'MigrationPreCheckError', message: expect.stringContaining('CPU model Skylake-Server') });
+    // The same guest on a model the destination lists passes the check.
+    dom.xml = dom.xml.replace('Skylake-Server', 'qemu64');
+    await expect(dstCheck(c, instanceArg(g.instance), false)).resolves.toMatchObject({ is_shared_block_storage: true });
+    expect(await probes(c)).toEqual([]);
+  });
+
   it('wraps other source failures in MigrationPreCheckError; keeps InstanceNotFound', async () => {
     c = await makeCluster();
     const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });

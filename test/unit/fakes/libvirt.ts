@@ -405,6 +405,13 @@ export class FakeConnection implements Connection {
     return this.capabilities;
   }
 
+  domainCapabilities = `<domainCapabilities><cpu><mode name='custom' supported='yes'><model usable='yes'>qemu64</model></mode></cpu></domainCapabilities>`;
+
+  async getDomainCapabilities(opts?: unknown, flags?: number): Promise<string> {
+    await this.record('getDomainCapabilities', opts, flags);
+    return this.domainCapabilities;
+  }
+
   async getHostname(): Promise<string> {
     await this.record('getHostname');
     return this.hostname;
