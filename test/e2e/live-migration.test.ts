@@ -60,6 +60,8 @@ describe('live migration through two ferryd agents', () => {
     const g = await boot();
     const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     expect(migrateData).toMatchObject({ block_migration: false, is_shared_block_storage: true, is_shared_instance_path: false });
+    // The destination told the source which CPU models it can run; the guest's qemu64 is one.
+    expect(migrateData.dst_cpu_models?.['x86_64/qemu']).toContain('qemu64');
     const end = await conductor.waitForEnd(migrationUuid);
     expect(end.status).toBe('completed');
     expect(conductor.statuses(migrationUuid)).toEqual(['queued', 'preparing', 'running', 'completed']);
