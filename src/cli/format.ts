@@ -47,7 +47,8 @@ export function migrationsTable(views: MigrationView[]): string {
 export function progressLine(m: MigrationView, elapsedSeconds: number, width = 30): string {
   const total = m.memory_total + m.disk_total;
   const remaining = m.memory_remaining + m.disk_remaining;
-  const pct = total > 0 ? Math.min(100, Math.max(0, Math.round(((total - remaining) * 100) / total))) : m.status === 'completed' ? 100 : 0;
+  // The counters are the last sample taken while running: a completed migration is 100% whatever they say.
+  const pct = m.status === 'completed' ? 100 : total > 0 ? Math.min(100, Math.max(0, Math.round(((total - remaining) * 100) / total))) : 0;
   const filled = Math.round((pct * width) / 100);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
   return `${bar} ${String(pct).padStart(3)}%  ${m.status.padEnd(19)} sent ${bytes(m.memory_processed + m.disk_processed)}  left ${bytes(remaining)}  dirty ${bytes(m.dirty_rate_bytes_per_second)}/s  ${duration(elapsedSeconds)}`;

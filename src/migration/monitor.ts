@@ -66,8 +66,12 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     },
   );
   // The job-completed event carries the final downtime; polling cannot see it once the domain is gone.
+  // It also has the final counters, which the last poll (up to pollMs old) undercounts.
   const unsubscribe = o.events?.on(record.instanceUuid, 'jobCompleted', (e) => {
-    if (typeof e.stats.downtime === 'number') registry.update(record, { downtimeMs: e.stats.downtime });
+    registry.update(record, {
+      ...(typeof e.stats.downtime === 'number' ? { downtimeMs: e.stats.downtime } : {}),
+      ...(typeof e.stats.memory_total === 'number' ? { counters: countersFromStats(e.stats), progress: progressPercent(e.stats) } : {}),
+    });
     wake();
   });
 
