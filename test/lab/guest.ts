@@ -46,7 +46,12 @@ const xmlEscape = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
 
 export function guestCmdline(spec: GuestSpec): string {
-  const parts = ['console=ttyS0', 'quiet'];
+  // pti=on: QEMU 7.2 TCG loses guest stores made through TLB entries that stay
+  // writable across a migration dirty-bitmap sync (fixed in QEMU 9.0), so hot
+  // pages (kernel stacks) reach the destination stale and the guest panics.
+  // With page-table isolation every kernel entry/exit reloads CR3, which
+  // flushes QEMU's TLB and re-arms dirty tracking (see guest/dirty.c).
+  const parts = ['console=ttyS0', 'quiet', 'pti=on'];
   if (spec.dirty) parts.push(`ferry.dirty_mib=${spec.dirty.mib}`, `ferry.dirty_rate_mbs=${spec.dirty.rateMBs}`);
   if (spec.diskMarker !== undefined) parts.push(`ferry.disk_write=${spec.diskMarker}`, 'ferry.disk_check=1');
   if (spec.volumeMarker !== undefined) parts.push(`ferry.vol_write=${spec.volumeMarker}`, 'ferry.vol_check=1');

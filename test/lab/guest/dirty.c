@@ -5,6 +5,16 @@
  * write dirties a whole page: "rate" counts dirtied page bytes per second.
  * Pacing busy-waits on clock_gettime: sleeping (usleep) between writes was
  * seen to crash TCG guests after migration.
+ *
+ * Lost-write check: `hot` (in .bss) and a register copy are bumped together on
+ * every batch; if a migration delivers a stale copy of hot's page, they differ
+ * on the destination and "ferry-dirty lost-write" is printed (a cheap canary:
+ * it never fired in testing, since a user page leaves QEMU's TLB at the next
+ * context switch; the kernel stack is what came back stale). QEMU < 9.0 TCG
+ * loses such writes (stores through TLB entries that stay writable after the
+ * migration bitmap sync, fixed upstream by 03bfc2188f "physmem: Fix migration
+ * dirty bitmap coherency with TCG memory access"); the guest boots with
+ * pti=on so every kernel entry/exit reloads CR3, which flushes QEMU's TLB.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +25,8 @@
 
 #define PAGE 4096UL
 #define BATCH 16UL
+
+static volatile unsigned long hot;
 
 static double now(void) {
   struct timespec t;
@@ -47,6 +59,7 @@ int main(int argc, char **argv) {
 
   size_t i = 0;
   unsigned char v = 2;
+  unsigned long mirror = 0;
   double t0 = now();
   double done = 0; /* pages written since t0 */
   for (;;) {
@@ -58,6 +71,12 @@ int main(int argc, char **argv) {
       }
     }
     done += BATCH;
+    hot++;
+    if (hot != ++mirror) {
+      printf("ferry-dirty lost-write expected=%lu found=%lu\n", mirror, (unsigned long)hot);
+      fflush(stdout);
+      mirror = hot;
+    }
     if (pps <= 0) continue;
     for (;;) {
       double elapsed = now() - t0;
