@@ -105,8 +105,9 @@ async function main(argv: string[]): Promise<number> {
       case 'migrate': {
         const instanceUuid = need(target, 'INSTANCE');
         const source = need(values.source, '--source');
+        // Digits only: Number() would take '' as 0 (no timeout at all), '1e1' or '0x10'.
+        if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) throw new UsageError('--timeout: expected an integer >= 0');
         const timeout = values.timeout === undefined ? null : Number(values.timeout);
-        if (timeout !== null && !(Number.isInteger(timeout) && timeout >= 0)) throw new UsageError('--timeout: expected an integer >= 0');
         const onTimeout = values['on-timeout'] ?? null;
         if (onTimeout !== null && onTimeout !== 'abort' && onTimeout !== 'force_complete') throw new UsageError('--on-timeout: expected abort or force_complete');
         const started = await startLiveMigration(api, ctx, {

@@ -41,7 +41,7 @@ export interface MonitorOptions {
 type Settled = { ok: true } | { ok: false; err: unknown };
 
 export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
-  const { record, registry, log, control } = o;
+  const { record, registry, log } = o;
   const settings = record.settings;
   if (!settings) throw new Error(`migration ${record.uuid} has no settings`);
   const policySettings = {

@@ -9,7 +9,7 @@ import { migrationView } from './wire.js';
 
 export class MigrationReporter {
   constructor(
-    private readonly registry: MigrationRegistry,
+    registry: MigrationRegistry,
     private readonly rpc: RpcClient,
     private readonly conductorTopic: string,
     private readonly log: Logger,

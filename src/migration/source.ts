@@ -7,7 +7,7 @@ import { DomainState, isVirError, MigrateFlag, VirErrorCode, XmlFlag, type Domai
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { ComputeDeps } from './compute-deps.js';
-import { MigrationControl, type ActionSource } from './control.js';
+import { MigrationControl } from './control.js';
 import { instanceArg } from './destination.js';
 import { selectMigrateDisks } from './disks.js';
 import { guestCpu, guestFacts } from './domain-facts.js';

@@ -27,12 +27,11 @@ import {
   guestAlive,
   logTime,
   machineNote,
-  startBenchLab,
   summarize,
   waitForLog,
-  type BenchLab,
   type LogLine,
 } from './lab-bench.js';
+import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 
 const RUNS = Number(process.argv[2] ?? 10);
 const CAP = Number(process.env.BENCH_CAP ?? 5);
@@ -65,7 +64,7 @@ interface Sample {
 const t0 = Date.now();
 const since = () => `${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s`;
 
-async function oneRun(bl: BenchLab, action: Action, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ sample: Sample | null; note: string; on: LabHost | null }> {
+async function oneRun(bl: LabCluster, action: Action, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ sample: Sample | null; note: string; on: LabHost | null }> {
   const { migrationUuid } = await castMigration(bl, guest, source, dest);
   const running = await bl.conductor.waitForStatus(migrationUuid, 'running', 60_000).catch(() => null);
   if (!running) return { sample: null, note: `never running: ${bl.conductor.statuses(migrationUuid).join(' -> ')}`, on: await where(bl, guest) };
@@ -116,7 +115,7 @@ async function oneRun(bl: BenchLab, action: Action, guest: LabGuest, source: Lab
 }
 
 /** The host the guest runs on now, if any; keeps guest.instance.host in step. */
-async function where(bl: BenchLab, guest: LabGuest): Promise<LabHost | null> {
+async function where(bl: LabCluster, guest: LabGuest): Promise<LabHost | null> {
   for (const h of [bl.a, bl.b]) {
     if ((await domainState(h, guest.uuid)) === 'running') {
       guest.instance.host = h.hostname;
@@ -130,8 +129,8 @@ async function main(): Promise<void> {
   console.log(
     `ferry control-latency bench: ${RUNS} runs per action, cap ${CAP} MiB/s, guest ${DIRTY ? `dirty ${DIRTY.mib} MiB @ ${DIRTY.rateMBs} MiB/s` : 'idle'} 256 MiB, cast ${SETTLE_MS} ms after 'running'; ${machineNote()}`,
   );
-  const bl = await startBenchLab();
-  console.log(`[${since()}] lab up (exchange ${bl.exchange}, vhost ${bl.vhost ?? '/'})`);
+  const bl = await startLabCluster({ name: 'bench', addrBase: 50 });
+  console.log(`[${since()}] lab up (exchange ${bl.exchange}, vhost ${bl.broker.vhost})`);
   const samples: Sample[] = [];
   const notes: string[] = [];
   try {
@@ -142,7 +141,7 @@ async function main(): Promise<void> {
     const boot = async () => {
       if (guest) for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
       on = bl.a;
-      guest = await bl.boot(on, { uuid: randomUUID(), ...(DIRTY ? { dirty: DIRTY } : {}) });
+      guest = await bl.boot({ uuid: randomUUID(), ...(DIRTY ? { dirty: DIRTY } : {}) }, on);
       if (DIRTY) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
       console.log(`[${since()}] booted guest ${guest.uuid.slice(0, 8)} on ${on.name}`);
     };

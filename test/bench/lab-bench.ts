@@ -1,116 +1,25 @@
 // Shared plumbing for the lab benchmarks (migration.ts, control-latency.ts):
-// one 2-host lab, ferryd agents restarted per configuration, the test
-// conductor, a private RabbitMQ vhost, log and statistics helpers.
-//
-// The agents' queues are named after topic and host (compute.ferry-lab-a,
-// conductor, ...), not after the exchange, so two labs on the same broker
-// share them and RabbitMQ round-robins between their consumers. A private
-// vhost (plus a unique exchange) keeps our casts and migration_update
-// messages away from other engineers' labs; without rabbitmqctl we fall back
-// to the default vhost and the unique exchange only.
+// the lab cluster (test/e2e/cluster.ts) plus timestamped casts, log and
+// statistics helpers.
 
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg as osLoad } from 'node:os';
-import { promisify } from 'node:util';
 import { operatorContext } from '../../src/cli/conductor.js';
 import type { MigrationView } from '../../src/migration/wire.js';
 import type { RequestContext } from '../../src/rpc/types.js';
-import { TestConductor } from '../conductor/conductor.js';
-import { startAgents, TRANSPORT_URL, type Agent } from '../e2e/agents.js';
-import { bootGuest, domainState, removeGuest, type LabGuest } from '../e2e/fixture.js';
-import { ensureGuestImage } from '../lab/guest-image.js';
+import type { LabCluster } from '../e2e/cluster.js';
+import type { Agent } from '../e2e/agents.js';
+import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
-import { startLab, type Lab, type LabHost } from '../lab/lab.js';
-
-const run = promisify(execFile);
+import type { LabHost } from '../lab/lab.js';
 export const MIB = 1024 * 1024;
-
-export interface BenchLab {
-  lab: Lab;
-  a: LabHost;
-  b: LabHost;
-  conductor: TestConductor;
-  exchange: string;
-  transportUrl: string;
-  vhost: string | null;
-  agents: Agent[];
-  /** Stops the running agents and starts fresh ones with this config (merged over the lab defaults). */
-  useAgents(config?: Record<string, unknown>): Promise<Agent[]>;
-  agentOn(host: LabHost): Agent;
-  boot(host: LabHost, spec?: Parameters<typeof bootGuest>[1]): Promise<LabGuest>;
-  close(): Promise<void>;
-}
-
-async function rabbitmqctl(args: string[]): Promise<boolean> {
-  try {
-    await run('rabbitmqctl', ['-q', ...args], { timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function startBenchLab(): Promise<BenchLab> {
-  const exchange = `ferry-bench-${process.pid}`;
-  let vhost: string | null = exchange;
-  if (!((await rabbitmqctl(['add_vhost', vhost])) && (await rabbitmqctl(['set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*'])))) {
-    if (vhost) await rabbitmqctl(['delete_vhost', vhost]);
-    vhost = null;
-  }
-  const transportUrl = vhost ? `${TRANSPORT_URL.replace(/\/[^/@]*$/, '')}/${encodeURIComponent(vhost)}` : TRANSPORT_URL;
-  await ensureGuestImage();
-  const lab = await startLab({ hosts: 2, name: 'bench', addrBase: 50 });
-  const [a, b] = lab.hosts as [LabHost, LabHost];
-  let conductor: TestConductor;
-  try {
-    conductor = await TestConductor.start(transportUrl, exchange);
-  } catch (err) {
-    await lab.stop();
-    throw err;
-  }
-  const guests = new Set<string>();
-  const bl: BenchLab = {
-    lab,
-    a,
-    b,
-    conductor,
-    exchange,
-    transportUrl,
-    vhost,
-    agents: [],
-    async useAgents(config = {}) {
-      await Promise.all(bl.agents.map((x) => x.stop()));
-      bl.agents = await startAgents(lab, { exchange, config: { transport_url: transportUrl, ...config } });
-      return bl.agents;
-    },
-    agentOn(host) {
-      const agent = bl.agents.find((x) => x.host === host);
-      if (!agent) throw new Error(`no agent on ${host.name}`);
-      return agent;
-    },
-    async boot(host, spec = {}) {
-      const g = await bootGuest(host, { name: `bench-${Math.random().toString(36).slice(2, 10)}`, ...spec });
-      guests.add(g.uuid);
-      return g;
-    },
-    async close() {
-      await Promise.all(bl.agents.map((x) => x.stop().catch(() => {})));
-      await conductor.close().catch(() => {});
-      for (const uuid of guests) for (const h of [a, b]) await removeGuest(h, uuid).catch(() => {});
-      await lab.stop();
-      if (vhost) await rabbitmqctl(['delete_vhost', vhost]);
-    },
-  };
-  return bl;
-}
 
 /**
  * Nova's conductor flow (check_can_live_migrate_destination call, then the
  * live_migration cast), inlined so the cast itself can be timestamped.
  */
 export async function castMigration(
-  bl: BenchLab,
+  bl: LabCluster,
   guest: LabGuest,
   source: LabHost,
   dest: LabHost,

@@ -16,7 +16,8 @@
 import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { readConsole, waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { agentLogs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, MIB, startBenchLab, type BenchLab, type MigrationView } from './lab-bench.js';
+import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
+import { agentLogs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, MIB, type MigrationView } from './lab-bench.js';
 
 const CAPS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [20, 50, 100, 0];
 const COMPLETION_TIMEOUT_PER_GIB = 15;
@@ -80,7 +81,7 @@ async function completedJobInfo(host: LabHost, uuid: string): Promise<JobInfo | 
   return Object.keys(info).length ? info : null;
 }
 
-async function migrateOnce(bl: BenchLab, kind: GuestKind, cap: number, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ result: Result; on: LabHost | null }> {
+async function migrateOnce(bl: LabCluster, kind: GuestKind, cap: number, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ result: Result; on: LabHost | null }> {
   const { migrationUuid, castAt, ctx } = await castMigration(bl, guest, source, dest);
   let end: MigrationView;
   let endAt: number;
@@ -159,8 +160,8 @@ function describe(r: Result): string {
 
 async function main(): Promise<void> {
   console.log(`ferry migration bench: caps ${CAPS.map((c) => (c === 0 ? 'unlimited' : `${c} MiB/s`)).join(', ')}; ${machineNote()}`);
-  const bl = await startBenchLab();
-  console.log(`[${since()}] lab up (hosts ${bl.lab.hosts.map((h) => h.addr).join(', ')}, exchange ${bl.exchange}, vhost ${bl.vhost ?? '/'})`);
+  const bl = await startLabCluster({ name: 'bench', addrBase: 50 });
+  console.log(`[${since()}] lab up (hosts ${bl.lab.hosts.map((h) => h.addr).join(', ')}, exchange ${bl.exchange}, vhost ${bl.broker.vhost})`);
   const results: Result[] = [];
   const skipped: string[] = [];
   try {
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
         });
         if (!guest || !on) {
           on = bl.a;
-          guest = await bl.boot(on, kind.spec);
+          guest = await bl.boot(kind.spec, on);
           if (kind.spec.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
           console.log(`[${since()}] booted ${kind.label} guest ${guest.uuid.slice(0, 8)} on ${on.name}`);
         }

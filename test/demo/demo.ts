@@ -4,33 +4,25 @@
 // is seen on B. Everything it starts is stopped at the end.
 
 import { progressLine } from '../../src/cli/format.js';
-import { TestConductor } from '../conductor/conductor.js';
-import { startAgents, TRANSPORT_URL, type Agent } from '../e2e/agents.js';
-import { bootGuest, domainState } from '../e2e/fixture.js';
-import { ensureGuestImage } from '../lab/guest-image.js';
+import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
+import { domainState } from '../e2e/fixture.js';
 import { lastHeartbeat, readConsole, waitForHeartbeat } from '../lab/heartbeat.js';
-import { startLab, type Lab, type LabHost } from '../lab/lab.js';
 
 const t0 = Date.now();
 const say = (msg: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
 
 async function main(): Promise<void> {
-  let lab: Lab | null = null;
-  let agents: Agent[] = [];
-  let conductor: TestConductor | null = null;
+  let cluster: LabCluster | null = null;
   try {
-    say('building (or reusing) the guest image');
-    await ensureGuestImage();
-    lab = await startLab({ hosts: 2, name: 'demo' });
-    const [a, b] = lab.hosts as [LabHost, LabHost];
-    say(`lab hosts up: ${a.hostname} (${a.addr}) and ${b.hostname} (${b.addr})`);
-    const exchange = `ferry-demo-${process.pid}`;
+    say('starting two lab hosts (building the guest image on first use)');
+    cluster = await startLabCluster({ name: 'demo' });
+    const { a, b, conductor } = cluster;
+    say(`lab hosts up: ${a.hostname} (${a.addr}) and ${b.hostname} (${b.addr}); RabbitMQ vhost ${cluster.broker.vhost}`);
     // A 20 MiB/s cap makes the move of a busy 256 MiB guest slow enough to watch.
-    agents = await startAgents(lab, { exchange, config: { log_level: 'info', libvirt: { live_migration_bandwidth: 20 } } });
-    say(`ferryd agents serving on RabbitMQ exchange ${exchange}; metrics on http://${a.addr}:${agents[0]!.metricsPort}/metrics`);
-    conductor = await TestConductor.start(TRANSPORT_URL, exchange);
+    const agents = await cluster.useAgents({ log_level: 'info', libvirt: { live_migration_bandwidth: 20 } });
+    say(`ferryd agents serving; metrics on http://${a.addr}:${agents[0]!.metricsPort}/metrics`);
 
-    const guest = await bootGuest(a, { dirty: { mib: 32, rateMBs: 8 } });
+    const guest = await cluster.boot({ dirty: { mib: 32, rateMBs: 8 } });
     say(`guest ${guest.name} (${guest.uuid}) is running on ${a.hostname}, heartbeat ${await lastHeartbeat(a, guest.uuid)}`);
 
     const { migrationUuid, migrateData } = await conductor.migrate({ instance: guest.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
@@ -58,9 +50,7 @@ async function main(): Promise<void> {
     say(`guest heartbeat ${beat} on ${b.hostname}; on ${a.hostname} the domain is ${(await domainState(a, guest.uuid)) ?? 'gone'}`);
     say('demo complete');
   } finally {
-    await conductor?.close();
-    await Promise.all(agents.map((x) => x.stop()));
-    await lab?.stop();
+    await cluster?.close();
   }
 }
 

@@ -7,11 +7,12 @@ import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Lab, LabHost } from '../lab/lab.js';
+import { TRANSPORT_URL } from './broker.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
 export const FERRYCTL = join(REPO_ROOT, 'dist/cli/ferryctl.js');
-export const TRANSPORT_URL = process.env.FERRY_TEST_TRANSPORT_URL ?? 'rabbit://guest:guest@127.0.0.1:5672/';
+export { TRANSPORT_URL } from './broker.js';
 
 export interface Agent {
   host: LabHost;
@@ -27,6 +28,8 @@ export interface Agent {
 
 export interface AgentOptions {
   exchange: string;
+  /** Default: the shared broker's default vhost (see broker.ts for why a private one is better). */
+  transportUrl?: string;
   /** Config merged over the lab defaults, for every agent. */
   config?: Record<string, unknown>;
   /** Per-host additions, by lab host name ('a', 'b'). */
@@ -45,7 +48,7 @@ function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<s
 export function agentConfig(host: LabHost, opts: AgentOptions): Record<string, unknown> {
   const base = {
     host: host.hostname,
-    transport_url: TRANSPORT_URL,
+    transport_url: opts.transportUrl ?? TRANSPORT_URL,
     control_exchange: opts.exchange,
     instances_path: host.instancesPath,
     conductor_topic: 'conductor',

@@ -4,55 +4,49 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { TestConductor } from '../conductor/conductor.js';
 import { createLocalDisk, readDiskHead } from '../lab/guest.js';
-import { ensureGuestImage } from '../lab/guest-image.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
-import { startLab, type Lab, type LabHost } from '../lab/lab.js';
+import type { Lab, LabHost } from '../lab/lab.js';
 import { createVolume, type Volume } from '../lab/volumes.js';
-import { TestConductor } from '../conductor/conductor.js';
-import { startAgents, TRANSPORT_URL, type Agent } from './agents.js';
-import { bootGuest, domainState, instanceDirExists, removeGuest, type LabGuest } from './fixture.js';
+import type { Agent } from './agents.js';
+import { startLabCluster, type LabCluster } from './cluster.js';
+import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
 
-const EXCHANGE = `ferry-e2e-${process.pid}`;
 /** Never converges against 20 MiB/s: 128 MiB dirtied at 60 MB/s. */
 const DIRTY = { mib: 128, rateMBs: 60 };
 
 describe('live migration through two ferryd agents', () => {
+  let cluster: LabCluster;
   let lab: Lab;
   let a: LabHost;
   let b: LabHost;
   let conductor: TestConductor;
   let agents: Agent[] = [];
-  const guests: string[] = [];
   const volumes: Volume[] = [];
 
   async function useAgents(config: Record<string, unknown> = {}): Promise<void> {
-    await Promise.all(agents.map((x) => x.stop()));
-    agents = await startAgents(lab, { exchange: EXCHANGE, config });
+    agents = await cluster.useAgents(config);
   }
 
-  async function boot(spec: Parameters<typeof bootGuest>[1] = {}): Promise<LabGuest> {
-    const g = await bootGuest(a, spec);
-    guests.push(g.uuid);
-    return g;
+  function boot(spec: Parameters<LabCluster['boot']>[0] = {}): Promise<LabGuest> {
+    return cluster.boot(spec);
   }
 
   beforeAll(async () => {
-    await ensureGuestImage();
-    lab = await startLab({ hosts: 2, name: 'e2e' });
-    [a, b] = lab.hosts as [LabHost, LabHost];
-    conductor = await TestConductor.start(TRANSPORT_URL, EXCHANGE);
+    cluster = await startLabCluster({ name: 'e2e' });
+    ({ lab, a, b, conductor } = cluster);
   });
 
   afterEach(async () => {
-    for (const uuid of guests.splice(0)) for (const h of [a, b]) await removeGuest(h, uuid);
+    await cluster.removeGuests();
   });
 
   afterAll(async () => {
-    await Promise.all(agents.map((x) => x.stop()));
-    await conductor?.close();
+    // Volumes first: once the lab is gone their loop device numbers may be someone else's.
+    await cluster?.removeGuests();
     for (const v of volumes) await v.detach();
-    await lab?.stop();
+    await cluster?.close();
   });
 
   it('migrates a guest on shared block storage (no local disk) and reports every status', async () => {

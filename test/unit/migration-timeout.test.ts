@@ -83,7 +83,7 @@ describe.concurrent('per-migration timeout', () => {
 
   it('the config timeout (s/GiB x data_gb) with the config action when the request sets none', async () => {
     // Diskless 1 GiB guest: data_gb = 2, so 1 s/GiB gives 2 s.
-    const { c, g, uuid, t0 } = await setup({ live_migration_completion_timeout: 1, live_migration_timeout_action: 'abort' }, { disk: false });
+    const { c, uuid, t0 } = await setup({ live_migration_completion_timeout: 1, live_migration_timeout_action: 'abort' }, { disk: false });
     try {
       const r = await waitDone(c, uuid, 6000);
       expect(r.settings).toMatchObject({ timeoutSeconds: 2, perMigrationTimeout: false, dataGb: 2 });

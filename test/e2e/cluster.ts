@@ -1,0 +1,81 @@
+// One 2-host lab with ferryd agents, a private RabbitMQ vhost and the test
+// conductor: the fixture of the end-to-end tests, the benchmarks and the demo.
+
+import { TestConductor } from '../conductor/conductor.js';
+import { ensureGuestImage } from '../lab/guest-image.js';
+import { startLab, type Lab, type LabHost } from '../lab/lab.js';
+import { startAgents, type Agent } from './agents.js';
+import { privateBroker, type PrivateBroker } from './broker.js';
+import { bootGuest, removeGuest, type LabGuest } from './fixture.js';
+
+export interface LabCluster {
+  lab: Lab;
+  a: LabHost;
+  b: LabHost;
+  broker: PrivateBroker;
+  exchange: string;
+  conductor: TestConductor;
+  agents: Agent[];
+  /** Stops the running agents and starts fresh ones with this config (merged over the lab defaults). */
+  useAgents(config?: Record<string, unknown>, perHost?: Record<string, Record<string, unknown>>): Promise<Agent[]>;
+  agentOn(host: LabHost): Agent;
+  /** Boots a guest (on A by default); removeGuests() or close() takes it away again. */
+  boot(spec?: Parameters<typeof bootGuest>[1], host?: LabHost): Promise<LabGuest>;
+  removeGuests(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startLabCluster(opts: { name: string; addrBase?: number }): Promise<LabCluster> {
+  const exchange = `ferry-${opts.name}-${process.pid}`;
+  await ensureGuestImage();
+  const broker = await privateBroker(`ferry-${opts.name}`);
+  let lab: Lab | null = null;
+  try {
+    lab = await startLab({ hosts: 2, name: opts.name, addrBase: opts.addrBase });
+    const conductor = await TestConductor.start(broker.transportUrl, exchange);
+    const [a, b] = lab.hosts as [LabHost, LabHost];
+    const guests = new Set<string>();
+    const started = lab;
+    const cluster: LabCluster = {
+      lab,
+      a,
+      b,
+      broker,
+      exchange,
+      conductor,
+      agents: [],
+      async useAgents(config = {}, perHost = {}) {
+        await Promise.all(cluster.agents.map((x) => x.stop()));
+        cluster.agents = [];
+        cluster.agents = await startAgents(started, { exchange, transportUrl: broker.transportUrl, config, perHost });
+        return cluster.agents;
+      },
+      agentOn(host) {
+        const agent = cluster.agents.find((x) => x.host === host);
+        if (!agent) throw new Error(`no agent on ${host.name}`);
+        return agent;
+      },
+      async boot(spec = {}, host = a) {
+        const g = await bootGuest(host, spec);
+        guests.add(g.uuid);
+        return g;
+      },
+      async removeGuests() {
+        for (const uuid of guests) for (const h of [a, b]) await removeGuest(h, uuid);
+        guests.clear();
+      },
+      async close() {
+        await Promise.all(cluster.agents.map((x) => x.stop().catch(() => {})));
+        await conductor.close().catch(() => {});
+        await cluster.removeGuests().catch(() => {});
+        await started.stop();
+        await broker.dispose();
+      },
+    };
+    return cluster;
+  } catch (err) {
+    await lab?.stop();
+    await broker.dispose();
+    throw err;
+  }
+}
