@@ -175,7 +175,7 @@ export class RpcServer {
       result = await m.handler(ctx, decoded);
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
-      if (failure instanceof RpcError) log.warn({ error: failure.name, msg: failure.message }, 'rpc method failed');
+      if (failure instanceof RpcError) log.warn({ error: failure.name, reason: failure.message }, 'rpc method failed');
       else log.error({ err: failure }, 'exception during message handling');
     } finally {
       stopMonitor();
