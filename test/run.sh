@@ -41,7 +41,9 @@ install_node_packages() {
   export npm_config_nodedir=/usr
   if [[ ! -f native/build/Release/virt.node || ! -d node_modules || package-lock.json -nt node_modules ]]; then
     log "installing npm packages and building the native binding"
-    npm ci --no-audit --no-fund
+    # Not `npm ci`: the registry here leaves other platforms' optional packages
+    # (rollup's) out of the lock file, and npm ci then calls it out of sync.
+    npm install --no-audit --no-fund
   fi
   log "building TypeScript"
   npm run -s build
