@@ -18,27 +18,11 @@ import type {
 
 export * from './types.js';
 
-interface NativeDomain {
-  readonly name: string;
-  readonly uuid: string;
-  getXMLDesc(flags?: number): Promise<string>;
-  isActive(): Promise<boolean>;
-  getState(): Promise<DomainStateInfo>;
-  create(): Promise<void>;
-  destroy(): Promise<void>;
-  undefine(flags?: number): Promise<void>;
-  suspend(): Promise<void>;
-  resume(): Promise<void>;
+/** The addon's domain: the contract's Domain, plus an explicit free (a null URI means direct migration). */
+type NativeDomain = Omit<Domain, 'migrateToURI3'> & {
   migrateToURI3(dconnuri: string | null, params: MigrateParams, flags: number): Promise<void>;
-  getJobStats(flags?: number): Promise<JobStats>;
-  getJobInfo(): Promise<JobInfo>;
-  abortJob(): Promise<void>;
-  migrateSetMaxDowntime(ms: number): Promise<void>;
-  migrateGetMaxDowntime(): Promise<number>;
-  migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void>;
-  migrateStartPostCopy(): Promise<void>;
   free(): void;
-}
+};
 
 type EventKind = 'lifecycle' | 'jobCompleted' | 'migrationIteration' | 'close';
 
