@@ -61,7 +61,13 @@ case "${1:-}" in
   test)
     log "tests"
     npm run -s typecheck
-    exec npx vitest run
+    mkdir -p .cache
+    status=0
+    npx vitest run --reporter=default --reporter=json --outputFile.json=.cache/vitest.json || status=$?
+    # One plain closing line that any CI reads: N passed, N failed, N skipped.
+    node -e 'const r = JSON.parse(require("fs").readFileSync(".cache/vitest.json", "utf8"));
+      console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' || status=1
+    exit "$status"
     ;;
   *)
     echo "usage: bash test/run.sh demo|test" >&2
