@@ -13,6 +13,8 @@ DEBIAN_PACKAGES=(
   busybox-static cpio util-linux
   # RPC: the broker, and the reference oslo.messaging for interop tests
   rabbitmq-server python3-oslo.messaging
+  # RPC over TLS: a throwaway CA, and a TLS proxy in front of the broker (test/rpc/tls.test.ts)
+  openssl socat
 )
 
 log() { printf '\n== %s\n' "$*"; }
