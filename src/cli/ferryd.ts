@@ -2,8 +2,9 @@
 // ferryd: the per-host live-migration agent.
 
 import { ConfigError, loadConfig } from '../config/index.js';
+import { isVirError } from '../libvirt/types.js';
 import { createLogger } from '../log/logger.js';
-import { startDaemon } from './daemon.js';
+import { startDaemon, type Daemon } from './daemon.js';
 import { parseArgs } from 'node:util';
 
 const HELP = `Usage: ferryd [--config FILE]
@@ -55,12 +56,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.log_level, host: config.host });
-  const daemon = await startDaemon(config, log);
+  let daemon: Daemon | null = null;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
+    // Still starting (e.g. retrying RabbitMQ): nothing to drain. exitCode is 1 if libvirt's close asked for the stop.
+    if (!daemon) process.exit(process.exitCode ?? 0);
     daemon.stop().then(
       () => process.exit(process.exitCode ?? 0),
       (err: unknown) => {
@@ -69,8 +72,19 @@ async function main(): Promise<void> {
       },
     );
   };
+  // Before startDaemon: a signal during start-up (libvirt's close handler sends one) must not kill
+  // the process by SIGTERM, which systemd's Restart=on-failure takes for a clean stop.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (err) {
+    // An unreachable or failing libvirt is an operational condition, not a bug: one line, no stack.
+    if (!isVirError(err)) throw err;
+    log.fatal({ uri: config.libvirt.connection_uri, error: err.message, code: err.code }, 'cannot start: libvirt failed');
+    process.stderr.write(`ferryd: cannot start: libvirt at ${config.libvirt.connection_uri}: ${err.message}\n`);
+    process.exit(1);
+  }
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 }
 

@@ -1,0 +1,157 @@
+// ferryd as a process, without a lab: the command line, configuration errors
+// (exit 78, EX_CONFIG, naming the key) and a libvirt it cannot reach.
+// Runs the built daemon (`npm run build` first), as systemd would.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment without the caller's FERRY_* variables, plus `env`. */
+function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FERRY_')) out[k] = v;
+  return { ...out, ...env };
+}
+
+describe('ferryd process', () => {
+  const procs = new Set<ChildProcess>();
+  let dir: string;
+
+  /** Starts ferryd; `done` settles when it has exited and its output is read, or rejects after timeoutMs. */
+  function start(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000) {
+    const proc = spawn(process.execPath, [FERRYD, ...args], { env: cleanEnv(env), cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.add(proc);
+    const out = { stdout: '', stderr: '' };
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
+    const done = new Promise<Result>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`ferryd ${args.join(' ')} still running after ${timeoutMs} ms; output: ${out.stdout}${out.stderr}`)), timeoutMs);
+      proc.once('error', reject);
+      // 'close', not 'exit': every byte of stdout and stderr is read by then.
+      proc.once('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, ...out });
+      });
+    });
+    return { proc, out, done };
+  }
+
+  function ferryd(args: string[], env: Record<string, string> = {}, timeoutMs = 15_000): Promise<Result> {
+    return start(args, env, timeoutMs).done;
+  }
+
+  async function configFile(name: string, text: string): Promise<string> {
+    const file = join(dir, name);
+    await writeFile(file, text);
+    return file;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferryd-cli-'));
+  });
+
+  afterEach(() => {
+    // Whatever a failed test left running.
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    procs.clear();
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('--help exits 0 and documents --config', async () => {
+    const r = await ferryd(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: ferryd/);
+    expect(r.stdout).toContain('--config');
+    expect(r.stderr).toBe('');
+  });
+
+  it('--version prints the package version and exits 0', async () => {
+    const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await ferryd([flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`ferryd ${version}\n`);
+    }
+  });
+
+  it('an unknown flag is a usage error: exit 2, the flag named, the usage shown', async () => {
+    const r = await ferryd(['--frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^ferryd: Unknown option '--frobnicate'/);
+    expect(r.stderr).toContain('Usage: ferryd');
+    expect(r.stdout).toBe('');
+  });
+
+  it('an invalid environment value exits 78 naming the key', async () => {
+    const r = await ferryd([], { FERRY_LIBVIRT__LIVE_MIGRATION_DOWNTIME: '5' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/^ferryd: invalid configuration: libvirt\.live_migration_downtime: must be >= 100/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stdout).toBe('');
+  });
+
+  it('an unknown key in the config file exits 78 naming the key and the file', async () => {
+    const file = await configFile('unknown-key.json', JSON.stringify({ host: 'h1', libvirt: { live_migration_bandwith: 10 } }));
+    const r = await ferryd(['--config', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/^ferryd: invalid configuration: libvirt\.live_migration_bandwith: not declared in the schema/);
+    expect(r.stderr).toContain(file);
+  });
+
+  it('a config file that is not JSON exits 78', async () => {
+    const file = await configFile('broken.json', '{ "host": "h1", }');
+    const r = await ferryd(['-c', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/^ferryd: invalid configuration: file: .*broken\.json is not valid JSON/);
+  });
+
+  it('a config file that does not exist exits 78', async () => {
+    const r = await ferryd(['-c', join(dir, 'missing.json')]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toMatch(/^ferryd: invalid configuration: file: cannot read .*missing\.json/);
+  });
+
+  it('an unreachable libvirt exits 1 with one clear line and no stack trace', async () => {
+    const uri = 'qemu+tcp://127.0.0.1:1/system';
+    // libvirt comes first: RabbitMQ is never tried, so the transport URL does not matter.
+    const r = await ferryd([], { FERRY_LIBVIRT__CONNECTION_URI: uri, FERRY_TRANSPORT_URL: 'rabbit://guest:guest@127.0.0.1:1/', FERRY_METRICS__PORT: '0' }, 10_000);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`ferryd: cannot start: libvirt at ${uri}: unable to connect to server at '127.0.0.1:1': Connection refused\n`);
+    // The structured log says the same once, as a fatal line, without a stack.
+    const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 60, msg: 'cannot start: libvirt failed', uri }));
+    expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('SIGTERM while still connecting to RabbitMQ exits 0 at once (nothing to drain yet)', async () => {
+    // libvirt's test driver needs no daemon; the broker is unreachable, so ferryd retries it forever.
+    const f = start([], { FERRY_LIBVIRT__CONNECTION_URI: 'test:///default', FERRY_TRANSPORT_URL: 'rabbit://guest:guest@127.0.0.1:1/', FERRY_METRICS__PORT: '0' });
+    const deadline = Date.now() + 10_000;
+    while (!f.out.stdout.includes('cannot connect to broker; retrying')) {
+      if (f.proc.exitCode !== null || Date.now() > deadline) throw new Error(`ferryd did not reach the broker retry loop: ${f.out.stdout}${f.out.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sentAt = Date.now();
+    f.proc.kill('SIGTERM');
+    const r = await f.done;
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    expect(Date.now() - sentAt).toBeLessThan(2_000);
+    expect(r.stdout).toMatch(/"signal":"SIGTERM","msg":"stopping"/);
+    expect(r.stderr).toBe('');
+  });
+});
