@@ -24,6 +24,7 @@ import {
   castMigration,
   fmt,
   formatTable,
+  runBench,
   guestAlive,
   logTime,
   machineNote,
@@ -223,10 +224,4 @@ async function main(): Promise<void> {
   console.log(`bench wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);

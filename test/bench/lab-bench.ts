@@ -121,3 +121,14 @@ function loadavg(): string {
 }
 
 export type { MigrationView };
+
+/** Runs a benchmark's main and exits: 0 when it printed its figures, 1 on error. */
+export function runBench(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

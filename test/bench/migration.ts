@@ -17,7 +17,7 @@ import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { readConsole, waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
-import { agentLogs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, MIB, type MigrationView } from './lab-bench.js';
+import { agentLogs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, type MigrationView } from './lab-bench.js';
 
 const CAPS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [20, 50, 100, 0];
 const COMPLETION_TIMEOUT_PER_GIB = 15;
@@ -240,10 +240,4 @@ async function main(): Promise<void> {
   console.log(`bench wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);
