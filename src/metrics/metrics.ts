@@ -1,5 +1,5 @@
-// Prometheus metrics. One registry per daemon; the reporter feeds it from
-// registry changes, so the migration code itself never touches metrics.
+// Prometheus metrics. One registry per daemon; migration-metrics.ts feeds it
+// from migration registry events, so the migration code never touches metrics.
 
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
