@@ -105,7 +105,9 @@ export class TestConductor {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`migration ${migrationUuid}: no matching update in ${timeoutMs} ms; saw ${this.statuses(migrationUuid).join(' -> ')}`));
+        const last = this.updates.filter((u) => u.uuid === migrationUuid).at(-1);
+        const why = last?.error ? ` (error: ${last.error})` : '';
+        reject(new Error(`migration ${migrationUuid}: no matching update in ${timeoutMs} ms; saw ${this.statuses(migrationUuid).join(' -> ')}${why}`));
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);

@@ -3,7 +3,7 @@
 // test conductor that drives them over RabbitMQ.
 
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Lab, LabHost } from '../lab/lab.js';
@@ -67,10 +67,11 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
   const configFile = join(host.root, 'ferry.json');
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const logFile = join(host.root, 'ferryd.log');
-  const out = createWriteStream(logFile, { flags: 'a' });
-  const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout?.pipe(out);
-  proc.stderr?.pipe(out);
+  // ferryd writes its log file itself (pino writes synchronously), so a line
+  // is on disk before the reply or effect it precedes: tests can read it at once.
+  const out = openSync(logFile, 'a');
+  const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', out, out] });
+  closeSync(out);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const agent: Agent = {
     host,
@@ -80,7 +81,8 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
     proc,
     async logs() {
       const text = await readFile(logFile, 'utf8').catch(() => '');
-      return text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      // Only whole lines: the last one may still be being written.
+      return text.split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
@@ -89,7 +91,6 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
         await exited;
         clearTimeout(timer);
       }
-      out.end();
     },
   };
   // Ready when it says it serves; fail fast if it dies first.
