@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cp, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { operatorContext } from '../../src/cli/conductor.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { COMPUTE_RPC_SEND_VERSION } from '../../src/migration/compute-rpcapi.js';
@@ -130,6 +130,20 @@ describe('operator control of running migrations', () => {
     await useAgents(POSTCOPY_CONFIG);
     g1 = { g: await cluster.boot({ dirty: DIRTY }), on: a };
     g2 = { g: await cluster.boot({ dirty: DIRTY }), on: a };
+  });
+
+  // A failed test may leave a migration running, and every later test would fail on it:
+  // end what still runs and find the guests again, so one failure reports as one.
+  afterEach(async ({ task }) => {
+    if (task.result?.state !== 'fail') return;
+    for (const h of [a, b]) {
+      for (const m of await api().listMigrations(admin, h.hostname).catch(() => [] as MigrationView[])) {
+        if (FINAL.has(m.status)) continue;
+        await api().liveMigrationAbort(admin, h.hostname, { uuid: m.instance_uuid }, m.uuid, 'call').catch(() => {});
+        await conductor.waitForEnd(m.uuid, 90_000).catch(() => {});
+      }
+    }
+    for (const p of [g1, g2]) for (const h of [a, b]) if (p && (await domainState(h, p.g.uuid)) === 'running') p.on = h;
   });
 
   afterAll(async () => {
