@@ -19,9 +19,8 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
       return;
     }
     if (previous === MigrationStatus.accepted) metrics.migrationsStarted.inc();
-    for (const status of IN_PROGRESS) {
-      metrics.migrationsInProgress.set({ status }, registry.list().filter((m) => m.status === status).length);
-    }
+    const all = registry.list();
+    for (const status of IN_PROGRESS) metrics.migrationsInProgress.set({ status }, all.filter((m) => m.status === status).length);
     if (!isFinal(r.status)) return;
     metrics.migrationsFinished.inc({ status: r.status });
     metrics.migrationDuration.observe({ status: r.status }, (Date.parse(r.finishedAt ?? r.updatedAt) - Date.parse(r.createdAt)) / 1000);
