@@ -41,11 +41,15 @@ ensure_rabbitmq() {
 install_node_packages() {
   # node-gyp must build against the installed headers, never download them.
   export npm_config_nodedir=/usr
-  if [[ ! -f native/build/Release/virt.node || ! -d node_modules || package-lock.json -nt node_modules ]]; then
-    log "installing npm packages and building the native binding"
-    # Not `npm ci`: the registry here leaves other platforms' optional packages
-    # (rollup's) out of the lock file, and npm ci then calls it out of sync.
-    npm install --no-audit --no-fund
+  # Reinstall when the lock or the libvirt headers the addon was built against
+  # changed (switching stacks changes the headers). The stamp lives in
+  # node_modules, which is ignored, so the checkout stays clean.
+  local stamp=node_modules/.ferry-install want
+  want="$(sha256sum package-lock.json | cut -d' ' -f1) libvirt-$(pkg-config --modversion libvirt)"
+  if [[ ! -f native/build/Release/virt.node || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    log "installing npm packages from the lock and building the native binding"
+    npm ci --no-audit --no-fund
+    printf '%s' "$want" >"$stamp"
   fi
   log "building TypeScript"
   npm run -s build
