@@ -178,6 +178,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                            InstanceMethod<&ConnectionWrap::GetCapabilities>("getCapabilities"),
                            InstanceMethod<&ConnectionWrap::GetDomainCapabilities>("getDomainCapabilities"),
                            InstanceMethod<&ConnectionWrap::GetHostname>("getHostname"),
+                           InstanceMethod<&ConnectionWrap::GetLibVersion>("getLibVersion"),
                            InstanceMethod<&ConnectionWrap::ListAllDomains>("listAllDomains"),
                            InstanceMethod<&ConnectionWrap::LookupByUUID>("lookupByUUID"),
                            InstanceMethod<&ConnectionWrap::LookupByName>("lookupByName"),
@@ -265,6 +266,16 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   }
   Napi::Value GetHostname(const Napi::CallbackInfo& info) {
     return StringCall(info, "virConnectGetHostname", virConnectGetHostname);
+  }
+
+  // virConnectGetLibVersion: the libvirt version of the daemon behind the
+  // connection (major * 1,000,000 + minor * 1,000 + micro).
+  Napi::Value GetLibVersion(const Napi::CallbackInfo& info) {
+    return Queue(info.Env(), Mode::Pool, "virConnectGetLibVersion", [c = Hold(info.Env())](VirErr&) -> Finish {
+      unsigned long v = 0;
+      if (virConnectGetLibVersion(c.get(), &v) < 0) return nullptr;
+      return [v](Napi::Env env) { return Napi::Number::New(env, (double)v); };
+    });
   }
 
   // getDomainCapabilities(opts?, flags?): opts keys emulatorBin/arch/machine/virtType,

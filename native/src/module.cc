@@ -1,4 +1,4 @@
-// Addon entry: exports open(uri) and the two wrapper classes.
+// Addon entry: exports open(uri), the two wrapper classes and the header version.
 #include "common.h"
 
 #include <chrono>
@@ -28,6 +28,9 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("blockForTesting", Napi::Function::New(env, BlockForTesting, "blockForTesting"));
   exports.Set("Connection", conn);
   exports.Set("Domain", dom);
+  // The libvirt headers this addon was compiled against: a constant or param
+  // newer than these is not compiled in, whatever the daemon supports.
+  exports.Set("headerVersion", Napi::Number::New(env, LIBVIR_VERSION_NUMBER));
   return exports;
 }
 

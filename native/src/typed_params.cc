@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <climits>
+#include <cmath>
 #include <cstring>
 
 namespace virt {
@@ -45,7 +46,9 @@ struct Key {
   int type;
 };
 
-// libvirt 9.0 VIR_MIGRATE_PARAM_* keys with the types libvirt expects.
+// VIR_MIGRATE_PARAM_* keys with the types libvirt expects: all of libvirt 9.0
+// (the oldest supported), and newer ones only when these headers have them.
+// Whether the connected daemon has them is checked in src/libvirt/features.ts.
 const Key kMigrateKeys[] = {
     {VIR_MIGRATE_PARAM_URI, VIR_TYPED_PARAM_STRING},
     {VIR_MIGRATE_PARAM_DEST_NAME, VIR_TYPED_PARAM_STRING},
@@ -63,6 +66,12 @@ const Key kMigrateKeys[] = {
     {VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS, VIR_TYPED_PARAM_INT},
     {VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL, VIR_TYPED_PARAM_INT},
     {VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT, VIR_TYPED_PARAM_INT},
+#if LIBVIR_CHECK_VERSION(10, 9, 0)
+    {VIR_MIGRATE_PARAM_MIGRATE_DISKS_DETECT_ZEROES, kStringList},
+#endif
+#if LIBVIR_CHECK_VERSION(11, 1, 0)
+    {VIR_MIGRATE_PARAM_BANDWIDTH_AVAIL_SWITCHOVER, VIR_TYPED_PARAM_ULLONG},
+#endif
 };
 
 Napi::TypeError KeyError(Napi::Env env, const std::string& key, const char* expected) {
@@ -103,7 +112,8 @@ std::vector<MigrateArg> ParseMigrateParams(Napi::Env env, Napi::Value v) {
     } else {
       if (!val.IsNumber()) throw KeyError(env, key, "an integer");
       double d = val.As<Napi::Number>().DoubleValue();
-      if (d != (double)(int)d || d < INT_MIN || d > INT_MAX) throw KeyError(env, key, "a 32-bit integer");
+      // Range first: casting NaN or an out-of-range double to int is undefined.
+      if (!(d >= INT_MIN && d <= INT_MAX) || d != std::trunc(d)) throw KeyError(env, key, "a 32-bit integer");
       a.i = (int)d;
     }
     out.push_back(std::move(a));

@@ -5,7 +5,7 @@
 import type { Server } from 'node:http';
 import type { FerryConfig } from '../config/index.js';
 import { DomainEventHub } from '../libvirt/domain-events.js';
-import { openConnection } from '../libvirt/index.js';
+import { formatVersion, openConnection } from '../libvirt/index.js';
 import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import { FerryMetrics } from '../metrics/metrics.js';
@@ -54,7 +54,10 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     process.exitCode = 1;
     process.kill(process.pid, 'SIGTERM');
   });
-  log.info({ uri: config.libvirt.connection_uri, hostname: await libvirt.getHostname() }, 'connected to libvirt');
+  log.info(
+    { uri: config.libvirt.connection_uri, hostname: await libvirt.getHostname(), libvirt_version: formatVersion(await libvirt.getLibVersion()) },
+    'connected to libvirt',
+  );
   await abortOrphanedMigrations(libvirt, log);
 
   const amqp = new AmqpConnection(amqpOptions(config, `ferryd:${config.host}`, log));

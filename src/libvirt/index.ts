@@ -15,8 +15,10 @@ import type {
   MigrationIterationEventData,
   VirError,
 } from './types.js';
+import { checkMigrate, type LibvirtVersions } from './features.js';
 
 export * from './types.js';
+export { FeatureUnavailableError, formatVersion, type LibvirtVersion } from './features.js';
 
 /** The addon's domain: the contract's Domain, plus an explicit free (a null URI means direct migration). */
 type NativeDomain = Omit<Domain, 'migrateToURI3'> & {
@@ -31,6 +33,7 @@ interface NativeConnection {
   getCapabilities(): Promise<string>;
   getDomainCapabilities(opts: DomainCapabilitiesOptions | undefined, flags: number): Promise<string>;
   getHostname(): Promise<string>;
+  getLibVersion(): Promise<number>;
   listAllDomains(flags?: number): Promise<NativeDomain[]>;
   lookupByUUID(uuid: string): Promise<NativeDomain>;
   lookupByName(name: string): Promise<NativeDomain>;
@@ -43,6 +46,8 @@ interface NativeConnection {
 
 interface NativeAddon {
   open(uri: string): Promise<NativeConnection>;
+  /** LIBVIR_VERSION_NUMBER of the headers the addon was built against. */
+  readonly headerVersion: number;
   /** Test hook: sleeps `ms` off the JS thread, on an own thread or the libuv pool. */
   blockForTesting(ms: number, ownThread: boolean): Promise<void>;
 }
@@ -86,7 +91,10 @@ export class LibvirtDomain implements Domain {
   readonly name: string;
   readonly uuid: string;
 
-  constructor(private readonly h: NativeDomain) {
+  constructor(
+    private readonly h: NativeDomain,
+    private readonly versions: LibvirtVersions,
+  ) {
     this.name = h.name;
     this.uuid = h.uuid;
   }
@@ -115,8 +123,13 @@ export class LibvirtDomain implements Domain {
   resume(): Promise<void> {
     return call(() => this.h.resume());
   }
-  /** An empty dconnuri is passed to libvirt as NULL (non-peer-to-peer migration). */
-  migrateToURI3(dconnuri: string, params: MigrateParams, flags: number): Promise<void> {
+  /**
+   * An empty dconnuri is passed to libvirt as NULL (non-peer-to-peer migration).
+   * Rejects with FeatureUnavailableError, before libvirt is called, for a param
+   * or flag the headers or the daemon lack or must not be given (features.ts).
+   */
+  async migrateToURI3(dconnuri: string, params: MigrateParams, flags: number): Promise<void> {
+    checkMigrate(params, flags, this.versions);
     return call(() => this.h.migrateToURI3(dconnuri, params, flags));
   }
   getJobStats(flags = 0): Promise<JobStats> {
@@ -156,7 +169,10 @@ export class LibvirtConnection implements Connection {
   private readonly jobCompleted: Listener<JobCompletedEventData>[] = [];
   private readonly iteration: Listener<MigrationIterationEventData>[] = [];
 
-  constructor(private readonly h: NativeConnection) {
+  constructor(
+    private readonly h: NativeConnection,
+    private readonly versions: LibvirtVersions,
+  ) {
     this.uri = h.uri;
     // Weak: the addon holds the handler strongly, and a strong `this` here
     // would keep an unclosed, unreachable connection alive forever.
@@ -174,20 +190,24 @@ export class LibvirtConnection implements Connection {
   getHostname(): Promise<string> {
     return call(() => this.h.getHostname());
   }
+  /** The daemon's version, read once when the connection was opened. */
+  getLibVersion(): Promise<number> {
+    return Promise.resolve(this.versions.daemon);
+  }
   async listAllDomains(flags = 0): Promise<Domain[]> {
-    return (await call(() => this.h.listAllDomains(flags))).map((d) => new LibvirtDomain(d));
+    return (await call(() => this.h.listAllDomains(flags))).map((d) => this.wrap(d));
   }
   async lookupByUUID(uuid: string): Promise<Domain> {
-    return new LibvirtDomain(await call(() => this.h.lookupByUUID(uuid)));
+    return this.wrap(await call(() => this.h.lookupByUUID(uuid)));
   }
   async lookupByName(name: string): Promise<Domain> {
-    return new LibvirtDomain(await call(() => this.h.lookupByName(name)));
+    return this.wrap(await call(() => this.h.lookupByName(name)));
   }
   async defineXML(xml: string): Promise<Domain> {
-    return new LibvirtDomain(await call(() => this.h.defineXML(xml)));
+    return this.wrap(await call(() => this.h.defineXML(xml)));
   }
   async createXML(xml: string, flags = 0): Promise<Domain> {
-    return new LibvirtDomain(await call(() => this.h.createXML(xml, flags)));
+    return this.wrap(await call(() => this.h.createXML(xml, flags)));
   }
   isAlive(): boolean {
     return this.closeReason === undefined && this.h.isAlive();
@@ -215,6 +235,10 @@ export class LibvirtConnection implements Connection {
    */
   closeCountingRefs(): Promise<number> {
     return call(() => this.h.close());
+  }
+
+  private wrap(d: NativeDomain): LibvirtDomain {
+    return new LibvirtDomain(d, this.versions);
   }
 
   private dispatch(kind: EventKind, data: unknown): void {
@@ -253,7 +277,17 @@ export function blockForTesting(ms: number, ownThread: boolean): Promise<void> {
   return native().blockForTesting(ms, ownThread);
 }
 
-/** Open a read-write libvirt connection (virConnectOpen) with events registered. */
+/**
+ * Open a read-write libvirt connection (virConnectOpen) with events registered,
+ * and read the daemon's libvirt version once.
+ */
 export async function openConnection(uri: string): Promise<Connection> {
-  return new LibvirtConnection(await call(() => native().open(uri)));
+  const h = await call(() => native().open(uri));
+  try {
+    const daemon = await call(() => h.getLibVersion());
+    return new LibvirtConnection(h, { headers: native().headerVersion, daemon });
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    throw e;
+  }
 }

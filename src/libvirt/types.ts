@@ -2,7 +2,7 @@
 // implements it; src/libvirt/index.ts wraps the addon with these types. The
 // migration code depends only on these interfaces, so its tests can use fakes.
 
-/** virDomainMigrateFlags (libvirt 9.0). */
+/** virDomainMigrateFlags (libvirt 9.0; src/libvirt/features.ts gates the newer uses). */
 export enum MigrateFlag {
   LIVE = 1,
   PEER2PEER = 2,
@@ -22,6 +22,9 @@ export enum MigrateFlag {
   POSTCOPY = 32768,
   TLS = 65536,
   PARALLEL = 131072,
+  NON_SHARED_SYNCHRONOUS_WRITES = 262144,
+  POSTCOPY_RESUME = 524288,
+  ZEROCOPY = 1048576,
 }
 
 /** virDomainJobType */
@@ -104,7 +107,10 @@ export enum VirErrorCode {
   ARGUMENT_UNSUPPORTED = 74,
 }
 
-/** The VIR_MIGRATE_PARAM_* keys libvirt 9.0 accepts, with their value types. */
+/**
+ * The VIR_MIGRATE_PARAM_* keys with their value types: libvirt 9.0's, and newer
+ * ones that src/libvirt/features.ts checks against the headers and the daemon.
+ */
 export interface MigrateParams {
   migrate_uri?: string;
   destination_name?: string;
@@ -123,6 +129,10 @@ export interface MigrateParams {
   'auto_converge.initial'?: number;
   'auto_converge.increment'?: number;
   compression?: string[];
+  /** libvirt >= 10.9: disk targets whose zero blocks are not sent. */
+  migrate_disks_detect_zeroes?: string[];
+  /** libvirt >= 11.1: MiB/s QEMU assumes at switchover instead of measuring it. */
+  'bandwidth.avail.switchover'?: number;
 }
 
 /**
@@ -251,6 +261,8 @@ export interface Connection {
   /** virConnectGetDomainCapabilities: the domain capabilities XML for one emulator/arch/machine/virt type. */
   getDomainCapabilities(opts?: DomainCapabilitiesOptions, flags?: number): Promise<string>;
   getHostname(): Promise<string>;
+  /** virConnectGetLibVersion: the daemon's libvirt version (see features.ts). */
+  getLibVersion(): Promise<number>;
   listAllDomains(flags?: number): Promise<Domain[]>;
   lookupByUUID(uuid: string): Promise<Domain>;
   lookupByName(name: string): Promise<Domain>;

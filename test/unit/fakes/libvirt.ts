@@ -417,6 +417,13 @@ export class FakeConnection implements Connection {
     return this.hostname;
   }
 
+  libVersion = 9_000_000;
+
+  async getLibVersion(): Promise<number> {
+    await this.record('getLibVersion');
+    return this.libVersion;
+  }
+
   async listAllDomains(flags?: number): Promise<Domain[]> {
     await this.record('listAllDomains', flags);
     return [...this.domains.values()];
