@@ -1,14 +1,15 @@
 // The N-API binding against real libvirtds: live, aborted, selective-block,
 // post-copy and pause-to-finish migrations, and the events they raise.
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   DomainState,
   JobType,
   LifecycleEvent,
   MigrateFlag,
+  SuspendedDetail,
   VirErrorCode,
+  formatVersion,
   isVirError,
   openConnection,
   type Connection,
@@ -21,9 +22,13 @@ import { sleep, waitFor } from './exec.js';
 import { createLocalDisk, guestXml, prepareInstanceDir, readDiskHead, type GuestSpec } from './guest.js';
 import { ensureGuestImage } from './guest-image.js';
 import { lastHeartbeat, readConsole, readHeartbeats, waitForConsole, waitForHeartbeat } from './heartbeat.js';
-import { labSupported, startLab, type Lab, type LabHost } from './lab.js';
+import { startLab, type Lab, type LabHost } from './lab.js';
+import { describeLab } from './requires.js';
 import { createVolume } from './volumes.js';
 
+// virDomainPausedReason / virDomainRunningReason after a failed post-copy.
+const PAUSED_POSTCOPY_FAILED = 13;
+const RUNNING_POSTCOPY_FAILED = 11;
 const BASE = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE; // 27
 const t0 = Date.now();
 const log = (msg: string) => console.log(`[binding +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
@@ -34,9 +39,8 @@ interface Events {
   jobCompleted: JobCompletedEventData[];
 }
 
-const hasAddon = existsSync(new URL('../../native/build/Release/virt.node', import.meta.url));
 
-describe.skipIf(!hasAddon || !labSupported())('libvirt binding on the lab', () => {
+describeLab('libvirt binding on the lab', () => {
   let lab: Lab;
   let a: LabHost;
   let b: LabHost;
@@ -282,7 +286,7 @@ describe.skipIf(!hasAddon || !labSupported())('libvirt binding on the lab', () =
   it('(f) a dirtying guest survives a completed pre-copy migration', async () => {
     // QEMU 7.2 TCG loses stores made through TLB entries that stay writable
     // across a dirty-bitmap sync; hot pages (kernel stacks) then arrive stale
-    // and the guest panicked right after the move (see guestCmdline, pti=on).
+    // and the guest panicked right after the move (see ramWorkaroundArgs in guest.ts).
     const { uuid, dom } = await boot({ dirty: { mib: 32, rateMBs: 8 } });
     await waitForConsole(a, uuid, /^ferry-dirty start/m, { timeoutMs: 20_000 });
     await sleep(3_000);
@@ -306,13 +310,62 @@ describe.skipIf(!hasAddon || !labSupported())('libvirt binding on the lab', () =
     await cleanupOnB(uuid);
   });
 
+  it('(g) a paused post-copy migration is resumed, or declined where libvirt would crash', async () => {
+    const { uuid, dom } = await boot({ dirty: DIRTY });
+    await waitForConsole(a, uuid, /^ferry-dirty start/m, { timeoutMs: 20_000 });
+    // A slow post-copy phase, so there is time to pause it.
+    const params = { migrate_uri: `tcp://${b.addr}`, bandwidth: CAP, 'bandwidth.postcopy': 2 };
+    const migration = dom.migrateToURI3(b.uri, params, BASE | MigrateFlag.POSTCOPY);
+    const failed = migration.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    await watchJob(dom, (s) => (s.memory_iteration ?? 0) >= 2, 60_000);
+    await dom.migrateStartPostCopy();
+    await waitFor(
+      'SUSPENDED(POSTCOPY) on A',
+      () => evA.lifecycle.some((e) => e.uuid === uuid && e.event === LifecycleEvent.SUSPENDED && e.detail === SuspendedDetail.POSTCOPY),
+      { timeoutMs: 30_000 },
+    );
+    // libvirt's stand-in for a broken migration link (virDomainAbortJobFlags POSTCOPY).
+    await a.virsh(['domjobabort', uuid, '--postcopy']);
+    const err = await failed;
+    expect(err).toBeInstanceOf(Error);
+    log(`(g) post-copy paused: ${err?.message}`);
+    const domB = await connB.lookupByUUID(uuid);
+    expect(await dom.getState()).toEqual({ state: DomainState.PAUSED, reason: PAUSED_POSTCOPY_FAILED });
+    expect(await domB.getState()).toEqual({ state: DomainState.RUNNING, reason: RUNNING_POSTCOPY_FAILED });
+
+    const daemon = await connA.getLibVersion();
+    const resume = dom.migrateToURI3(b.uri, params, BASE | MigrateFlag.POSTCOPY | MigrateFlag.POSTCOPY_RESUME);
+    if (daemon >= 11_002_000 && daemon < 11_004_000) {
+      await expect(resume).rejects.toThrow(
+        `post-copy resume (VIR_MIGRATE_POSTCOPY_RESUME) disabled on libvirt ${formatVersion(daemon)}: it crashes the destination libvirtd (fixed in 11.4.0)`,
+      );
+      // Declined before libvirt was called: both daemons and both halves of the guest are still there.
+      expect(() => process.kill(b.libvirtdPid, 0)).not.toThrow();
+      expect((await dom.getState()).state).toBe(DomainState.PAUSED);
+      expect((await domB.getState()).state).toBe(DomainState.RUNNING);
+      log(`(g) resume declined on libvirt ${formatVersion(daemon)}`);
+      for (const d of [dom, domB]) await d.destroy();
+      await domB.undefine().catch(() => undefined);
+      await dom.undefine().catch(() => undefined);
+      return;
+    }
+    await resume;
+    log(`(g) post-copy resumed on libvirt ${formatVersion(daemon)}`);
+    await expectRunningOnB(uuid);
+    await expectGoneFromA(uuid);
+    await cleanupOnB(uuid);
+  });
+
   it('(e) lifecycle and job-completed events arrived in JS for every migration', () => {
     const migrated = new Set(evA.jobCompleted.map((e) => e.uuid));
     expect(migrated.size).toBeGreaterThanOrEqual(4);
     expect(evB.lifecycle.length).toBeGreaterThan(0);
     expect(evA.lifecycle.some((e) => e.event === LifecycleEvent.STARTED)).toBe(true);
   });
-});
+}, { addon: true });
 
 function fmt(ev: Events, uuid: string): string {
   const names = Object.fromEntries(Object.entries(LifecycleEvent).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));

@@ -5,11 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { run, waitFor } from './exec.js';
 import { guestXml, prepareInstanceDir } from './guest.js';
 import { waitForHeartbeat } from './heartbeat.js';
-import { labSupported, loopDevicesUnder, startLab } from './lab.js';
+import { loopDevicesUnder, startLab } from './lab.js';
+import { itLab } from './requires.js';
 
 const alive = (pid: number) => {
   try {
@@ -20,7 +21,7 @@ const alive = (pid: number) => {
   }
 };
 
-it.skipIf(!labSupported())('cleans a stale lab left by a killed process at the next start', async () => {
+itLab('cleans a stale lab left by a killed process at the next start', async () => {
   const cli = spawn(
     join('node_modules', '.bin', 'vite-node'),
     ['test/lab/lab-cli.ts', '--', 'start', '--hosts', '1', '--name', 'stale', '--addr-base', '30'],

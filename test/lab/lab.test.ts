@@ -1,18 +1,19 @@
 // Real lab: two private libvirtds, a TCG guest, virsh live migrations.
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { run } from './exec.js';
 import { createLocalDisk, guestXml, prepareInstanceDir, readDiskHead } from './guest.js';
 import { ensureGuestImage } from './guest-image.js';
 import { lastHeartbeat, readHeartbeats, waitForConsole, waitForHeartbeat } from './heartbeat.js';
-import { labSupported, loopDevicesUnder, startLab, type Lab } from './lab.js';
+import { loopDevicesUnder, startLab, type Lab } from './lab.js';
+import { describeLab } from './requires.js';
 import { createVolume } from './volumes.js';
 
 const t0 = Date.now();
 const log = (msg: string) => console.log(`[lab +${((Date.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
 
-describe.skipIf(!labSupported())('ferry test lab', () => {
+describeLab('ferry test lab', () => {
   let lab: Lab;
   let stopped = false;
 

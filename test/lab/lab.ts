@@ -235,14 +235,18 @@ export function cleanStaleLabs(name: string): void {
   }
 }
 
+const LAB_TOOLS = ['/usr/sbin/libvirtd', '/usr/bin/virsh', '/usr/bin/qemu-system-x86_64', '/usr/bin/qemu-img', '/usr/bin/unshare', '/usr/bin/nsenter', '/usr/bin/setpriv', '/usr/bin/busybox', '/usr/bin/gcc'];
+
 /**
- * Whether this machine can run a lab: root, libvirtd, QEMU and the namespace
- * tools. Lab tests skip themselves elsewhere (FERRY_LAB=0 forces a skip).
+ * What this machine lacks to run a lab (root, libvirtd, QEMU, the namespace
+ * tools); empty when it can. FERRY_LAB=0 counts as missing (a forced skip).
  */
-export function labSupported(): boolean {
-  if (process.env.FERRY_LAB === '0') return false;
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
-  return ['/usr/sbin/libvirtd', '/usr/bin/virsh', '/usr/bin/qemu-system-x86_64', '/usr/bin/qemu-img', '/usr/bin/unshare', '/usr/bin/nsenter', '/usr/bin/setpriv', '/usr/bin/busybox', '/usr/bin/gcc'].every((p) => existsSync(p));
+export function labMissing(): string[] {
+  const missing: string[] = [];
+  if (process.env.FERRY_LAB === '0') missing.push('the lab (FERRY_LAB=0)');
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) missing.push('root');
+  for (const p of LAB_TOOLS) if (!existsSync(p)) missing.push(p);
+  return missing;
 }
 
 // ---------------------------------------------------------------- config

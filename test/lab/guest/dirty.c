@@ -13,8 +13,8 @@
  * context switch; the kernel stack is what came back stale). QEMU < 9.0 TCG
  * loses such writes (stores through TLB entries that stay writable after the
  * migration bitmap sync, fixed upstream by 03bfc2188f "physmem: Fix migration
- * dirty bitmap coherency with TCG memory access"); the guest boots with
- * pti=on so every kernel entry/exit reloads CR3, which flushes QEMU's TLB.
+ * dirty bitmap coherency with TCG memory access"); the lab guest's RAM is
+ * sized so that QEMU takes its correct path (ramWorkaroundArgs in guest.ts).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,41 @@
+// Lab suites skip where the lab cannot run, except under CI=true: there a
+// suite that would skip fails instead, naming what is missing, so the suite
+// can never shrink silently.
+import { existsSync } from 'node:fs';
+import { describe, it } from 'vitest';
+import { labMissing } from './lab.js';
+
+const ADDON = new URL('../../native/build/Release/virt.node', import.meta.url);
+
+export interface Needs {
+  /** The native libvirt addon (native/build/Release/virt.node). */
+  addon?: boolean;
+}
+
+function missing(needs: Needs): string[] {
+  const out = labMissing();
+  if (needs.addon && !existsSync(ADDON)) out.push('the native addon (native/build/Release/virt.node)');
+  return out;
+}
+
+function failing(what: string, lacks: string[]): () => void {
+  return () => {
+    throw new Error(`${what} cannot run with CI=true; missing: ${lacks.join(', ')}`);
+  };
+}
+
+/** describe() for a suite that needs the lab. */
+export function describeLab(name: string, fn: () => void, needs: Needs = {}): void {
+  const lacks = missing(needs);
+  if (!lacks.length) describe(name, fn);
+  else if (process.env.CI === 'true') describe(name, () => it('has what the lab needs', failing(name, lacks)));
+  else describe.skip(name, fn);
+}
+
+/** it() for a single test that needs the lab. */
+export function itLab(name: string, fn: () => Promise<void>, timeoutMs?: number): void {
+  const lacks = missing({});
+  if (!lacks.length) it(name, fn, timeoutMs);
+  else if (process.env.CI === 'true') it(name, failing(name, lacks));
+  else it.skip(name, fn);
+}
