@@ -26,15 +26,23 @@ import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
 const DIRTY = { mib: 128, rateMBs: 60 };
 const MAX_DOWNTIME = 500;
 const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
+/**
+ * Progress is saved (and logged, 'migration progress') every live_migration_monitor_interval = 1 s,
+ * that is every 2 polls of 500 ms: save n comes from poll 2n, at least n s after the monitor started,
+ * however loaded the host (polls are never closer than 500 ms). The timeout tests count polls by it.
+ */
+const SAVE_EVERY_S = 1;
 /** Slow on purpose, one outgoing migration at a time, post-copy allowed. */
 const POSTCOPY_CONFIG = {
-  libvirt: { live_migration_bandwidth: 20, live_migration_downtime: MAX_DOWNTIME, live_migration_permit_post_copy: true },
+  libvirt: { live_migration_bandwidth: 20, live_migration_downtime: MAX_DOWNTIME, live_migration_permit_post_copy: true, live_migration_monitor_interval: SAVE_EVERY_S },
   compute: { max_concurrent_live_migrations: 1 },
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 const logTime = (l: Record<string, unknown> | undefined): number => Date.parse(String(l?.time));
+/** The max downtime a progress line reports (null before the ramp's first step). */
+const downtimeOf = (l: Record<string, unknown>): number => (typeof l.downtime === 'number' ? l.downtime : 0);
 
 /** A lab guest and the host it runs on now. */
 interface Placed {
@@ -99,6 +107,31 @@ describe('operator control of running migrations', () => {
 
   async function logsOf(host: LabHost, migrationUuid: string, msg: string) {
     return (await agentOf(host).logs()).filter((l) => l.msg === msg && l.migration === migrationUuid);
+  }
+
+  /** The first progress line of a migration that `pred` accepts, once it is logged. */
+  async function progressWhen(host: LabHost, migrationUuid: string, pred: (l: Record<string, unknown>) => boolean, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = (await logsOf(host, migrationUuid, 'migration progress')).find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`no such 'migration progress' line for ${migrationUuid} after ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  }
+
+  /**
+   * The timeout's action was taken at the first poll past `timeoutSeconds`: fewer progress saves
+   * precede it in the log than the first save certainly past the deadline (save n is at least
+   * n x SAVE_EVERY_S s in). If the action falls in that save's poll it still comes first: the
+   * monitor acts before it saves.
+   */
+  async function expectActedAtFirstPollPast(host: LabHost, migrationUuid: string, actionMsg: string, timeoutSeconds: number): Promise<void> {
+    const lines = (await agentOf(host).logs()).filter((l) => l.migration === migrationUuid);
+    const at = lines.findIndex((l) => l.msg === actionMsg);
+    expect(at, `a '${actionMsg}' line`).toBeGreaterThanOrEqual(0);
+    const savesBefore = lines.slice(0, at).filter((l) => l.msg === 'migration progress').length;
+    expect(savesBefore).toBeLessThanOrEqual(timeoutSeconds / SAVE_EVERY_S + 1);
   }
 
   /** The node process of an agent (nsenter execs it, but do not rely on that). */
@@ -300,14 +333,15 @@ describe('operator control of running migrations', () => {
     const src = g2.on;
     const { migrationUuid } = await migrate(g2, { timeoutSeconds: 20, onTimeout: 'abort' });
     await conductor.waitForStatus(migrationUuid, 'running', 60_000);
-    const t0 = Date.now();
     const maxDowntime = async () => Number((await src.virsh(['migrate-getmaxdowntime', g2.g.uuid])).stdout.trim());
-    await sleepUntil(t0 + 5_000);
+    // libvirt holds what ferry logged. Read it once a step below the maximum is logged (the first, ~1 s in,
+    // about 9 s before the maximum is due) and once the maximum is (~10 s in, 10 s before the abort).
+    const step = downtimeOf(await progressWhen(src, migrationUuid, (l) => downtimeOf(l) > 0 && downtimeOf(l) < MAX_DOWNTIME));
     const early = await maxDowntime();
-    await sleepUntil(t0 + 11_500);
-    const late = await maxDowntime();
-    expect(early).toBeGreaterThan(0);
+    expect(early).toBeGreaterThanOrEqual(step);
     expect(early).toBeLessThan(MAX_DOWNTIME);
+    await progressWhen(src, migrationUuid, (l) => l.downtime === MAX_DOWNTIME);
+    const late = await maxDowntime();
     expect(late).toBe(MAX_DOWNTIME);
     const view = await listed(src, migrationUuid);
     expect(view).toMatchObject({ status: 'running', timeout_seconds: 20, on_timeout: 'abort', current_max_downtime_ms: MAX_DOWNTIME });
@@ -320,7 +354,20 @@ describe('operator control of running migrations', () => {
     expect(aborted.map((l) => l.source)).toEqual(['timeout']);
     const firedAfter = (logTime(aborted[0]) - logTime(started)) / 1000;
     expect(firedAfter).toBeGreaterThanOrEqual(20);
-    expect(firedAfter).toBeLessThan(23);
+    await expectActedAtFirstPollPast(src, migrationUuid, 'aborting migration job', 20);
+
+    // The whole ramp, from ferry's log: it never goes down; every save logged before 10 s (half the
+    // timeout) polled before 10 s and is below the maximum; from save 10 / SAVE_EVERY_S + 1 (at least
+    // 11 s in) every save is at the maximum.
+    const saves = await logsOf(src, migrationUuid, 'migration progress');
+    const values = saves.map(downtimeOf);
+    expect(values).toEqual([...values].sort((x, y) => x - y));
+    const beforeHalf = saves.filter((l) => logTime(l) - logTime(started) < 10_000);
+    expect(beforeHalf.length).toBeGreaterThan(0);
+    for (const l of beforeHalf) expect(downtimeOf(l)).toBeLessThan(MAX_DOWNTIME);
+    const fromSave = 10 / SAVE_EVERY_S + 1;
+    expect(saves.length).toBeGreaterThan(fromSave);
+    for (const l of saves.slice(fromSave)) expect(l.downtime).toBe(MAX_DOWNTIME);
     expect(finalUpdates(migrationUuid)).toHaveLength(1);
     await assertOn(g2, src);
   });
@@ -338,7 +385,7 @@ describe('operator control of running migrations', () => {
     expect(forced.map((l) => [l.source, l.mode])).toEqual([['timeout', 'postcopy']]);
     const firedAfter = (logTime(forced[0]) - logTime(started)) / 1000;
     expect(firedAfter).toBeGreaterThanOrEqual(20);
-    expect(firedAfter).toBeLessThan(23);
+    await expectActedAtFirstPollPast(src, migrationUuid, 'forcing migration to complete', 20);
     expect(finalUpdates(migrationUuid)).toHaveLength(1);
     await assertOn(g2, dst);
   });

@@ -1,5 +1,5 @@
-// Lab suites skip where the lab cannot run, except under CI=true: there a
-// suite that would skip fails instead, naming what is missing, so the suite
+// Lab suites (and tests needing lab tools) skip where they cannot run, except
+// under CI=true: there a suite that would skip fails instead, naming what is missing, so the suite
 // can never shrink silently.
 import { existsSync } from 'node:fs';
 import { describe, it } from 'vitest';
@@ -10,11 +10,14 @@ const ADDON = new URL('../../native/build/Release/virt.node', import.meta.url);
 export interface Needs {
   /** The native libvirt addon (native/build/Release/virt.node). */
   addon?: boolean;
+  /** Files that must exist (e.g. an emulator binary). */
+  files?: string[];
 }
 
-function missing(needs: Needs): string[] {
-  const out = labMissing();
+function missing(needs: Needs, lab = true): string[] {
+  const out = lab ? labMissing() : [];
   if (needs.addon && !existsSync(ADDON)) out.push('the native addon (native/build/Release/virt.node)');
+  for (const f of needs.files ?? []) if (!existsSync(f)) out.push(f);
   return out;
 }
 
@@ -34,7 +37,15 @@ export function describeLab(name: string, fn: () => void, needs: Needs = {}): vo
 
 /** it() for a single test that needs the lab. */
 export function itLab(name: string, fn: () => Promise<void>, timeoutMs?: number): void {
-  const lacks = missing({});
+  itNeeding(missing({}), name, fn, timeoutMs);
+}
+
+/** it() for a test that needs only some files, not a whole lab. */
+export function itWith(needs: Needs, name: string, fn: () => Promise<void>, timeoutMs?: number): void {
+  itNeeding(missing(needs, false), name, fn, timeoutMs);
+}
+
+function itNeeding(lacks: string[], name: string, fn: () => Promise<void>, timeoutMs?: number): void {
   if (!lacks.length) it(name, fn, timeoutMs);
   else if (process.env.CI === 'true') it(name, failing(name, lacks));
   else it.skip(name, fn);

@@ -247,12 +247,22 @@ describe('ferry client -> ferry server', () => {
 
   it('times out on the monitor without heartbeats, and on the overall timeout', async () => {
     const nobody = { topic: TOPIC, server: 'nobody', version: '6.0' };
-    let t0 = Date.now();
-    await expect(client.call(ctx, nobody, 'slow', { seconds: 1 }, { timeout: 30, callMonitorTimeout: 2 })).rejects.toMatchObject({ name: 'MessagingTimeout' });
-    expect(Date.now() - t0).toBeLessThan(4000);
-    t0 = Date.now();
-    await expect(client.call(ctx, nobody, 'noop', {}, { timeout: 1 })).rejects.toMatchObject({ name: 'MessagingTimeout', module: 'oslo_messaging.exceptions' });
-    expect(Date.now() - t0).toBeLessThan(2500);
+    // Order, not speed: both end while a call started with them, timing out after 10 s, is still waiting.
+    // An ignored monitor timeout would end at the overall 30 s; an ignored overall 1 s, at the client's default 20 s.
+    const settled: string[] = [];
+    const outcome = (name: string, p: Promise<unknown>) =>
+      p.then(
+        (v) => (settled.push(name), v),
+        (e: unknown) => (settled.push(name), e),
+      );
+    const reference = outcome('reference', client.call(ctx, nobody, 'noop', {}, { timeout: 10 }));
+    const monitor = outcome('monitor', client.call(ctx, nobody, 'slow', { seconds: 1 }, { timeout: 30, callMonitorTimeout: 2 }));
+    const overall = outcome('overall', client.call(ctx, nobody, 'noop', {}, { timeout: 1 }));
+    expect(await monitor).toMatchObject({ name: 'MessagingTimeout' });
+    expect(await overall).toMatchObject({ name: 'MessagingTimeout', module: 'oslo_messaging.exceptions' });
+    expect(settled).not.toContain('reference');
+    expect(await reference).toMatchObject({ name: 'MessagingTimeout' });
+    expect(settled.at(-1)).toBe('reference');
   });
 
   it('answers garbage with failures where it can and keeps serving', async () => {

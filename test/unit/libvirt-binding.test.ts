@@ -1,6 +1,6 @@
 // The N-API libvirt binding against libvirt's built-in test driver (no daemon).
 // test:///default connections in one process share state: domain `test` runs.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -23,6 +23,7 @@ import {
   type LifecycleEventData,
   type VirError,
 } from '../../src/libvirt/index.js';
+import { itWith } from '../lab/requires.js';
 
 const URI = 'test:///default';
 const TEST_UUID = '6695eb01-f6a4-8304-79aa-97f2502e193f';
@@ -89,12 +90,14 @@ describe('connection', () => {
 
 describe('domain capabilities', () => {
   it('the test driver rejects with NO_SUPPORT, with and without selectors and flags', async () => {
+    // One call at a time: a call's error carries the stack of whoever awaits it
+    // when it fails, and a call nobody awaits yet has none of the test's frames.
     for (const p of [
-      conn.getDomainCapabilities(),
-      conn.getDomainCapabilities({}),
-      conn.getDomainCapabilities({ emulatorBin: null, arch: 'x86_64', machine: null, virtType: 'test' }, 0),
+      () => conn.getDomainCapabilities(),
+      () => conn.getDomainCapabilities({}),
+      () => conn.getDomainCapabilities({ emulatorBin: null, arch: 'x86_64', machine: null, virtType: 'test' }, 0),
     ]) {
-      const e = await rejection(p);
+      const e = await rejection(p());
       expect(e.code).toBe(VirErrorCode.NO_SUPPORT);
       expect(e.message).toMatch(/virConnectGetDomainCapabilities/);
       expect(e.stack).toContain('libvirt-binding.test');
@@ -123,7 +126,8 @@ describe('domain capabilities', () => {
   });
 
   // The real QEMU driver in-process (qemu:///embed): no libvirtd, probes the binary.
-  it.skipIf(!existsSync('/usr/bin/qemu-system-x86_64'))(
+  itWith(
+    { files: ['/usr/bin/qemu-system-x86_64'] },
     'an embedded QEMU driver returns XML with usable custom CPU models',
     async () => {
       const root = mkdtempSync(join(tmpdir(), 'ferry-embed-'));
@@ -315,37 +319,61 @@ describe('migration and jobs (error paths on the test driver)', () => {
   });
 });
 
+/** Settles with p, and records in `order` when it did (resolved or rejected). */
+function track<T>(p: Promise<T>, order: string[], name: string): Promise<T> {
+  const note = () => void order.push(name);
+  p.then(note, note);
+  return p;
+}
+
+// Order, not speed: these run while other suites load the machine. Long calls are
+// blockForTesting sleeps on a libuv pool thread (ownThread false) or a thread of
+// their own (true); what ran alongside what shows in the order calls settle.
 describe('threading', () => {
   it('keeps the JS event loop free while many calls are in flight', async () => {
     const d = await conn.lookupByUUID(TEST_UUID);
+    const order: string[] = [];
+    // Four 1 s blocks hold the 4 pool threads, so every pool call below stays queued until they end.
+    const held = Array.from({ length: 4 }, (_, i) => track(blockForTesting(1000, false), order, `hold-${i}`));
     const inFlight: Promise<unknown>[] = [];
     for (let i = 0; i < 50; i++) {
       inFlight.push(d.migrateToURI3('qemu+tls://dst/system', {}, MigrateFlag.PEER2PEER).catch(() => undefined));
-      inFlight.push(d.getXMLDesc(0), d.getJobStats().catch(() => undefined), conn.getCapabilities());
+      inFlight.push(track(d.getXMLDesc(0), order, 'pool'), track(d.getJobStats().catch(() => undefined), order, 'pool'), track(conn.getCapabilities(), order, 'pool'));
     }
-    const t0 = performance.now();
-    const late = await new Promise<number>((r) => setTimeout(() => r(performance.now() - t0 - 20), 20));
-    expect(late).toBeLessThan(100);
-    await Promise.all(inFlight);
+    // A 20 ms timer set now fires while all 150 pool calls are still pending: queuing them blocked nothing.
+    await new Promise<void>((r) => setTimeout(() => (order.push('timer'), r()), 20));
+    await Promise.all([...held, ...inFlight]);
+    expect(order.indexOf('timer')).toBe(0);
+    expect(order.filter((x) => x === 'pool')).toHaveLength(150);
+    // The pool calls were queued behind the blocks: the first of them ended after a block did.
+    expect(order.indexOf('pool')).toBeGreaterThan(order.findIndex((x) => x.startsWith('hold-')));
   });
 });
 
 describe('thread model', () => {
   it('long calls get their own threads: 6 run at once and short calls still complete', async () => {
     const d = await conn.lookupByUUID(TEST_UUID);
-    const t0 = performance.now();
-    const long = Array.from({ length: 6 }, () => blockForTesting(400, true));
+    const order: string[] = [];
+    const long = Array.from({ length: 6 }, (_, i) => track(blockForTesting(2000, true), order, `long-${i}`));
+    // The pool is free: 21 pool calls, one after the other, all complete while the six still block.
     for (let i = 0; i < 20; i++) await d.getState();
     await d.getJobStats().catch(() => undefined);
-    expect(performance.now() - t0).toBeLessThan(250); // pool was free
+    order.push('short calls');
+    // So do more threads: a 7th own-thread call, started last, ends while all six still run.
+    await track(blockForTesting(100, true), order, 'seventh');
     await Promise.all(long);
-    expect(performance.now() - t0).toBeLessThan(750); // all 6 in parallel, not 4 + 2
+    expect(order.slice(0, 2)).toEqual(['short calls', 'seventh']);
+    expect(order.slice(2).sort()).toEqual(['long-0', 'long-1', 'long-2', 'long-3', 'long-4', 'long-5']);
   });
 
   it('control: the same calls on the libuv pool serialise behind 4 threads', async () => {
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: 6 }, () => blockForTesting(200, false)));
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(390);
+    const order: string[] = [];
+    // Four 1 s blocks, then two 100 ms ones: on 4 threads the short ones wait for a long one to end.
+    const long = Array.from({ length: 4 }, (_, i) => track(blockForTesting(1000, false), order, `long-${i}`));
+    const short = Array.from({ length: 2 }, (_, i) => track(blockForTesting(100, false), order, `short-${i}`));
+    await Promise.all([...long, ...short]);
+    expect(order.slice(0, 4).sort()).toEqual(['long-0', 'long-1', 'long-2', 'long-3']);
+    expect(order.slice(4).sort()).toEqual(['short-0', 'short-1']);
   });
 });
 
