@@ -18,9 +18,6 @@ export function formatVersion(v: LibvirtVersion): string {
   return `${Math.floor(v / 1_000_000)}.${Math.floor(v / 1_000) % 1_000}.${v % 1_000}`;
 }
 
-/** The oldest libvirt ferry supports (Debian 12); everything it has needs no check. */
-export const MIN_LIBVIRT = version(9, 0, 0);
-
 interface Feature {
   /** What the error calls it. */
   name: string;
@@ -29,7 +26,7 @@ interface Feature {
   broken?: { from: LibvirtVersion; fixed: LibvirtVersion; harm: string };
 }
 
-/** Migration parameters newer than MIN_LIBVIRT. */
+/** Migration parameters newer than libvirt 9.0, the oldest ferry supports. */
 const PARAM_FEATURES: Partial<Record<keyof MigrateParams, Feature>> = {
   migrate_disks_detect_zeroes: { name: "migrate param 'migrate_disks_detect_zeroes'", since: version(10, 9, 0) },
   'bandwidth.avail.switchover': { name: "migrate param 'bandwidth.avail.switchover'", since: version(11, 1, 0) },
@@ -49,7 +46,11 @@ const FLAG_FEATURES: ReadonlyArray<[MigrateFlag, Feature]> = [
   ],
 ];
 
-/** The versions a call can use: the addon's headers and the connected daemon. */
+/**
+ * The versions a call can use: the addon's headers and the connected daemon.
+ * Only the local (source) daemon is known here; ferry expects its hosts to run
+ * one stack, so a broken range is judged by the source's version.
+ */
 export interface LibvirtVersions {
   headers: LibvirtVersion;
   daemon: LibvirtVersion;

@@ -285,7 +285,9 @@ export async function openConnection(uri: string): Promise<Connection> {
   const h = await call(() => native().open(uri));
   try {
     const daemon = await call(() => h.getLibVersion());
-    return new LibvirtConnection(h, { headers: native().headerVersion, daemon });
+    const headers = native().headerVersion;
+    if (typeof headers !== 'number') throw new Error('the libvirt addon does not report its header version: rebuild native/');
+    return new LibvirtConnection(h, { headers, daemon });
   } catch (e) {
     await h.close().catch(() => undefined);
     throw e;

@@ -333,8 +333,11 @@ describeLab('libvirt binding on the lab', () => {
     expect(err).toBeInstanceOf(Error);
     log(`(g) post-copy paused: ${err?.message}`);
     const domB = await connB.lookupByUUID(uuid);
-    expect(await dom.getState()).toEqual({ state: DomainState.PAUSED, reason: PAUSED_POSTCOPY_FAILED });
-    expect(await domB.getState()).toEqual({ state: DomainState.RUNNING, reason: RUNNING_POSTCOPY_FAILED });
+    // Each side records the failure when its own QEMU reports it.
+    const stateIs = (d: Domain, want: { state: DomainState; reason: number }) =>
+      waitFor(`${d.name} ${JSON.stringify(want)}`, async () => JSON.stringify(await d.getState()) === JSON.stringify(want), { timeoutMs: 10_000 });
+    await stateIs(dom, { state: DomainState.PAUSED, reason: PAUSED_POSTCOPY_FAILED });
+    await stateIs(domB, { state: DomainState.RUNNING, reason: RUNNING_POSTCOPY_FAILED });
 
     const daemon = await connA.getLibVersion();
     const resume = dom.migrateToURI3(b.uri, params, BASE | MigrateFlag.POSTCOPY | MigrateFlag.POSTCOPY_RESUME);

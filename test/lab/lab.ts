@@ -239,7 +239,8 @@ const LAB_TOOLS = ['/usr/sbin/libvirtd', '/usr/bin/virsh', '/usr/bin/qemu-system
 
 /**
  * What this machine lacks to run a lab (root, libvirtd, QEMU, the namespace
- * tools); empty when it can. FERRY_LAB=0 counts as missing (a forced skip).
+ * tools); empty when it can. FERRY_LAB=0 counts as missing: a skip, or a
+ * failure under CI=true (test/lab/requires.ts).
  */
 export function labMissing(): string[] {
   const missing: string[] = [];
