@@ -109,12 +109,10 @@ install_stock_stack() {
   local p v back=() gone=() want=()
   local -A seen=()
   while read -r p v; do
-    if [[ "$v" == *bpo* && ( "$p" =~ ^(libvirt|qemu) || -n "$(grep -sx "$p" "$BACKPORTS_RECORD")" ) ]]; then
-      seen[$p]=1
-    fi
+    [[ "$v" == *bpo* && "$p" =~ ^(libvirt|qemu) ]] && seen[$p]=1
   done < <(installed_packages)
   if [[ -f "$BACKPORTS_RECORD" ]]; then
-    # Packages the backports install brought in that stock never had.
+    # Everything the backports install added or upgraded that is still installed.
     while read -r p; do
       [[ -n "$(installed_version "$p")" ]] && seen[$p]=1
     done <"$BACKPORTS_RECORD"
