@@ -1,4 +1,4 @@
-// Small process helpers shared by the lab modules.
+// Small process helpers shared by the lab modules and their hand-run scripts.
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 
 export interface ExecResult {
@@ -94,4 +94,10 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
+}
+
+/** `--name value` from a hand-run script's arguments, or `dflt`. */
+export function cliOption(args: string[], name: string, dflt: string): string {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
 }

@@ -4,12 +4,8 @@
 //                                 start a lab, print its hosts as JSON, hold it until SIGINT/SIGTERM
 //   clean [--name X]              remove labs of that name whose owner process is gone
 import { ensureGuestImage } from './guest-image.js';
+import { cliOption as opt } from './exec.js';
 import { cleanStaleLabs, startLab } from './lab.js';
-
-function opt(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== '--');

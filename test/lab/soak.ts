@@ -7,7 +7,7 @@
 // heartbeat goes on counting on B for 8 s with no oops and no lost write.
 import { randomUUID } from 'node:crypto';
 import { MigrateFlag, openConnection, type Connection } from '../../src/libvirt/index.js';
-import { sleep } from './exec.js';
+import { cliOption as opt, sleep } from './exec.js';
 import { guestXml, prepareInstanceDir } from './guest.js';
 import { ensureGuestImage } from './guest-image.js';
 import { lastHeartbeat, readConsole, waitForConsole, waitForHeartbeat } from './heartbeat.js';
@@ -15,11 +15,6 @@ import { startLab, type LabHost } from './lab.js';
 
 const BASE = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST | MigrateFlag.UNDEFINE_SOURCE;
 type Kind = 'dirty' | 'idle';
-
-function opt(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-}
 
 async function once(kind: Kind, a: LabHost, b: LabHost, connA: Connection, connB: Connection, ramWorkaround: boolean): Promise<string | undefined> {
   const uuid = randomUUID();
