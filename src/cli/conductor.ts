@@ -3,8 +3,8 @@
 // live_migration cast to the source with the migrate data it returned.
 
 import { randomUUID } from 'node:crypto';
-import type { ComputeRpcApi } from '../migration/compute-rpcapi.js';
-import type { LiveMigrateData } from '../migration/migrate-data.js';
+import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { RequestContext } from '../rpc/types.js';
 
 export interface StartMigrationRequest {

@@ -5,11 +5,11 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type FerryConfig } from '../config/index.js';
 import { silentLogger } from '../log/logger.js';
-import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
-import type { MigrationView } from '../migration/wire.js';
+import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import type { MigrationView } from '../nova/migration-view.js';
 import { AmqpConnection, AmqpRpcClient, RpcError } from '../rpc/index.js';
 import { operatorContext, startLiveMigration } from './conductor.js';
-import { amqpOptions } from './daemon.js';
+import { amqpOptions } from '../compute/daemon.js';
 import { migrationsTable, progressLine } from './format.js';
 
 const HELP = `Usage: ferryctl [global options] COMMAND [options]

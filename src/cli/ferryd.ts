@@ -4,7 +4,7 @@
 import { ConfigError, loadConfig } from '../config/index.js';
 import { isVirError } from '../libvirt/types.js';
 import { createLogger } from '../log/logger.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { startDaemon, type Daemon } from '../compute/daemon.js';
 import { parseArgs } from 'node:util';
 
 const HELP = `Usage: ferryd [--config FILE]

@@ -1,6 +1,6 @@
 // Human-readable figures and tables for ferryctl.
 
-import type { MigrationView } from '../migration/wire.js';
+import type { MigrationView } from '../nova/migration-view.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 

@@ -1,6 +1,6 @@
 // ferry's configuration, shaped like nova.conf: top-level [DEFAULT] options,
 // then the [libvirt] and [compute] sections ferry honours.
-import type { TimeoutAction } from '../migration/status.js';
+import type { TimeoutAction } from '../record/status.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 

@@ -1,7 +1,7 @@
 // Feeds the Prometheus metrics from migration registry events.
 
-import type { MigrationRecord, MigrationRegistry } from '../migration/registry.js';
-import { isFinal, MigrationStatus } from '../migration/status.js';
+import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import { isFinal, MigrationStatus } from '../record/status.js';
 import type { FerryMetrics } from './metrics.js';
 
 const IN_PROGRESS = [MigrationStatus.queued, MigrationStatus.preparing, MigrationStatus.running, MigrationStatus.postcopy];

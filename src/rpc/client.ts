@@ -1,7 +1,7 @@
 // RpcClient over AMQP: call (with call monitor), cast and fanout cast, oslo wire format.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import pino from 'pino';
-import type { AmqpConnection, Declaration, SetupFn } from './amqp-connection.js';
+import type { AmqpConnection, Declaration, SetupFn } from '../broker/amqp-connection.js';
 import { contextToDict, packContext } from './context.js';
 import { UniqueIdCache } from './dedup.js';
 import { unwrap, wrap } from './envelope.js';

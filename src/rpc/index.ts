@@ -1,10 +1,10 @@
 // Public surface of the RPC layer.
 export * from './types.js';
 export * from './errors.js';
-export { AmqpConnection, ConnectionClosedError } from './amqp-connection.js';
-export type { AmqpConnectionOptions, TlsOptions, SetupFn, Declaration } from './amqp-connection.js';
-export { parseTransportUrl, redactUrl } from './transport-url.js';
-export type { TransportUrl, BrokerHost } from './transport-url.js';
+export { AmqpConnection, ConnectionClosedError } from '../broker/amqp-connection.js';
+export type { AmqpConnectionOptions, TlsOptions, SetupFn, Declaration } from '../broker/amqp-connection.js';
+export { parseTransportUrl, redactUrl } from '../broker/transport-url.js';
+export type { TransportUrl, BrokerHost } from '../broker/transport-url.js';
 export { RpcServer } from './server.js';
 export type { RpcServerOptions } from './server.js';
 export { AmqpRpcClient } from './client.js';

@@ -1,7 +1,7 @@
 // Versioned notifications as Nova sends them (oslo messagingv2 driver).
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
-import type { AmqpConnection, Declaration } from './amqp-connection.js';
+import type { AmqpConnection, Declaration } from '../broker/amqp-connection.js';
 import { contextToDict, packContext, redact } from './context.js';
 import { wrap } from './envelope.js';
 import { MESSAGE_PROPERTIES, newUniqueId } from './reply.js';

@@ -1,7 +1,7 @@
 // Builds and sends replies (results, failures, call-monitor heartbeats) to a caller's reply queue.
 import { randomUUID } from 'node:crypto';
 import type { Options } from 'amqplib';
-import type { AmqpConnection } from './amqp-connection.js';
+import type { AmqpConnection } from '../broker/amqp-connection.js';
 import { wrap } from './envelope.js';
 import { serializeFailure } from './failure.js';
 

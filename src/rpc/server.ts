@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import pino from 'pino';
-import type { AmqpConnection, SetupFn } from './amqp-connection.js';
+import type { AmqpConnection, SetupFn } from '../broker/amqp-connection.js';
 import { contextFromMessage, loggableContext } from './context.js';
 import { UniqueIdCache } from './dedup.js';
 import { findMethod } from './dispatcher.js';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg as osLoad } from 'node:os';
 import { operatorContext } from '../../src/cli/conductor.js';
-import type { MigrationView } from '../../src/migration/wire.js';
+import type { MigrationView } from '../../src/nova/migration-view.js';
 import type { RequestContext } from '../../src/rpc/types.js';
 import type { LabCluster } from '../e2e/cluster.js';
 import type { Agent } from '../e2e/agents.js';

@@ -4,8 +4,8 @@
 
 import { operatorContext, startLiveMigration, type StartMigrationRequest, type StartedMigration } from '../../src/cli/conductor.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { ComputeRpcApi } from '../../src/migration/compute-rpcapi.js';
-import type { MigrationView } from '../../src/migration/wire.js';
+import { ComputeRpcApi } from '../../src/nova/compute-rpcapi.js';
+import type { MigrationView } from '../../src/nova/migration-view.js';
 import { AmqpConnection, AmqpRpcClient, RpcServer, unwrap } from '../../src/rpc/index.js';
 
 export interface Notification {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diskInfo, selectMigrateDisks } from '../../src/migration/disks.js';
+import { diskInfo, selectMigrateDisks } from '../../src/domain/disks.js';
 
 // The disks of Nova's tunnelled disk-selection test.
 const XML = `<domain type='kvm'>

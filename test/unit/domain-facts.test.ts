@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guestCpu, guestFacts, supportedGuests, usableCpuModels } from '../../src/migration/domain-facts.js';
+import { guestCpu, guestFacts, supportedGuests, usableCpuModels } from '../../src/domain/facts.js';
 
 const DOMAIN = `<domain type='qemu'>
   <name>g</name>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { destinationXml, graphicsListenAddrs } from '../../src/migration/domain-xml.js';
+import { destinationXml, graphicsListenAddrs } from '../../src/domain/destination-xml.js';
 
 describe('graphicsListenAddrs (Nova test_migration)', () => {
   it('both', () => expect(graphicsListenAddrs({ vnc: '127.0.0.1', spice: '127.0.0.2' })).toEqual({ vnc: '127.0.0.1', spice: '127.0.0.2' }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MigrateFlag } from '../../src/libvirt/types.js';
-import { flagNames, hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/migration/flags.js';
+import { flagNames, hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/source/flags.js';
 
 const base: MigrationFlagOptions = {
   blockMigration: false,

@@ -2,8 +2,8 @@
 // save_stats moment, carrying Nova's six progress counters.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
-import { MigrationRegistry } from '../../src/migration/registry.js';
-import { MigrationReporter } from '../../src/migration/reporter.js';
+import { MigrationRegistry } from '../../src/record/registry.js';
+import { MigrationReporter } from '../../src/nova/reporter.js';
 import { RecordingRpcClient } from './fakes/rpc.js';
 import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, S } from './fakes/cluster.js';
 

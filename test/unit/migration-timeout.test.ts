@@ -2,7 +2,7 @@
 // real time (the source polls every 500 ms). Tests run concurrently, each on
 // its own cluster, to keep the file at a few seconds.
 import { describe, expect, it } from 'vitest';
-import { instanceArg } from '../../src/migration/destination.js';
+import { instanceArg } from '../../src/destination/handlers.js';
 import { adminContext } from './fakes/rpc.js';
 import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
 

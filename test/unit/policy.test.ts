@@ -15,8 +15,8 @@ import {
   type MonitorAction,
   type MonitorSettings,
   type MonitorState,
-} from '../../src/migration/policy.js';
-import { MigrationStatus } from '../../src/migration/status.js';
+} from '../../src/monitor/policy.js';
+import { MigrationStatus } from '../../src/record/status.js';
 
 describe('downtimeSteps (Nova downtime_steps)', () => {
   it('data_gb 3.0, downtime 400, steps 10, delay 30', () => {

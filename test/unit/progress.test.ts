@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { JobType } from '../../src/libvirt/types.js';
-import { countersFromStats, dataGb, progressPercent, pyRound, statsFromJobInfo } from '../../src/migration/progress.js';
+import { countersFromStats, dataGb, progressPercent, pyRound, statsFromJobInfo } from '../../src/monitor/progress.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { JobType } from '../../src/libvirt/types.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { abortOrphanedMigrations } from '../../src/migration/recovery.js';
+import { abortOrphanedMigrations } from '../../src/source/recovery.js';
 import { FakeConnection, guestXml } from './fakes/libvirt.js';
 
 describe('start-up recovery', () => {

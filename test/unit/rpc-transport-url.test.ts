@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTransportUrl, redactUrl } from '../../src/rpc/transport-url.js';
+import { parseTransportUrl, redactUrl } from '../../src/broker/transport-url.js';
 
 describe('parseTransportUrl', () => {
   it('parses a single host with default vhost', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RpcError } from '../../src/rpc/errors.js';
-import * as errors from '../../src/migration/errors.js';
-import { connectionUri, dataUri, escapeIpv6, validateHostname } from '../../src/migration/uris.js';
+import * as errors from '../../src/nova/errors.js';
+import { connectionUri, dataUri, escapeIpv6, validateHostname } from '../../src/source/uris.js';
 
 describe('connectionUri (Nova test_driver)', () => {
   it.each(['127.0.0.1', '127.0.0.1:4444', '[::1]:4444', '[0:0:0:0:0:0:0:1]:4444', 'destination'])('qemu+tcp for %s', (dest) => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   XmlError, createElement, decodeEntities, findAll, firstChild, getAttr, parseXml, removeAttr, removeChild,
   rootElement, serializeXml, setAttr, setTextContent, textContent,
-} from '../../src/migration/xml.js';
+} from '../../src/domain/xml.js';
 
 const LIBVIRT = `<?xml version="1.0"?>
 <!-- WARNING: THIS IS AN AUTO-GENERATED FILE -->

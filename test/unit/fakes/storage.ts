@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { HostStorage, type LocalDiskInfo } from '../../../src/migration/host-storage.js';
+import { HostStorage, type LocalDiskInfo } from '../../../src/domain/host-storage.js';
 
 const run = promisify(execFile);
 

@@ -5,10 +5,10 @@ import type { FerryConfig } from '../config/index.js';
 import type { DomainEventHub } from '../libvirt/domain-events.js';
 import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
-import type { ComputeRpcApi } from './compute-rpcapi.js';
-import type { HostStorage } from './host-storage.js';
-import type { MigrationNotifier } from './notifications.js';
-import type { MigrationRegistry } from './registry.js';
+import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import type { HostStorage } from '../domain/host-storage.js';
+import type { MigrationNotifier } from '../nova/notifications.js';
+import type { MigrationRegistry } from '../record/registry.js';
 
 export interface ComputeDeps {
   /** This host's name: the RPC server name other hosts address. */

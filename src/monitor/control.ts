@@ -6,9 +6,9 @@
 
 import type { Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
-import { InvalidMigrationState } from './errors.js';
-import type { MigrationRecord, MigrationRegistry } from './registry.js';
-import { MigrationStatus } from './status.js';
+import { InvalidMigrationState } from '../nova/errors.js';
+import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import { MigrationStatus } from '../record/status.js';
 
 export type ActionSource = 'operator' | 'timeout';
 export type ForceCompleteMode = 'postcopy' | 'pause';

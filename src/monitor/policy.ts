@@ -4,7 +4,7 @@
 // returned actions in order.
 import { JobType, VirErrorCode, type JobStats } from '../libvirt/types.js';
 import { countersFromStats, progressPercent, type MigrationCounters } from './progress.js';
-import { MigrationStatus, type TimeoutAction } from './status.js';
+import { MigrationStatus, type TimeoutAction } from '../record/status.js';
 
 /** [seconds after the monitor started, max downtime in ms] */
 export type DowntimeStep = readonly [seconds: number, ms: number];

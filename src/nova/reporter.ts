@@ -4,8 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { RequestContext, RpcClient } from '../rpc/types.js';
-import type { MigrationRecord, MigrationRegistry } from './registry.js';
-import { migrationView } from './wire.js';
+import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import { migrationView } from './migration-view.js';
 
 export class MigrationReporter {
   constructor(

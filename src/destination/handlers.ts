@@ -3,12 +3,12 @@
 
 import { DomainState, isVirError, VirErrorCode, type Domain } from '../libvirt/types.js';
 import type { RequestContext } from '../rpc/types.js';
-import type { ComputeDeps } from './compute-deps.js';
-import { hostArch, supportedGuests, usableCpuModels } from './domain-facts.js';
-import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from './errors.js';
-import { isBlockDevice } from './host-storage.js';
-import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from './migrate-data.js';
-import type { InstanceRef } from './nova-objects.js';
+import type { ComputeDeps } from '../source/deps.js';
+import { hostArch, supportedGuests, usableCpuModels } from '../domain/facts.js';
+import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../nova/errors.js';
+import { isBlockDevice } from '../domain/host-storage.js';
+import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from '../nova/migrate-data.js';
+import type { InstanceRef } from '../nova/objects.js';
 
 const MiB = 1024 * 1024;
 

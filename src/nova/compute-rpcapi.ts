@@ -4,7 +4,7 @@
 
 import type { RequestContext, RpcClient } from '../rpc/types.js';
 import type { InstanceDiskInfo, LiveMigrateData } from './migrate-data.js';
-import type { MigrationView } from './wire.js';
+import type { MigrationView } from './migration-view.js';
 
 /** The version every request is sent as: Nova's _ver() sends '6.0'; with none, oslo dispatches as 1.0 and a 6.x endpoint refuses it. */
 export const COMPUTE_RPC_SEND_VERSION = '6.0';

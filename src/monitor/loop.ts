@@ -19,7 +19,7 @@ import {
   type MonitorState,
 } from './policy.js';
 import { countersFromStats, progressPercent, statsFromJobInfo } from './progress.js';
-import type { MigrationRecord, MigrationRegistry } from './registry.js';
+import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
 
 export type MonitorOutcome = FinishOutcome;
 

@@ -3,18 +3,18 @@
 
 import { validate } from '../rpc/schema.js';
 import type { RpcEndpoint, RpcMethod, Schema } from '../rpc/types.js';
-import type { DestinationHandlers } from './destination.js';
-import { InvalidInput } from './errors.js';
-import type { InstanceDiskInfo, LiveMigrateData } from './migrate-data.js';
-import { readInstance, readMigration, unwrapNovaObjects } from './nova-objects.js';
+import type { DestinationHandlers } from '../destination/handlers.js';
+import { InvalidInput } from '../nova/errors.js';
+import type { InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
+import { readInstance, readMigration, unwrapNovaObjects } from '../nova/objects.js';
 
 /** Nova object primitives arrive wrapped; the schemas see plain objects. */
 export function deserializeComputeArgs(args: Record<string, unknown>): Record<string, unknown> {
   return unwrapNovaObjects(args) as Record<string, unknown>;
 }
-import type { MigrationRegistry } from './registry.js';
-import type { SourceHandlers } from './source.js';
-import { migrationView } from './wire.js';
+import type { MigrationRegistry } from '../record/registry.js';
+import type { SourceHandlers } from '../source/handlers.js';
+import { migrationView } from '../nova/migration-view.js';
 
 /** The compute RPC API version ferry implements (Nova 6.5). */
 export const COMPUTE_RPC_VERSION = '6.5';

@@ -3,7 +3,7 @@
 // metrics) see it, and so a later change can persist records in one place.
 
 import { EventEmitter } from 'node:events';
-import type { MigrationCounters } from './progress.js';
+import type { MigrationCounters } from '../monitor/progress.js';
 import { isFinal, MigrationStatus, type TimeoutAction } from './status.js';
 
 const ZERO_COUNTERS: Readonly<MigrationCounters> = Object.freeze({

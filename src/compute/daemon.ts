@@ -10,15 +10,15 @@ import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import { FerryMetrics } from '../metrics/metrics.js';
 import { observeMigrations } from '../metrics/migration-metrics.js';
-import { computeEndpoint, deserializeComputeArgs } from '../migration/compute-endpoint.js';
-import { ComputeRpcApi } from '../migration/compute-rpcapi.js';
-import { DestinationHandlers } from '../migration/destination.js';
-import { HostStorage } from '../migration/host-storage.js';
-import { MigrationNotifier } from '../migration/notifications.js';
-import { abortOrphanedMigrations } from '../migration/recovery.js';
-import { MigrationRegistry } from '../migration/registry.js';
-import { MigrationReporter } from '../migration/reporter.js';
-import { SourceHandlers } from '../migration/source.js';
+import { computeEndpoint, deserializeComputeArgs } from './endpoint.js';
+import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import { DestinationHandlers } from '../destination/handlers.js';
+import { HostStorage } from '../domain/host-storage.js';
+import { MigrationNotifier } from '../nova/notifications.js';
+import { abortOrphanedMigrations } from '../source/recovery.js';
+import { MigrationRegistry } from '../record/registry.js';
+import { MigrationReporter } from '../nova/reporter.js';
+import { SourceHandlers } from '../source/handlers.js';
 import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer, type AmqpConnectionOptions } from '../rpc/index.js';
 
 export interface Daemon {

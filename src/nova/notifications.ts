@@ -3,7 +3,7 @@
 
 import type { Logger } from '../log/logger.js';
 import type { NotificationPriority, Notifier, RequestContext } from '../rpc/types.js';
-import type { InstanceRef } from './nova-objects.js';
+import type { InstanceRef } from './objects.js';
 
 export type MigrationAction =
   | 'live_migration_pre'

@@ -6,12 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { DomainState, isVirError, MigrateFlag, VirErrorCode, XmlFlag, type Domain, type MigrateParams } from '../libvirt/types.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
-import type { ComputeDeps } from './compute-deps.js';
-import { MigrationControl } from './control.js';
-import { instanceArg } from './destination.js';
-import { selectMigrateDisks } from './disks.js';
-import { guestCpu, guestFacts } from './domain-facts.js';
-import { destinationXml } from './domain-xml.js';
+import type { ComputeDeps } from './deps.js';
+import { MigrationControl } from '../monitor/control.js';
+import { instanceArg } from '../destination/handlers.js';
+import { selectMigrateDisks } from '../domain/disks.js';
+import { guestCpu, guestFacts } from '../domain/facts.js';
+import { destinationXml } from '../domain/destination-xml.js';
 import {
   Forbidden,
   InstanceNotFound,
@@ -23,16 +23,16 @@ import {
   MigrationNotFound,
   MigrationPreCheckError,
   NoActiveMigrationForInstance,
-} from './errors.js';
+} from '../nova/errors.js';
 import { hasFlag, migrationFlags } from './flags.js';
-import type { InstanceDiskInfo, LiveMigrateData } from './migrate-data.js';
-import { runMonitor, type MonitorOutcome } from './monitor.js';
-import type { InstanceRef, MigrationRef } from './nova-objects.js';
-import { downtimeSteps, timedDowntimeSteps } from './policy.js';
-import { dataGb } from './progress.js';
-import type { MigrationRecord, MigrationSettings } from './registry.js';
+import type { InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
+import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
+import type { InstanceRef, MigrationRef } from '../nova/objects.js';
+import { downtimeSteps, timedDowntimeSteps } from '../monitor/policy.js';
+import { dataGb } from '../monitor/progress.js';
+import type { MigrationRecord, MigrationSettings } from '../record/registry.js';
 import { SlotQueue } from './slots.js';
-import { MigrationStatus, type TimeoutAction } from './status.js';
+import { MigrationStatus, type TimeoutAction } from '../record/status.js';
 import { connectionUri, dataUri, validateHostname } from './uris.js';
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,6 @@
 // Migration URIs (Nova libvirt driver: _live_migration_uri / _migrate_uri).
 import { isIPv6 } from 'node:net';
-import { InvalidHostname } from './errors.js';
+import { InvalidHostname } from '../nova/errors.js';
 
 const HOSTNAME = /^[\w\-.:]+$/;
 
