@@ -1,22 +1,8 @@
 // The destination domain XML (Nova: libvirt/migration.py get_updated_guest_xml),
 // limited to what ferry supports: graphics listen addresses, TCP serial
-// consoles and block volumes. Everything not rewritten keeps its bytes.
-import {
-  childElements,
-  createElement,
-  findAll,
-  firstChild,
-  getAttr,
-  hasAttr,
-  parseXml,
-  removeAttr,
-  removeChild,
-  rootElement,
-  serializeXml,
-  setAttr,
-  textContent,
-  type XmlElement,
-} from './xml.js';
+// consoles and block volumes. Everything else is left as it was.
+import { Node, type Element } from '@xmldom/xmldom';
+import { childElements, findAll, firstChild, parseXml, serializeXml, textContent, type XmlDocument } from './xml.js';
 
 export interface GraphicsListenAddrs {
   vnc: string | null;
@@ -42,86 +28,88 @@ export interface DestinationVolume {
 export interface DestinationXmlOptions {
   graphicsListen?: { vnc?: string | null; spice?: string | null };
   serialListenAddr?: string | null;
-  /** destination ports by serial target port index (Nova's serial_listen_ports) */
-  serialListenPorts?: readonly number[];
   volumes?: readonly DestinationVolume[];
 }
 
 export function destinationXml(migratableXml: string, opts: DestinationXmlOptions): string {
   const doc = parseXml(migratableXml);
-  const domain = rootElement(doc);
+  const domain = doc.documentElement;
   const listen = graphicsListenAddrs(opts.graphicsListen ?? {});
   if (listen) updateGraphics(domain, listen);
-  if (opts.serialListenAddr) updateSerial(domain, opts.serialListenAddr, opts.serialListenPorts ?? []);
-  if (opts.volumes?.length) updateVolumes(domain, opts.volumes);
+  if (opts.serialListenAddr) updateSerial(domain, opts.serialListenAddr);
+  if (opts.volumes?.length) updateVolumes(doc, opts.volumes);
   return serializeXml(doc);
 }
 
-function updateGraphics(domain: XmlElement, addrs: GraphicsListenAddrs): void {
+function updateGraphics(domain: Element, addrs: GraphicsListenAddrs): void {
   for (const gr of findAll(domain, 'devices/graphics')) {
-    const type = getAttr(gr, 'type');
+    const type = gr.getAttribute('type');
     if (type !== 'vnc' && type !== 'spice') continue;
     const addr = addrs[type];
     if (addr === null) continue;
-    if (hasAttr(gr, 'listen')) setAttr(gr, 'listen', addr);
+    if (gr.hasAttribute('listen')) gr.setAttribute('listen', addr);
     for (const l of childElements(gr, 'listen')) {
       // type='network' or 'socket' listens have no address to move.
-      const lt = getAttr(l, 'type');
-      if (lt === undefined || lt === 'address') setAttr(l, 'address', addr);
+      const lt = l.getAttribute('type');
+      if (lt === null || lt === 'address') l.setAttribute('address', addr);
     }
   }
 }
 
-function updateSerial(domain: XmlElement, addr: string, ports: readonly number[]): void {
+// Only the host moves: the destination reports no serial ports (Nova's
+// serial_listen_ports), so each console keeps its port, as Nova does then.
+function updateSerial(domain: Element, addr: string): void {
   const devices = [...findAll(domain, 'devices/serial'), ...findAll(domain, 'devices/console')];
   for (const dev of devices) {
-    if (getAttr(dev, 'type') !== 'tcp') continue;
-    const target = firstChild(dev, 'target');
-    for (const source of childElements(dev, 'source')) {
-      if (hasAttr(source, 'host')) setAttr(source, 'host', addr);
-      const portIndex = target ? Number(getAttr(target, 'port')) : NaN;
-      // Older sources may not send ports; keep the current one then.
-      if (hasAttr(source, 'service') && Number.isInteger(portIndex) && portIndex >= 0 && portIndex < ports.length) {
-        setAttr(source, 'service', String(ports[portIndex]));
-      }
-    }
+    if (dev.getAttribute('type') !== 'tcp') continue;
+    for (const source of childElements(dev, 'source')) if (source.hasAttribute('host')) source.setAttribute('host', addr);
   }
 }
 
 const NON_BLOCK_SOURCE_ATTRS = ['file', 'protocol', 'name', 'pool', 'volume', 'dir', 'mode', 'index', 'tls'];
 
-function updateVolumes(domain: XmlElement, volumes: readonly DestinationVolume[]): void {
+function updateVolumes(doc: XmlDocument, volumes: readonly DestinationVolume[]): void {
   const bySerial = new Map(volumes.map((v) => [v.serial, v]));
-  for (const disk of findAll(domain, 'devices/disk')) {
+  for (const disk of findAll(doc.documentElement, 'devices/disk')) {
     const serialEl = firstChild(disk, 'serial');
     const vol = serialEl && bySerial.get(textContent(serialEl).trim());
     if (!vol) continue;
-    setAttr(disk, 'type', 'block');
+    disk.setAttribute('type', 'block');
     const source = firstChild(disk, 'source');
     if (source) {
       // Keep children such as <seclabel>, but not network hosts/auth.
-      for (const a of NON_BLOCK_SOURCE_ATTRS) removeAttr(source, a);
-      for (const child of childElements(source)) if (child.name === 'host' || child.name === 'auth') removeChild(source, child);
-      if (source.children.every((c) => c.type === 'text' && /^\s*$/.test(c.raw))) {
-        source.children = [];
-        source.selfClosing = true;
-      }
-      setAttr(source, 'dev', vol.path);
+      for (const a of NON_BLOCK_SOURCE_ATTRS) source.removeAttribute(a);
+      for (const child of [...childElements(source, 'host'), ...childElements(source, 'auth')]) removeIndented(source, child);
+      // Left with only indentation, <source> is written as <source .../>.
+      if ([...source.childNodes].every(isBlank)) while (source.firstChild) source.removeChild(source.firstChild);
+      source.setAttribute('dev', vol.path);
     } else {
-      insertBefore(disk, createElement('source', { dev: vol.path }), firstChild(disk, 'target'));
+      const created = doc.createElement('source');
+      created.setAttribute('dev', vol.path);
+      insertIndented(disk, created, firstChild(disk, 'target'));
     }
-    for (const auth of childElements(disk, 'auth')) removeChild(disk, auth);
+    for (const auth of childElements(disk, 'auth')) removeIndented(disk, auth);
     if (vol.dev) {
       const target = firstChild(disk, 'target');
-      if (target) setAttr(target, 'dev', vol.dev);
+      if (target) target.setAttribute('dev', vol.dev);
     }
   }
 }
 
-/** Inserts `node` before `ref` (or last), indented like `ref`. */
-function insertBefore(parent: XmlElement, node: XmlElement, ref: XmlElement | undefined): void {
-  const idx = ref ? parent.children.indexOf(ref) : parent.children.length;
-  const prev = parent.children[idx - 1];
-  const indent = ref && prev?.type === 'text' && /^\s+$/.test(prev.raw) ? [{ type: 'text' as const, raw: prev.raw }] : [];
-  parent.children.splice(idx, 0, node, ...indent);
+function isBlank(node: Node): boolean {
+  return node.nodeType === Node.TEXT_NODE && /^\s*$/.test(node.nodeValue ?? '');
+}
+
+/** Removes `child` with the indentation before it, so no blank line is left. */
+function removeIndented(parent: Element, child: Element): void {
+  const prev = child.previousSibling;
+  if (prev && isBlank(prev)) parent.removeChild(prev);
+  parent.removeChild(child);
+}
+
+/** Inserts `child` before `ref` (or last), on its own line indented like `ref`. */
+function insertIndented(parent: Element, child: Element, ref: Element | undefined): void {
+  const indent = ref?.previousSibling;
+  parent.insertBefore(child, ref ?? null);
+  if (ref && indent && isBlank(indent)) parent.insertBefore(indent.cloneNode(), ref);
 }

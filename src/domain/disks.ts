@@ -1,6 +1,6 @@
 // Disks of a domain, and which of them a block migration copies
 // (Nova: Guest.get_all_disks + _live_migration_copy_disk_paths).
-import { childElements, findAll, firstChild, getAttr, parseXml, rootElement, textContent } from './xml.js';
+import { childElements, findAll, firstChild, parseXml, textContent } from './xml.js';
 
 export interface DiskInfo {
   /** target dev, e.g. "vda" */
@@ -22,20 +22,20 @@ export interface DiskInfo {
 const SOURCE_ATTR: Record<string, string> = { file: 'file', block: 'dev', dir: 'dir', network: 'name', volume: 'volume' };
 
 export function diskInfo(domainXml: string): DiskInfo[] {
-  const domain = rootElement(parseXml(domainXml));
+  const domain = parseXml(domainXml).documentElement;
   return findAll(domain, 'devices/disk').map((disk) => {
-    const type = getAttr(disk, 'type') ?? 'file';
+    const type = disk.getAttribute('type') ?? 'file';
     const target = firstChild(disk, 'target');
     const source = firstChild(disk, 'source');
     const serial = firstChild(disk, 'serial');
     const attr = SOURCE_ATTR[type];
     return {
-      dev: (target && getAttr(target, 'dev')) ?? '',
-      bus: (target && getAttr(target, 'bus')) ?? null,
-      device: getAttr(disk, 'device') ?? 'disk',
+      dev: target?.getAttribute('dev') ?? '',
+      bus: target?.getAttribute('bus') ?? null,
+      device: disk.getAttribute('device') ?? 'disk',
       type,
-      sourcePath: (source && attr && getAttr(source, attr)) ?? null,
-      format: firstChild(disk, 'driver') ? (getAttr(firstChild(disk, 'driver')!, 'type') ?? null) : null,
+      sourcePath: (attr && source?.getAttribute(attr)) ?? null,
+      format: firstChild(disk, 'driver')?.getAttribute('type') ?? null,
       readonly: childElements(disk, 'readonly').length > 0,
       shareable: childElements(disk, 'shareable').length > 0,
       serial: serial ? textContent(serial).trim() : null,

@@ -57,6 +57,11 @@ describe('diskInfo', () => {
     const d = diskInfo(`<domain><devices><disk type='file' device='cdrom'><target dev='hda' bus='ide'/><readonly/></disk></devices></domain>`);
     expect(d[0]).toMatchObject({ dev: 'hda', device: 'cdrom', sourcePath: null, format: null, readonly: true });
   });
+  it('reads a domain with namespaced metadata', () => {
+    const xml = `<domain type='kvm'><metadata><nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1"><nova:name>x</nova:name></nova:instance></metadata>
+  <devices><disk type='file' device='disk'><source file='/d'/><target dev='vda'/></disk></devices></domain>`;
+    expect(diskInfo(xml).map((d) => [d.dev, d.sourcePath])).toEqual([['vda', '/d']]);
+  });
   it('no devices -> empty', () => {
     expect(diskInfo(`<domain type='kvm'><name>x</name></domain>`)).toEqual([]);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guestCpu, guestFacts, supportedGuests, usableCpuModels } from '../../src/domain/facts.js';
+import { guestCpu, guestFacts, hostArch, supportedGuests, usableCpuModels } from '../../src/domain/facts.js';
 
 const DOMAIN = `<domain type='qemu'>
   <name>g</name>
@@ -32,6 +32,11 @@ const DOMCAPS = `<domainCapabilities>
 describe('domain facts', () => {
   it('reads virt type, arch and memory of a guest', () => {
     expect(guestFacts(DOMAIN)).toEqual({ virtType: 'qemu', arch: 'x86_64', memoryMb: 256 });
+    expect(guestFacts(DOMAIN.replace("<memory unit='KiB'>262144</memory>", "<memory unit='GiB'>2</memory>")).memoryMb).toBe(2048);
+  });
+
+  it("reads the host's own arch", () => {
+    expect(hostArch(CAPS)).toBe('x86_64');
   });
 
   it('lists every arch/virt type pair the host offers', () => {
@@ -42,6 +47,10 @@ describe('domain facts', () => {
     expect(guestCpu(DOMAIN)).toEqual({ mode: 'custom', model: 'qemu64' });
     expect(guestCpu(DOMAIN.replace(/<cpu[\s\S]*<\/cpu>/, "<cpu mode='host-passthrough'/>"))).toEqual({ mode: 'host-passthrough', model: null });
     expect(guestCpu(DOMAIN.replace(/<cpu[\s\S]*<\/cpu>/, ''))).toEqual({ mode: 'none', model: null });
+  });
+
+  it('rejects XML that does not parse, naming the problem', () => {
+    expect(() => guestFacts(DOMAIN.replace('</memory>', ''))).toThrow(/^invalid XML: Opening and ending tag mismatch/);
   });
 
   it('keeps usable and unknown models, drops unusable ones', () => {
