@@ -1,8 +1,8 @@
 // The end-game actions on a running migration: abort, or force completion by
 // post-copy or by pausing the guest. The operator and the timeout both come
 // through here; the first to claim a migration acts, every later claim is
-// refused, so a manual action racing the timeout never does both. Claims are
-// synchronous check-and-set on the shared record (one JS thread), so no lock.
+// refused, so a manual action racing the timeout never does both. The claim
+// and whether we paused the guest live on the migration record.
 
 import type { Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
@@ -21,9 +21,6 @@ export interface ActionResult {
 }
 
 export class MigrationControl {
-  /** True once we paused the guest to force completion: resume it on the source if the migration fails. */
-  pausedByUs = false;
-
   constructor(
     private readonly record: MigrationRecord,
     private readonly registry: MigrationRegistry,
@@ -37,7 +34,7 @@ export class MigrationControl {
     if (r.status === MigrationStatus.postcopy) {
       throw new InvalidMigrationState(r.id ?? r.uuid, r.instanceUuid, r.status, 'abort live migration');
     }
-    if (!this.claim('abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
+    if (!this.registry.claim(r, 'abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, 'abort', source);
     this.log.info({ migration: r.uuid, source }, 'aborting migration job');
     await this.timed('abortJob', source, this.domain.abortJob());
@@ -54,7 +51,7 @@ export class MigrationControl {
     if (r.status !== MigrationStatus.running) {
       throw new InvalidMigrationState(r.id ?? r.uuid, r.instanceUuid, r.status, 'force complete live migration');
     }
-    if (!this.claim('force_complete')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
+    if (!this.registry.claim(r, 'force_complete')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
     this.log.info({ migration: r.uuid, source, mode }, 'forcing migration to complete');
     if (mode === 'postcopy') {
@@ -62,15 +59,15 @@ export class MigrationControl {
       this.registry.update(r, { status: MigrationStatus.postcopy });
     } else {
       await this.timed('suspend', source, this.domain.suspend());
-      this.pausedByUs = true;
+      this.registry.update(r, { pausedByUs: true });
     }
     return { acted: true, mode };
   }
 
   /** Undo our pause on the source after a failed or cancelled migration. */
   async resumeIfPaused(): Promise<void> {
-    if (!this.pausedByUs) return;
-    this.pausedByUs = false;
+    if (!this.record.pausedByUs) return;
+    this.registry.update(this.record, { pausedByUs: false });
     try {
       await this.domain.resume();
     } catch (err) {
@@ -88,15 +85,9 @@ export class MigrationControl {
     try {
       await action;
     } catch (err) {
-      this.registry.update(this.record, { claimedAction: null });
+      this.registry.release(this.record);
       throw err;
     }
     this.log.info({ migration: this.record.uuid, source, call, ms: Math.round((performance.now() - started) * 10) / 10 }, 'migration action returned');
-  }
-
-  private claim(action: 'abort' | 'force_complete'): boolean {
-    if (this.record.claimedAction) return false;
-    this.registry.update(this.record, { claimedAction: action });
-    return true;
   }
 }

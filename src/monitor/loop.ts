@@ -12,7 +12,6 @@ import {
   decide,
   findJobType,
   initialMonitorState,
-  revertFailedAction,
   type DowntimeStep,
   type FinishOutcome,
   type MonitorAction,
@@ -51,7 +50,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     postCopyPermitted: settings.postCopyPermitted,
     statsEvery: o.statsEvery,
   };
-  const started = Date.now();
+  // Monotonic: a wall-clock step (NTP, an operator) must not fire or delay the timeout.
+  const started = performance.now();
   // A holder, not a let: the callbacks set it behind TypeScript's back.
   const worker: { settled: Settled | null } = { settled: null };
   let wake: () => void = () => {};
@@ -75,15 +75,15 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     wake();
   });
 
-  let state: MonitorState = initialMonitorState(record.status);
+  let state: MonitorState = initialMonitorState();
   let jobOver = false;
   try {
     for (;;) {
-      const elapsedSeconds = (Date.now() - started) / 1000;
+      const elapsedSeconds = (performance.now() - started) / 1000;
       const settled = worker.settled;
       if (settled) {
         const foundJobType = await finalJobType(settled, o);
-        const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, settings: policySettings, state: sync(state, o) });
+        const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, settings: policySettings, endGame: record, state });
         let outcome: MonitorOutcome = 'failed';
         for (const action of decision.actions) {
           if (action.kind === 'finish') outcome = action.outcome;
@@ -104,14 +104,14 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
           throw err;
         }
         recordSample(sample, o);
-        const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, state: sync(state, o) });
+        const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, endGame: record, state });
         state = decision.state;
         for (const action of decision.actions) {
           if (action.kind === 'finish') continue;
           try {
             await perform(action, o, state);
           } catch (err) {
-            state = revertFailedAction(state, action);
+            // libvirt refused: the record is unchanged and a refused claim is freed (control.ts).
             log.error({ err, migration: record.uuid, action: action.kind }, 'monitor action failed');
           }
         }
@@ -131,16 +131,6 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
   } finally {
     unsubscribe?.();
   }
-}
-
-/** The policy's view of what the control (operator or timeout) already did. */
-function sync(state: MonitorState, o: MonitorOptions): MonitorState {
-  return {
-    ...state,
-    status: o.record.status,
-    pausedByUs: o.control.pausedByUs,
-    timeoutFired: state.timeoutFired || o.record.claimedAction !== null,
-  };
 }
 
 async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: MonitorOptions, state: MonitorState): Promise<void> {

@@ -3,8 +3,9 @@
 // the caller polls libvirt, feeds each sample to decide() and performs the
 // returned actions in order.
 import { JobType, VirErrorCode, type JobStats } from '../libvirt/types.js';
-import { countersFromStats, progressPercent, type MigrationCounters } from './progress.js';
+import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
 import { MigrationStatus, type TimeoutAction } from '../record/status.js';
+import { countersFromStats, progressPercent } from './progress.js';
 
 /** [seconds after the monitor started, max downtime in ms] */
 export type DowntimeStep = readonly [seconds: number, ms: number];
@@ -18,14 +19,22 @@ export interface DowntimeSettings {
   delay: number;
 }
 
-/** Nova's downtime_steps: S+1 steps, `delay*data_gb` seconds apart, from D/S up to D. */
-export function downtimeSteps(dataGb: number, cfg: DowntimeSettings): DowntimeStep[] {
-  const delay = Math.trunc(cfg.delay * dataGb);
+/**
+ * The downtime values of a ramp: S+1 steps from D/S up to D, truncated as
+ * Nova's int(). D=400, S=4 -> 100, 175, 250, 325, 400.
+ */
+function rampMs(cfg: Pick<DowntimeSettings, 'downtime' | 'steps'>): number[] {
   const base = cfg.downtime / cfg.steps;
   const offset = (cfg.downtime - base) / cfg.steps;
-  const out: DowntimeStep[] = [];
-  for (let i = 0; i <= cfg.steps; i++) out.push([Math.trunc(delay * i), Math.trunc(base + offset * i)]);
+  const out: number[] = [];
+  for (let i = 0; i <= cfg.steps; i++) out.push(Math.trunc(base + offset * i));
   return out;
+}
+
+/** Nova's downtime_steps: the ramp's values `delay*data_gb` seconds apart. */
+export function downtimeSteps(dataGb: number, cfg: DowntimeSettings): DowntimeStep[] {
+  const delay = Math.trunc(cfg.delay * dataGb);
+  return rampMs(cfg).map((ms, i) => [Math.trunc(delay * i), ms]);
 }
 
 /**
@@ -39,15 +48,11 @@ export function timedDowntimeSteps(
 ): DowntimeStep[] {
   if (!(timeoutSeconds > 0)) throw new RangeError(`timeout must be > 0 seconds, got ${timeoutSeconds}`);
   if (!(cfg.steps >= 1)) throw new RangeError(`steps must be >= 1, got ${cfg.steps}`);
-  const base = cfg.downtime / cfg.steps;
-  const offset = (cfg.downtime - base) / cfg.steps;
-  const out: DowntimeStep[] = [];
-  for (let i = 0; i <= cfg.steps; i++) {
-    const at = (timeoutSeconds * i) / (2 * cfg.steps);
+  return rampMs(cfg).map((ms, i) => [
+    (timeoutSeconds * i) / (2 * cfg.steps),
     // The last step is exactly the configured downtime, whatever the float error.
-    out.push([at, i === cfg.steps ? cfg.downtime : Math.trunc(base + offset * i)]);
-  }
-  return out;
+    i === cfg.steps ? cfg.downtime : ms,
+  ]);
 }
 
 /** Nova's completion timeout: live_migration_completion_timeout (s/GiB) × data_gb, truncated. */
@@ -136,13 +141,16 @@ export interface MonitorSettings {
   statsEvery?: number;
 }
 
+/**
+ * The migration's end game as its record holds it. The control (operator or
+ * timeout) writes it once an action took effect; the policy only reads it.
+ */
+export type EndGame = Pick<MigrationRecord, 'status' | 'claimedAction' | 'pausedByUs'>;
+
+/** What the policy itself remembers between polls. */
 export interface MonitorState {
-  status: MigrationStatus;
   currentDowntime: number | null;
-  /** we suspended the source guest (force-complete without post-copy) */
-  pausedByUs: boolean;
-  /** an operator force-complete is queued and not yet run */
-  forceCompleteRequested: boolean;
+  /** the completion timeout has acted (it acts once) */
   timeoutFired: boolean;
   /** UNBOUNDED polls seen so far */
   pollCount: number;
@@ -156,6 +164,7 @@ export interface MonitorInput {
   /** findJobType() result; required when the sample is NONE and the worker finished */
   foundJobType?: JobType;
   settings: MonitorSettings;
+  endGame: EndGame;
   state: MonitorState;
 }
 
@@ -172,69 +181,38 @@ export const DEFAULT_STATS_EVERY = 10;
 /** Nova logs progress at INFO every 60 polls (30 s), DEBUG otherwise. */
 const INFO_LOG_EVERY_SAVES = 6;
 
-export function initialMonitorState(status: MigrationStatus = MigrationStatus.running): MonitorState {
-  return {
-    status,
-    currentDowntime: null,
-    pausedByUs: false,
-    forceCompleteRequested: false,
-    timeoutFired: false,
-    pollCount: 0,
-  };
+export function initialMonitorState(): MonitorState {
+  return { currentDowntime: null, timeoutFired: false, pollCount: 0 };
 }
 
-/** A force-complete (from either source) has already taken effect. */
-function forceCompleted(s: MonitorState): boolean {
-  return s.status === MigrationStatus.postcopy || s.pausedByUs;
+/** Nova's force-complete: switch to post-copy if permitted, else pause the source. */
+function forceComplete(settings: MonitorSettings, reason: ForceCompleteReason): MonitorAction {
+  return settings.postCopyPermitted ? { kind: 'start_postcopy', reason } : { kind: 'pause', reason };
 }
 
-/** Nova's force-complete task: switch to post-copy if permitted, else pause the source. */
-function forceComplete(s: MonitorState, settings: MonitorSettings, reason: ForceCompleteReason): MonitorAction {
-  if (settings.postCopyPermitted) {
-    s.status = MigrationStatus.postcopy;
-    return { kind: 'start_postcopy', reason };
-  }
-  s.pausedByUs = true;
-  return { kind: 'pause', reason };
-}
-
-function finish(s: MonitorState, outcome: FinishOutcome): MonitorAction[] {
-  const actions: MonitorAction[] = [];
+function finish(endGame: EndGame, outcome: FinishOutcome): MonitorAction[] {
   // Nova's recover task: undo our pause so a failed migration leaves the guest running.
-  if (outcome !== 'completed' && s.pausedByUs) {
-    actions.push({ kind: 'resume_source' });
-    s.pausedByUs = false;
-  }
-  // A queued force-complete is dropped once the job is over.
-  s.forceCompleteRequested = false;
-  actions.push({ kind: 'finish', outcome });
-  return actions;
+  const resume: MonitorAction[] = outcome !== 'completed' && endGame.pausedByUs ? [{ kind: 'resume_source' }] : [];
+  return [...resume, { kind: 'finish', outcome }];
 }
 
 function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
-  const { settings, elapsedSeconds: elapsed } = input;
+  const { settings, endGame, elapsedSeconds: elapsed } = input;
   const actions: MonitorAction[] = [];
 
-  // 1. Operator force-complete. Nothing to do in post-copy; never on top of a
-  //    timeout action or an earlier force-complete.
-  if (s.forceCompleteRequested) {
-    s.forceCompleteRequested = false;
-    if (!forceCompleted(s) && !s.timeoutFired) actions.push(forceComplete(s, settings, 'operator'));
-  }
-
-  // 2. Completion timeout, acted on once.
-  if (!s.timeoutFired && shouldTriggerTimeoutAction(elapsed, settings.completionTimeout, s.status)) {
+  // 1. Completion timeout, acted on once. An end already claimed (by the
+  //    operator) is left alone; if that claim is freed, the timeout may act.
+  if (!s.timeoutFired && endGame.claimedAction === null && shouldTriggerTimeoutAction(elapsed, settings.completionTimeout, endGame.status)) {
     s.timeoutFired = true;
-    if (settings.timeoutAction === 'abort') actions.push({ kind: 'abort', reason: 'timeout' });
-    else if (!forceCompleted(s)) actions.push(forceComplete(s, settings, 'timeout'));
+    actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'timeout' } : forceComplete(settings, 'timeout'));
   }
 
-  // 3. Downtime ramp.
+  // 2. Downtime ramp.
   const dt = updateDowntime(s.currentDowntime, settings.downtimeSteps, elapsed);
   if (dt.set && dt.value !== null) actions.push({ kind: 'set_downtime', ms: dt.value });
   s.currentDowntime = dt.value;
 
-  // 4. Stats, on the first UNBOUNDED poll and every statsEvery-th after it.
+  // 3. Stats, on the first UNBOUNDED poll and every statsEvery-th after it.
   const every = Math.max(1, settings.statsEvery ?? DEFAULT_STATS_EVERY);
   if (s.pollCount % every === 0) {
     actions.push({
@@ -248,7 +226,12 @@ function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
   return actions;
 }
 
-/** One monitor step. Pure: the returned state is a new object. */
+/**
+ * One monitor step. Pure: the returned state is a new object. An action the
+ * caller could not perform changes nothing here: the record only changes once
+ * libvirt took it (Nova marks post-copy only once the switch succeeded), and a
+ * failed downtime change keeps the new value, as in Nova.
+ */
 export function decide(input: MonitorInput): MonitorDecision {
   const s: MonitorState = { ...input.state };
   let jobType = input.sample.type;
@@ -265,34 +248,17 @@ export function decide(input: MonitorInput): MonitorDecision {
       actions = unbounded(input, s);
       break;
     case JobType.COMPLETED:
-      actions = finish(s, 'completed');
+      actions = finish(input.endGame, 'completed');
       break;
     case JobType.FAILED:
-      actions = finish(s, 'failed');
+      actions = finish(input.endGame, 'failed');
       break;
     case JobType.CANCELLED:
-      actions = finish(s, 'cancelled');
+      actions = finish(input.endGame, 'cancelled');
       break;
     default:
       // NONE before the worker finished (not started yet), or BOUNDED: keep polling.
       actions = [];
   }
   return { actions, state: s, jobType, done: actions.some((a) => a.kind === 'finish') };
-}
-
-/**
- * State after an action the caller could not perform. Nova only marks
- * post-copy once the switch succeeded, and only queues the unpause once the
- * pause did. Other failures leave the state as decided (Nova keeps the new
- * downtime even if setting it failed; a failed abort is raised by the caller).
- */
-export function revertFailedAction(state: MonitorState, action: MonitorAction): MonitorState {
-  switch (action.kind) {
-    case 'start_postcopy':
-      return { ...state, status: MigrationStatus.running };
-    case 'pause':
-      return { ...state, pausedByUs: false };
-    default:
-      return state;
-  }
 }

@@ -1,5 +1,6 @@
 // Migration size and progress figures as Nova computes them (libvirt/migration.py).
 import type { JobInfo, JobStats } from '../libvirt/types.js';
+import type { MigrationCounters } from '../record/registry.js';
 
 const GIB = 1024 ** 3;
 
@@ -15,15 +16,6 @@ export function progressPercent(stats: Pick<JobStats, 'memory_total' | 'memory_r
   const total = stats.memory_total ?? 0;
   if (total === 0) return 100;
   return 100 - pyRound(((stats.memory_remaining ?? 0) * 100) / total);
-}
-
-export interface MigrationCounters {
-  memory_total: number;
-  memory_processed: number;
-  memory_remaining: number;
-  disk_total: number;
-  disk_processed: number;
-  disk_remaining: number;
 }
 
 /** The six counters Nova copies into the Migration object (missing ones are 0). */

@@ -1,8 +1,7 @@
 // How a migration record looks on the wire: Nova's Migration field names,
 // plus ferry's live figures, for list_migrations and migration_update.
 
-import type { MigrationCounters } from '../monitor/progress.js';
-import type { MigrationRecord } from '../record/registry.js';
+import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
 
 export interface MigrationView extends MigrationCounters {
   id: number | null;

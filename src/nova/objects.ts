@@ -103,3 +103,22 @@ export function readMigration(raw: unknown): MigrationRef {
     destCompute: str(m.dest_compute),
   };
 }
+
+/** The instance as ferry passes it between hosts: plain JSON with the fields readInstance reads back. */
+export function instanceArg(i: InstanceRef): Record<string, unknown> {
+  return {
+    uuid: i.uuid,
+    name: i.name,
+    host: i.host,
+    node: i.node,
+    vm_state: i.vmState,
+    task_state: i.taskState,
+    flavor: { memory_mb: i.memoryMb, vcpus: i.vcpus, root_gb: i.rootGb },
+    block_device_mappings: i.volumes.map((v) => ({
+      device_name: `/dev/${v.dev}`,
+      destination_type: 'volume',
+      volume_id: v.volumeId,
+      connection_info: v.connectionInfo,
+    })),
+  };
+}

@@ -1,10 +1,23 @@
 // One record per migration, shared by the RPC handlers, the monitor and the
 // reporter. Every change goes through the registry so listeners (reporter,
-// metrics) see it, and so a later change can persist records in one place.
+// metrics) see it, so status changes are checked against the table in
+// status.ts, and so a later change can persist records in one place.
 
 import { EventEmitter } from 'node:events';
-import type { MigrationCounters } from '../monitor/progress.js';
-import { isFinal, MigrationStatus, type TimeoutAction } from './status.js';
+import { canTransition, IllegalTransition, isFinal, MigrationStatus, type TimeoutAction } from './status.js';
+
+/** The six counters Nova copies into the Migration object. */
+export interface MigrationCounters {
+  memory_total: number;
+  memory_processed: number;
+  memory_remaining: number;
+  disk_total: number;
+  disk_processed: number;
+  disk_remaining: number;
+}
+
+/** The actions that end a migration early; the first to claim it is the only one to act. */
+export type EndAction = 'abort' | 'force_complete';
 
 const ZERO_COUNTERS: Readonly<MigrationCounters> = Object.freeze({
   memory_total: 0,
@@ -49,7 +62,9 @@ export interface MigrationRecord {
   downtimeMs: number | null;
   settings: MigrationSettings | null;
   /** Which action (timeout or operator) has claimed the migration's end game, if any. */
-  claimedAction: 'abort' | 'force_complete' | null;
+  claimedAction: EndAction | null;
+  /** We suspended the guest on the source to force completion: resume it there if the migration fails. */
+  pausedByUs: boolean;
   error: string | null;
   createdAt: string;
   updatedAt: string;
@@ -68,12 +83,29 @@ export interface RegistryEvents {
   action: [record: MigrationRecord, action: string, source: string];
 }
 
+export interface RegistryOptions {
+  /** Finished records stay listable this long. Default 24 h. */
+  keepFinishedMs?: number;
+  /**
+   * Called with an illegal status change, which is then not applied (the
+   * rest of the patch is). Default: throw, so tests fail on it; the daemon logs.
+   */
+  onIllegalTransition?: (err: IllegalTransition) => void;
+}
+
 export class MigrationRegistry extends EventEmitter<RegistryEvents> {
   private readonly records = new Map<string, MigrationRecord>();
+  private readonly keepFinishedMs: number;
+  private readonly onIllegalTransition: (err: IllegalTransition) => void;
 
-  /** Finished records stay listable this long. */
-  constructor(private readonly keepFinishedMs = 24 * 3600 * 1000) {
+  constructor(opts: RegistryOptions = {}) {
     super();
+    this.keepFinishedMs = opts.keepFinishedMs ?? 24 * 3600 * 1000;
+    this.onIllegalTransition =
+      opts.onIllegalTransition ??
+      ((err) => {
+        throw err;
+      });
   }
 
   /** New records come from Nova's `accepted` (the conductor's status) to `status`. */
@@ -81,6 +113,9 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     status: MigrationStatus;
     error?: string | null;
   }): MigrationRecord {
+    if (!canTransition(MigrationStatus.accepted, init.status)) {
+      throw new IllegalTransition(init.uuid, MigrationStatus.accepted, init.status);
+    }
     const now = new Date().toISOString();
     const record: MigrationRecord = {
       ...init,
@@ -94,6 +129,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       downtimeMs: null,
       settings: null,
       claimedAction: null,
+      pausedByUs: false,
       createdAt: now,
       updatedAt: now,
       startedAt: null,
@@ -129,11 +165,32 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
 
   update(record: MigrationRecord, patch: RecordPatch): MigrationRecord {
     const previous = record.status;
+    if (patch.status !== undefined && patch.status !== previous && !canTransition(previous, patch.status)) {
+      const { status: refused, ...rest } = patch;
+      patch = rest;
+      this.onIllegalTransition(new IllegalTransition(record.uuid, previous, refused));
+    }
     Object.assign(record, patch, { updatedAt: new Date().toISOString() });
     if (patch.status && isFinal(patch.status) && !record.finishedAt) record.finishedAt = record.updatedAt;
     if (patch.status === MigrationStatus.running && !record.startedAt) record.startedAt = record.updatedAt;
     this.emit('change', record, previous);
     return record;
+  }
+
+  /**
+   * Claims the migration's end for `action`: true for the first claim, false
+   * while another holds it. A synchronous check-and-set on the shared record
+   * (one JS thread), so racing claims need no lock.
+   */
+  claim(record: MigrationRecord, action: EndAction): boolean {
+    if (record.claimedAction) return false;
+    this.update(record, { claimedAction: action });
+    return true;
+  }
+
+  /** Frees a claim whose action libvirt refused: nothing was done, another may act. */
+  release(record: MigrationRecord): void {
+    this.update(record, { claimedAction: null });
   }
 
   reportProgress(record: MigrationRecord): void {

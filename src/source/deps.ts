@@ -1,16 +1,16 @@
-// What the compute handlers need from the outside world, in one place so the
+// What the source side needs from the outside world, in one place so the
 // daemon wires real parts and unit tests wire fakes.
 
 import type { FerryConfig } from '../config/index.js';
+import type { HostStorage } from '../domain/host-storage.js';
 import type { DomainEventHub } from '../libvirt/domain-events.js';
 import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
-import type { HostStorage } from '../domain/host-storage.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
 import type { MigrationRegistry } from '../record/registry.js';
 
-export interface ComputeDeps {
+export interface SourceDeps {
   /** This host's name: the RPC server name other hosts address. */
   host: string;
   config: FerryConfig;

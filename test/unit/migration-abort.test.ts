@@ -2,7 +2,7 @@
 // (or ferryctl) sends them, at every stage of a migration.
 import { afterEach, describe, expect, it } from 'vitest';
 import { DomainState, VirErrorCode } from '../../src/libvirt/types.js';
-import { instanceArg } from '../../src/destination/handlers.js';
+import { instanceArg } from '../../src/nova/objects.js';
 import type { RequestContext } from '../../src/rpc/types.js';
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';

@@ -3,8 +3,9 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { diskInfo } from '../../src/domain/disks.js';
 import { MigrateFlag, VirErrorCode } from '../../src/libvirt/types.js';
-import { instanceArg } from '../../src/destination/handlers.js';
+import { instanceArg } from '../../src/nova/objects.js';
 import type { LiveMigrateData } from '../../src/nova/migrate-data.js';
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
@@ -152,7 +153,7 @@ describe('happy paths', () => {
     expect(r.error).toBeNull();
     const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
     expect(flags).toBe(27);
-    expect(params.destination_xml).toContain(`<source dev='${devicePath}'`);
+    expect(diskInfo(params.destination_xml as string).find((d) => d.dev === 'vda')).toMatchObject({ type: 'block', sourcePath: devicePath });
     expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(false);
     // The destination made its folder and keeps it: the guest lives there now.
     expect(await c.dst.storage.instanceDirExists(g.uuid)).toBe(true);

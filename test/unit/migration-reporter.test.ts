@@ -40,10 +40,10 @@ describe('MigrationReporter', () => {
     rpc.failWith = new Error('connection reset');
     new MigrationReporter(registry, rpc, 'conductor', silentLogger);
     const r = sample(registry);
-    expect(() => registry.update(r, { status: S.running })).not.toThrow();
+    expect(() => registry.update(r, { status: S.preparing })).not.toThrow();
     await new Promise((res) => setImmediate(res));
     expect(rpc.sent).toHaveLength(2);
-    expect(r.status).toBe(S.running);
+    expect(r.status).toBe(S.preparing);
   });
 
   it('during a real migration: every status and every save_stats (monitor_interval 1 s = every 2 polls) with live counters', async () => {

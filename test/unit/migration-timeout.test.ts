@@ -2,7 +2,7 @@
 // real time (the source polls every 500 ms). Tests run concurrently, each on
 // its own cluster, to keep the file at a few seconds.
 import { describe, expect, it } from 'vitest';
-import { instanceArg } from '../../src/destination/handlers.js';
+import { instanceArg } from '../../src/nova/objects.js';
 import { adminContext } from './fakes/rpc.js';
 import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
 
@@ -145,10 +145,10 @@ describe.concurrent('operator and timeout together', () => {
       let operator: Promise<string> | null = null;
       if (offset === 'same-poll') {
         g.dom.onJobStats = () => {
-          if (!operator && Date.now() - t0 > 1000) operator = doAbort();
+          if (!operator && performance.now() - t0 > 1000) operator = doAbort();
         };
       } else {
-        await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1000 + offset - Date.now())));
+        await new Promise((r) => setTimeout(r, Math.max(0, t0 + 1000 + offset - performance.now())));
         operator = doAbort();
       }
       const r = await waitDone(c, uuid, 5000);
@@ -178,7 +178,7 @@ describe.concurrent('operator and timeout together', () => {
       g.dom.behaviour.actionDelayMs = 150;
       let operator: Promise<string> | null = null;
       g.dom.onJobStats = () => {
-        if (!operator && Date.now() - t0 > 1000) {
+        if (!operator && performance.now() - t0 > 1000) {
           operator = c.api.liveMigrationForceComplete(adminContext(), c.src.name, instanceArg(g.instance), 'call').then(() => 'ok', (e: Error) => e.name);
         }
       };

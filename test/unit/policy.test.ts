@@ -7,11 +7,11 @@ import {
   downtimeSteps,
   findJobType,
   initialMonitorState,
-  revertFailedAction,
   shouldTriggerTimeoutAction,
   timedDowntimeSteps,
   updateDowntime,
   type DowntimeStep,
+  type EndGame,
   type MonitorAction,
   type MonitorSettings,
   type MonitorState,
@@ -78,9 +78,10 @@ describe('updateDowntime (Nova update_downtime)', () => {
     expect(updateDowntime(null, S, 9000)).toEqual({ value: null, set: false });
     expect(updateDowntime(null, S, 9000.001)).toEqual({ value: 50, set: true });
   });
-  it('a failed set keeps the new value (revertFailedAction leaves it)', () => {
-    const s = { ...initialMonitorState(), currentDowntime: 200 };
-    expect(revertFailedAction(s, { kind: 'set_downtime', ms: 200 })).toBe(s);
+  it('a set is remembered as decided, whether libvirt took it or not (Nova keeps the new value)', () => {
+    const d = decide({ sample: { type: JobType.UNBOUNDED }, elapsedSeconds: 1, workerFinished: false, endGame: RUNNING, settings: { downtimeSteps: [[0, 200]], completionTimeout: 0, timeoutAction: 'abort', postCopyPermitted: false }, state: initialMonitorState() });
+    expect(d.actions).toContainEqual({ kind: 'set_downtime', ms: 200 });
+    expect(d.state.currentDowntime).toBe(200);
   });
 });
 
@@ -141,51 +142,43 @@ const settings = (over: Partial<MonitorSettings> = {}): MonitorSettings => ({
 });
 const unb = (extra: Partial<JobStats> = {}): JobStats => ({ type: JobType.UNBOUNDED, ...extra });
 const kinds = (actions: MonitorAction[]) => actions.filter((a) => a.kind !== 'save_stats');
+/** A running migration whose end nobody claimed. */
+const RUNNING: EndGame = { status: MigrationStatus.running, claimedAction: null, pausedByUs: false };
 
 describe('decide: one UNBOUNDED step (run_tasks equivalents)', () => {
   const state = (over: Partial<MonitorState> = {}): MonitorState => ({ ...initialMonitorState(), ...over });
-  const step = (st: MonitorState, s: MonitorSettings, elapsed = 1) =>
-    decide({ sample: unb(), elapsedSeconds: elapsed, workerFinished: false, settings: s, state: st });
+  const step = (st: MonitorState, s: MonitorSettings, elapsed = 1, endGame: EndGame = RUNNING) =>
+    decide({ sample: unb(), elapsedSeconds: elapsed, workerFinished: false, endGame, settings: s, state: st });
 
   it('no tasks -> nothing but stats', () => {
     expect(kinds(step(state(), settings()).actions)).toEqual([]);
   });
-  it('force-complete, running, post-copy off -> pause once (recovery will unpause)', () => {
-    const d = step(state({ forceCompleteRequested: true }), settings());
-    expect(kinds(d.actions)).toEqual([{ kind: 'pause', reason: 'operator' }]);
-    expect(d.state).toMatchObject({ pausedByUs: true, forceCompleteRequested: false, status: 'running' });
-    // a second request does not pause again
-    expect(kinds(step({ ...d.state, forceCompleteRequested: true }, settings()).actions)).toEqual([]);
+  it('the timeout with force_complete: post-copy when permitted, else a pause', () => {
+    const timeout = { completionTimeout: 10, timeoutAction: 'force_complete' as const };
+    expect(kinds(step(state(), settings({ ...timeout, postCopyPermitted: true }), 11).actions)).toEqual([{ kind: 'start_postcopy', reason: 'timeout' }]);
+    expect(kinds(step(state(), settings(timeout), 11).actions)).toEqual([{ kind: 'pause', reason: 'timeout' }]);
   });
-  it('force-complete, running (post-copy), post-copy on -> nothing, request consumed', () => {
-    const d = step(state({ status: MigrationStatus.postcopy, forceCompleteRequested: true }), settings({ postCopyPermitted: true }));
-    expect(kinds(d.actions)).toEqual([]);
-    expect(d.state.forceCompleteRequested).toBe(false);
+  it('the policy never marks post-copy or the pause itself: the record does, once libvirt took it', () => {
+    const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true }), 11);
+    expect(Object.keys(d.state).sort()).toEqual(['currentDowntime', 'pollCount', 'timeoutFired']);
   });
-  it('force-complete, running, post-copy on -> one post-copy switch, no pause', () => {
-    const d = step(state({ forceCompleteRequested: true }), settings({ postCopyPermitted: true }));
-    expect(kinds(d.actions)).toEqual([{ kind: 'start_postcopy', reason: 'operator' }]);
-    expect(d.state).toMatchObject({ status: 'running (post-copy)', pausedByUs: false });
+  it('a timeout action libvirt refused is not repeated by the timeout (its claim is freed for the operator)', () => {
+    const s = settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true });
+    const first = step(state(), s, 11);
+    // The record is unchanged after the refusal: still running, unclaimed.
+    expect(kinds(step(first.state, s, 12).actions)).toEqual([]);
   });
-  it('a failed post-copy switch or pause is reverted', () => {
-    const s = step(state({ forceCompleteRequested: true }), settings({ postCopyPermitted: true })).state;
-    expect(revertFailedAction(s, { kind: 'start_postcopy', reason: 'operator' }).status).toBe('running');
-    const p = step(state({ forceCompleteRequested: true }), settings()).state;
-    expect(revertFailedAction(p, { kind: 'pause', reason: 'operator' }).pausedByUs).toBe(false);
-  });
-  it('order: force-complete, timeout, downtime, stats', () => {
-    const d = step(
-      state({ forceCompleteRequested: true }),
-      settings({ completionTimeout: 10, timeoutAction: 'abort', downtimeSteps: [[0, 50]] }),
-      11,
-    );
-    expect(d.actions.map((a) => a.kind)).toEqual(['pause', 'abort', 'set_downtime', 'save_stats']);
+  it('order: timeout, downtime, stats', () => {
+    const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'abort', downtimeSteps: [[0, 50]] }), 11);
+    expect(d.actions.map((a) => a.kind)).toEqual(['abort', 'set_downtime', 'save_stats']);
   });
   it('the state passed in is not mutated', () => {
-    const st = state({ forceCompleteRequested: true });
+    const st = state();
     const copy = { ...st };
-    step(st, settings({ downtimeSteps: [[0, 50]] }));
+    const endGame = { ...RUNNING };
+    step(st, settings({ downtimeSteps: [[0, 50]], completionTimeout: 1 }), 2, endGame);
     expect(st).toEqual(copy);
+    expect(endGame).toEqual(RUNNING);
   });
 });
 
@@ -194,7 +187,7 @@ describe('decide: save_stats cadence', () => {
     let st = initialMonitorState();
     const saved: number[] = [];
     for (let i = 0; i < 25; i++) {
-      const d = decide({ sample: unb({ memory_total: 100, memory_remaining: 75 }), elapsedSeconds: i, workerFinished: false, settings: settings(), state: st });
+      const d = decide({ sample: unb({ memory_total: 100, memory_remaining: 75 }), elapsedSeconds: i, workerFinished: false, endGame: RUNNING, settings: settings(), state: st });
       if (d.actions.some((a) => a.kind === 'save_stats')) saved.push(i);
       st = d.state;
     }
@@ -202,15 +195,15 @@ describe('decide: save_stats cadence', () => {
   });
   it('NONE polls do not count', () => {
     let st = initialMonitorState();
-    st = decide({ sample: { type: JobType.NONE }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: st }).state;
+    st = decide({ sample: { type: JobType.NONE }, elapsedSeconds: 0, workerFinished: false, endGame: RUNNING, settings: settings(), state: st }).state;
     expect(st.pollCount).toBe(0);
-    const d = decide({ sample: unb(), elapsedSeconds: 1, workerFinished: false, settings: settings(), state: st });
+    const d = decide({ sample: unb(), elapsedSeconds: 1, workerFinished: false, endGame: RUNNING, settings: settings(), state: st });
     expect(d.actions.some((a) => a.kind === 'save_stats')).toBe(true);
   });
   it('carries counters and progress (Nova save_stats: remaining 75 -> progress 25)', () => {
     const d = decide({
       sample: unb({ memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 }),
-      elapsedSeconds: 0, workerFinished: false, settings: settings({ statsEvery: 3 }), state: initialMonitorState(),
+      elapsedSeconds: 0, workerFinished: false, endGame: RUNNING, settings: settings({ statsEvery: 3 }), state: initialMonitorState(),
     });
     expect(d.actions).toContainEqual({
       kind: 'save_stats',
@@ -223,7 +216,7 @@ describe('decide: save_stats cadence', () => {
     let st = initialMonitorState();
     const info: number[] = [];
     for (let i = 0; i < 121; i++) {
-      const d = decide({ sample: unb(), elapsedSeconds: i, workerFinished: false, settings: settings(), state: st });
+      const d = decide({ sample: unb(), elapsedSeconds: i, workerFinished: false, endGame: RUNNING, settings: settings(), state: st });
       for (const a of d.actions) if (a.kind === 'save_stats' && a.logInfo) info.push(i);
       st = d.state;
     }
@@ -233,18 +226,45 @@ describe('decide: save_stats cadence', () => {
 
 // A harness in the style of Nova's _test_live_migration_monitoring: job records
 // consumed in order, with markers for the worker finishing, the domain going
-// away and an operator force-complete.
+// away and an operator force-complete. The end game is a record the harness
+// updates as control.ts does once libvirt took an action.
 type Rec = JobType | 'thread-finish' | 'domain-stop' | 'force_complete';
 
 interface RunResult {
   actions: MonitorAction[];
   outcome: string | undefined;
   state: MonitorState;
+  endGame: EndGame;
+}
+
+/** As MigrationControl: the first claim wins, and the effect shows on the record. */
+function applyToRecord(e: EndGame, a: MonitorAction | { kind: 'operator_force_complete'; postCopy: boolean }): void {
+  switch (a.kind) {
+    case 'abort':
+      if (!e.claimedAction) e.claimedAction = 'abort';
+      return;
+    case 'start_postcopy':
+    case 'pause':
+    case 'operator_force_complete': {
+      if (e.claimedAction || e.status !== MigrationStatus.running) return;
+      e.claimedAction = 'force_complete';
+      const postCopy = a.kind === 'operator_force_complete' ? a.postCopy : a.kind === 'start_postcopy';
+      if (postCopy) e.status = MigrationStatus.postcopy;
+      else e.pausedByUs = true;
+      return;
+    }
+    case 'resume_source':
+      e.pausedByUs = false;
+      return;
+    default:
+      return;
+  }
 }
 
 function runMonitor(records: Rec[], opts: { settings?: Partial<MonitorSettings>; status?: MigrationStatus; times?: number[] } = {}): RunResult {
   const s = settings(opts.settings);
-  let state = initialMonitorState(opts.status ?? MigrationStatus.running);
+  let state = initialMonitorState();
+  const endGame: EndGame = { status: opts.status ?? MigrationStatus.running, claimedAction: null, pausedByUs: false };
   let workerFinished = false;
   let domainActive = true;
   const times = [...(opts.times ?? [])];
@@ -252,18 +272,19 @@ function runMonitor(records: Rec[], opts: { settings?: Partial<MonitorSettings>;
   for (const rec of records) {
     if (rec === 'thread-finish') workerFinished = true;
     else if (rec === 'domain-stop') domainActive = false;
-    else if (rec === 'force_complete') state = { ...state, forceCompleteRequested: true };
+    else if (rec === 'force_complete') applyToRecord(endGame, { kind: 'operator_force_complete', postCopy: s.postCopyPermitted });
     else {
       const elapsed = times.length ? times.shift()! : 0;
       const foundJobType = rec === JobType.NONE && workerFinished ? findJobType({ active: domainActive }) : undefined;
-      const d = decide({ sample: { type: rec }, elapsedSeconds: elapsed, workerFinished, foundJobType, settings: s, state });
+      const d = decide({ sample: { type: rec }, elapsedSeconds: elapsed, workerFinished, foundJobType, endGame: { ...endGame }, settings: s, state });
       actions.push(...d.actions);
+      for (const a of d.actions) applyToRecord(endGame, a);
       state = d.state;
       if (d.done) break;
     }
   }
   const fin = actions.find((a) => a.kind === 'finish');
-  return { actions: kinds(actions), outcome: fin?.kind === 'finish' ? fin.outcome : undefined, state };
+  return { actions: kinds(actions), outcome: fin?.kind === 'finish' ? fin.outcome : undefined, state, endGame };
 }
 
 const { NONE, UNBOUNDED, COMPLETED, FAILED, CANCELLED } = JobType;
@@ -290,75 +311,38 @@ describe('decide: monitor outcomes (Nova test_driver)', () => {
     expect(r.actions).toEqual([{ kind: 'finish', outcome: 'cancelled' }]);
   });
   it('NONE before the worker finished -> keep polling', () => {
-    const d = decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: initialMonitorState() });
+    const d = decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: false, endGame: RUNNING, settings: settings(), state: initialMonitorState() });
     expect(d).toMatchObject({ actions: [], done: false, jobType: NONE });
   });
   it('BOUNDED -> keep polling', () => {
-    const d = decide({ sample: { type: JobType.BOUNDED }, elapsedSeconds: 0, workerFinished: false, settings: settings(), state: initialMonitorState() });
+    const d = decide({ sample: { type: JobType.BOUNDED }, elapsedSeconds: 0, workerFinished: false, endGame: RUNNING, settings: settings(), state: initialMonitorState() });
     expect(d.actions).toEqual([]);
   });
   it('NONE after the worker finished without foundJobType is a caller bug', () => {
     expect(() =>
-      decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: true, settings: settings(), state: initialMonitorState() }),
+      decide({ sample: { type: NONE }, elapsedSeconds: 0, workerFinished: true, endGame: RUNNING, settings: settings(), state: initialMonitorState() }),
     ).toThrow(/foundJobType/);
   });
 });
 
-describe('decide: force-complete timing (Nova test_driver)', () => {
-  for (const postCopy of [false, true]) {
-    const effect: MonitorAction = postCopy ? { kind: 'start_postcopy', reason: 'operator' } : { kind: 'pause', reason: 'operator' };
-    const s = { postCopyPermitted: postCopy };
-    describe(postCopy ? 'post-copy on: switch' : 'post-copy off: pause', () => {
-      it('queued between UNBOUNDED records (running) -> executed, success', () => {
-        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], { settings: s });
-        expect(r.actions).toEqual([effect, { kind: 'finish', outcome: 'completed' }]);
-      });
-      it('queued before the first NONE (preparing) -> executed, success', () => {
-        const r = runMonitor(['force_complete', NONE, UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], {
-          settings: s,
-          status: MigrationStatus.preparing,
-        });
-        expect(r.actions).toEqual([effect, { kind: 'finish', outcome: 'completed' }]);
-      });
-      it('queued after domain-stop, then COMPLETED -> not executed', () => {
-        const r = runMonitor([NONE, UNBOUNDED, 'thread-finish', 'domain-stop', 'force_complete', COMPLETED], { settings: s });
-        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
-        expect(r.state.forceCompleteRequested).toBe(false);
-      });
-      it('followed by CANCELLED -> not executed; cancelled', () => {
-        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', 'thread-finish', CANCELLED], { settings: s });
-        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'cancelled' }]);
-      });
-      it('followed by FAILED -> not executed; failed', () => {
-        const r = runMonitor([NONE, UNBOUNDED, 'force_complete', 'thread-finish', FAILED], { settings: s });
-        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'failed' }]);
-      });
-      it('status running (post-copy) -> neither pause nor switch', () => {
-        const r = runMonitor([NONE, 'force_complete', UNBOUNDED, UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], {
-          settings: s,
-          status: MigrationStatus.postcopy,
-        });
-        expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
-      });
-    });
-  }
-
+describe('decide: after an operator force-complete (Nova test_driver recovery)', () => {
   it('paused by us, then FAILED -> resume_source before finish', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, 'thread-finish', FAILED]);
-    expect(r.actions).toEqual([
-      { kind: 'pause', reason: 'operator' },
-      { kind: 'resume_source' },
-      { kind: 'finish', outcome: 'failed' },
-    ]);
-    expect(r.state.pausedByUs).toBe(false);
+    expect(r.actions).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'failed' }]);
+    expect(r.endGame.pausedByUs).toBe(false);
   });
   it('paused by us, then CANCELLED -> resume_source, cancelled', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, CANCELLED]);
-    expect(r.actions.slice(1)).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'cancelled' }]);
+    expect(r.actions).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'cancelled' }]);
   });
   it('paused by us, then COMPLETED -> no resume (the guest runs on the destination)', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, COMPLETED]);
-    expect(r.actions).toEqual([{ kind: 'pause', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+  });
+  it('switched to post-copy by the operator, then COMPLETED -> nothing to resume', () => {
+    const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, 'thread-finish', 'domain-stop', COMPLETED], { settings: { postCopyPermitted: true } });
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+    expect(r.endGame.status).toBe(MigrationStatus.postcopy);
   });
 });
 
@@ -390,7 +374,7 @@ describe('decide: timed scenarios (Nova test_driver)', () => {
     let st = initialMonitorState();
     const at: number[] = [];
     for (const t of [0, 40, 80, 120, 160, 200, 240, 280, 320]) {
-      const d = decide({ sample: unb(), elapsedSeconds: t, workerFinished: false, settings: settings({ completionTimeout: 200 }), state: st });
+      const d = decide({ sample: unb(), elapsedSeconds: t, workerFinished: false, endGame: RUNNING, settings: settings({ completionTimeout: 200 }), state: st });
       if (d.actions.some((a) => a.kind === 'abort')) at.push(t);
       st = d.state;
     }
@@ -431,21 +415,29 @@ describe('decide: timed scenarios (Nova test_driver)', () => {
   });
 });
 
-describe('decide: timeout action vs operator force-complete (at most one force-complete effect)', () => {
-  it('operator and timeout in the same poll (post-copy) -> one switch, by the operator', () => {
+describe('decide: timeout action vs operator force-complete (at most one end-game action)', () => {
+  it('operator post-copy, then the timeout (force_complete) -> the claimed end is left alone', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, COMPLETED], {
       settings: { completionTimeout: 50, timeoutAction: 'force_complete', postCopyPermitted: true },
       times: [0, 60, 70],
     });
-    expect(r.actions).toEqual([{ kind: 'start_postcopy', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
   });
-  it('operator pause, then timeout force_complete -> no second pause', () => {
+  it('operator pause, then the timeout (force_complete) -> no second pause; the timeout is not spent', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, COMPLETED], {
       settings: { completionTimeout: 50, timeoutAction: 'force_complete' },
       times: [0, 10, 60],
     });
-    expect(r.actions).toEqual([{ kind: 'pause', reason: 'operator' }, { kind: 'finish', outcome: 'completed' }]);
-    expect(r.state.timeoutFired).toBe(true);
+    expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
+    expect(r.state.timeoutFired).toBe(false);
+  });
+  it('an operator claim freed again (libvirt refused it) -> the timeout acts at the next poll past the deadline', () => {
+    const s = settings({ completionTimeout: 50, timeoutAction: 'abort' });
+    const claimed: EndGame = { ...RUNNING, claimedAction: 'force_complete' };
+    const held = decide({ sample: unb(), elapsedSeconds: 60, workerFinished: false, endGame: claimed, settings: s, state: initialMonitorState() });
+    expect(kinds(held.actions)).toEqual([]);
+    const freed = decide({ sample: unb(), elapsedSeconds: 61, workerFinished: false, endGame: RUNNING, settings: s, state: held.state });
+    expect(kinds(freed.actions)).toEqual([{ kind: 'abort', reason: 'timeout' }]);
   });
   it('timeout pause, then operator force-complete -> no second pause', () => {
     const r = runMonitor([UNBOUNDED, UNBOUNDED, 'force_complete', UNBOUNDED, COMPLETED], {
@@ -460,17 +452,13 @@ describe('decide: timeout action vs operator force-complete (at most one force-c
       times: [0, 60, 70],
     });
     expect(r.actions).toEqual([{ kind: 'abort', reason: 'timeout' }, { kind: 'finish', outcome: 'cancelled' }]);
+    expect(r.endGame.claimedAction).toBe('abort');
   });
-  it('operator pause, then timeout abort -> abort still applies (Nova), and the guest is resumed', () => {
+  it('operator pause, then the timeout (abort) -> no abort over the claim; a cancelled job still resumes the guest', () => {
     const r = runMonitor([UNBOUNDED, 'force_complete', UNBOUNDED, UNBOUNDED, CANCELLED], {
       settings: { completionTimeout: 50, timeoutAction: 'abort' },
       times: [0, 10, 60],
     });
-    expect(r.actions).toEqual([
-      { kind: 'pause', reason: 'operator' },
-      { kind: 'abort', reason: 'timeout' },
-      { kind: 'resume_source' },
-      { kind: 'finish', outcome: 'cancelled' },
-    ]);
+    expect(r.actions).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'cancelled' }]);
   });
 });

@@ -44,7 +44,7 @@ export interface CallRecord {
   on: string;
   method: string;
   args: unknown[];
-  /** Date.now() when the call was made. */
+  /** performance.now() when the call was made: the monitor keeps time on the same monotonic clock. */
   at: number;
 }
 
@@ -171,7 +171,7 @@ export class FakeDomain implements Domain {
   }
 
   private record(method: string, ...args: unknown[]): Promise<void> {
-    this.conn.calls.push({ host: this.conn.hostname, on: this.uuid, method, args, at: Date.now() });
+    this.conn.calls.push({ host: this.conn.hostname, on: this.uuid, method, args, at: performance.now() });
     return threadPool();
   }
 
@@ -396,7 +396,7 @@ export class FakeConnection implements Connection {
   }
 
   private record(method: string, ...args: unknown[]): Promise<void> {
-    this.calls.push({ host: this.hostname, on: 'conn', method, args, at: Date.now() });
+    this.calls.push({ host: this.hostname, on: 'conn', method, args, at: performance.now() });
     return threadPool();
   }
 

@@ -1,0 +1,19 @@
+// What the destination side needs from the outside world.
+
+import type { FerryConfig } from '../config/index.js';
+import type { HostStorage } from '../domain/host-storage.js';
+import type { Connection } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
+import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import type { MigrationNotifier } from '../nova/notifications.js';
+
+export interface DestinationDeps {
+  /** This host's name: the RPC server name other hosts address. */
+  host: string;
+  config: FerryConfig;
+  libvirt: Connection;
+  computeApi: ComputeRpcApi;
+  notifications: MigrationNotifier;
+  storage: HostStorage;
+  log: Logger;
+}

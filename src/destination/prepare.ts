@@ -1,0 +1,66 @@
+// Nova's pre_live_migration: the instance folder, empty disks for a block
+// migration to fill, and the volumes found on this host. What it made is
+// removed again if any step fails.
+
+import { isBlockDevice } from '../domain/host-storage.js';
+import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../nova/errors.js';
+import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from '../nova/migrate-data.js';
+import type { InstanceRef } from '../nova/objects.js';
+import type { RequestContext } from '../rpc/types.js';
+import type { DestinationDeps } from './deps.js';
+
+export async function preLiveMigration(
+  deps: DestinationDeps,
+  ctx: RequestContext,
+  instance: InstanceRef,
+  disks: InstanceDiskInfo[],
+  migrateData: LiveMigrateData,
+): Promise<LiveMigrateData> {
+  const { storage, notifications, config } = deps;
+  return notifications.around(ctx, 'live_migration_pre', instance, async () => {
+    const createdDir = !migrateData.is_shared_instance_path;
+    if (createdDir) {
+      if (await storage.instanceDirExists(instance.uuid)) throw new DestinationDiskExists(storage.instanceDir(instance.uuid));
+      await storage.createInstanceDir(instance.uuid);
+    }
+    try {
+      if (migrateData.block_migration && !migrateData.is_shared_instance_path) {
+        for (const disk of disks) {
+          assertInInstanceDir(storage.instanceDir(instance.uuid), disk.path);
+          await storage.createEmptyDisk(disk.path, disk.type, disk.virt_disk_size);
+        }
+      }
+      const bdms = await connectVolumes(deps.host, instance);
+      return {
+        ...migrateData,
+        bdms,
+        target_connect_addr: config.libvirt.live_migration_inbound_addr ?? null,
+        serial_listen_addr: null,
+        wait_for_vif_plugged: false,
+      };
+    } catch (err) {
+      if (createdDir) await storage.removeInstanceDir(instance.uuid);
+      throw err;
+    }
+  });
+}
+
+/** Block volumes are attached to both hosts (iSCSI/RBD-like): connecting means finding the device here. */
+async function connectVolumes(host: string, instance: InstanceRef): Promise<MigrateBdmInfo[]> {
+  const bdms: MigrateBdmInfo[] = [];
+  for (const v of instance.volumes) {
+    if (!v.devicePath || !(await isBlockDevice(v.devicePath))) {
+      throw new MigrationPreCheckError(`volume ${v.volumeId ?? v.dev}: block device ${v.devicePath ?? '(none)'} not present on ${host}`);
+    }
+    bdms.push({ serial: v.serial ?? v.dev, dev: v.dev, type: 'disk', connection_info_json: JSON.stringify(v.connectionInfo) });
+  }
+  return bdms;
+}
+
+/** A disk path from the source must name a file directly inside the instance folder, nowhere else. */
+function assertInInstanceDir(instanceDir: string, path: string): void {
+  const dir = instanceDir + '/';
+  if (!path.startsWith(dir) || path.includes('/../') || path.slice(dir.length).includes('/')) {
+    throw new InvalidInput(`disk path ${path} is not inside the instance folder ${dir}`);
+  }
+}

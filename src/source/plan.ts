@@ -1,0 +1,69 @@
+// What a migration copies and how: the local disks, the size Nova's figures
+// scale with, the flags, the timeout and the downtime schedule. Read from the
+// guest before the destination is asked to prepare.
+
+import type { LibvirtConfig } from '../config/index.js';
+import { selectMigrateDisks } from '../domain/disks.js';
+import { guestFacts } from '../domain/facts.js';
+import type { HostStorage } from '../domain/host-storage.js';
+import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types.js';
+import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/policy.js';
+import { dataGb } from '../monitor/progress.js';
+import type { InstanceDiskInfo } from '../nova/migrate-data.js';
+import type { MigrationSettings } from '../record/registry.js';
+import { hasFlag, migrationFlags } from './flags.js';
+import type { LiveMigrationRequest } from './request.js';
+
+export interface MigrationPlan {
+  /** The guest's migratable XML, the base of the destination's. */
+  xml: string;
+  blockMigration: boolean;
+  /** Target devs of the local disks to copy (migrate_disks). */
+  devs: string[];
+  /** The same disks as pre_live_migration's `disk` argument describes them. */
+  disks: InstanceDiskInfo[];
+  settings: MigrationSettings;
+  steps: DowntimeStep[];
+}
+
+export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
+  const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
+  const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
+  const selected = blockMigration ? selectMigrateDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
+  const described = await Promise.all(selected.devs.map((dev, i) => storage.describeDisk(dev, selected.paths[i] ?? '')));
+  const disks: InstanceDiskInfo[] = described.map((d) => ({
+    path: d.path,
+    type: d.format,
+    virt_disk_size: d.virtualSize,
+    disk_size: d.actualSize,
+    dev: d.dev,
+  }));
+  const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
+  const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
+  const state = await dom.getState();
+  const flags = migrationFlags({
+    blockMigration,
+    nativeTls: lv.live_migration_with_native_tls,
+    permitPostCopy: lv.live_migration_permit_post_copy,
+    permitAutoConverge: lv.live_migration_permit_auto_converge,
+    parallelConnections: lv.live_migration_parallel_connections,
+    instancePaused: state.state === DomainState.PAUSED,
+    migrateDisksEmpty: selected.devs.length === 0,
+  });
+  const perMigration = req.timeoutSeconds !== null;
+  const timeoutSeconds = req.timeoutSeconds ?? completionTimeoutSeconds(lv.live_migration_completion_timeout, gb);
+  const downtime = { downtime: lv.live_migration_downtime, steps: lv.live_migration_downtime_steps, delay: lv.live_migration_downtime_delay };
+  const steps = perMigration && timeoutSeconds > 0 ? timedDowntimeSteps(timeoutSeconds, downtime) : downtimeSteps(gb, downtime);
+  const settings: MigrationSettings = {
+    blockMigration,
+    timeoutSeconds,
+    timeoutAction: req.onTimeout ?? lv.live_migration_timeout_action,
+    perMigrationTimeout: perMigration,
+    postCopyPermitted: hasFlag(flags, MigrateFlag.POSTCOPY),
+    bandwidthMiBs: lv.live_migration_bandwidth,
+    maxDowntimeMs: lv.live_migration_downtime,
+    flags,
+    dataGb: gb,
+  };
+  return { xml, blockMigration, devs: selected.devs, disks, settings, steps };
+}

@@ -1,0 +1,42 @@
+// Nova's _rollback_live_migration: the guest stays on this host (resumed if
+// we paused it) and the destination removes what it prepared.
+
+import type { MigrationControl } from '../monitor/control.js';
+import type { LiveMigrateData } from '../nova/migrate-data.js';
+import { instanceArg } from '../nova/objects.js';
+import type { MigrationRecord } from '../record/registry.js';
+import { MigrationStatus } from '../record/status.js';
+import type { RequestContext } from '../rpc/types.js';
+import type { SourceDeps } from './deps.js';
+import type { LiveMigrationRequest } from './request.js';
+
+/**
+ * Ends the migration in `status` (failed or cancelled), or in error when the
+ * destination could not be cleaned. `prepared` is null when the destination
+ * holds nothing to undo.
+ */
+export async function rollbackMigration(
+  deps: Pick<SourceDeps, 'computeApi' | 'registry' | 'notifications' | 'log'>,
+  ctx: RequestContext,
+  record: MigrationRecord,
+  control: MigrationControl | null,
+  req: LiveMigrationRequest,
+  prepared: LiveMigrateData | null,
+  status: typeof MigrationStatus.failed | typeof MigrationStatus.cancelled,
+): Promise<void> {
+  const { computeApi, registry, notifications, log } = deps;
+  await control?.resumeIfPaused();
+  let final: MigrationStatus = status;
+  try {
+    await notifications.around(ctx, 'live_migration_rollback', req.instance, async () => {
+      if (!prepared) return;
+      const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
+      await computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
+    });
+  } catch (err) {
+    log.error({ err, migration: record.uuid }, 'rollback on the destination failed');
+    final = MigrationStatus.error;
+    registry.update(record, { error: `rollback failed: ${(err as Error).message}` });
+  }
+  registry.update(record, { status: final });
+}

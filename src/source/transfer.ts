@@ -1,0 +1,72 @@
+// The transfer itself: the destination XML and migrateToURI3's URI and
+// params, built from the plan and what the destination prepared, then the
+// call and the monitor that watches it to its outcome.
+
+import type { LibvirtConfig } from '../config/index.js';
+import { destinationXml } from '../domain/destination-xml.js';
+import type { Domain, MigrateParams } from '../libvirt/types.js';
+import { MigrationControl } from '../monitor/control.js';
+import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
+import type { LiveMigrateData } from '../nova/migrate-data.js';
+import type { MigrationRecord } from '../record/registry.js';
+import { MigrationStatus } from '../record/status.js';
+import type { SourceDeps } from './deps.js';
+import type { MigrationPlan } from './plan.js';
+import type { LiveMigrationRequest } from './request.js';
+import { connectionUri, dataUri } from './uris.js';
+
+/** The monitor reads job stats every 0.5 s, as Nova does. */
+const POLL_MS = 500;
+
+export interface MigrateCall {
+  uri: string;
+  params: MigrateParams;
+}
+
+/** migrateToURI3's peer URI and params: the destination's XML, addresses, disks and bandwidth. */
+export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: MigrationPlan, prepared: LiveMigrateData): MigrateCall {
+  const volumePaths = new Map(req.instance.volumes.map((v) => [v.serial ?? v.dev, v.devicePath ?? '']));
+  const destXml = destinationXml(plan.xml, {
+    graphicsListen: { vnc: prepared.graphics_listen_addr_vnc ?? null, spice: prepared.graphics_listen_addr_spice ?? null },
+    serialListenAddr: prepared.serial_listen_addr ?? null,
+    volumes: (prepared.bdms ?? []).map((b) => ({ serial: b.serial, dev: b.dev, path: volumePaths.get(b.serial) ?? '' })),
+  });
+  const params: MigrateParams = { destination_xml: destXml, persistent_xml: destXml, bandwidth: lv.live_migration_bandwidth };
+  if (prepared.target_connect_addr) params.migrate_uri = dataUri(prepared.target_connect_addr);
+  if (plan.devs.length > 0) params.migrate_disks = plan.devs;
+  if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
+  return { uri: connectionUri(prepared.target_connect_addr ?? req.dest, lv.live_migration_scheme), params };
+}
+
+/**
+ * Marks the migration running, starts migrateToURI3 and monitors it to its
+ * outcome. `onControl` receives the end-game control as soon as it exists,
+ * so an operator's abort or force-complete can reach it.
+ */
+export async function transfer(
+  deps: Pick<SourceDeps, 'config' | 'registry' | 'events' | 'log'>,
+  record: MigrationRecord,
+  dom: Domain,
+  plan: MigrationPlan,
+  call: MigrateCall,
+  onControl: (control: MigrationControl) => void,
+): Promise<MonitorOutcome> {
+  const { registry, log } = deps;
+  registry.update(record, { settings: plan.settings, status: MigrationStatus.running });
+  const control = new MigrationControl(record, registry, dom, log);
+  onControl(control);
+  log.info({ migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs }, 'migration transfer started');
+  const worker = dom.migrateToURI3(call.uri, call.params, plan.settings.flags);
+  return runMonitor({
+    domain: dom,
+    events: deps.events,
+    record,
+    registry,
+    control,
+    worker,
+    steps: plan.steps,
+    log,
+    pollMs: POLL_MS,
+    statsEvery: Math.max(1, Math.trunc(deps.config.libvirt.live_migration_monitor_interval / (POLL_MS / 1000))),
+  });
+}
