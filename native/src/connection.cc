@@ -13,7 +13,7 @@ namespace {
 
 // An event copied on the libvirt loop thread; handles are not valid afterwards.
 struct Event {
-  const char* kind;  // "lifecycle" | "jobCompleted" | "migrationIteration" | "close"
+  const char* kind;  // "lifecycle" | "jobCompleted" | "close"
   std::string name, uuid;
   int a = 0, b = 0;
   std::vector<Param> params;
@@ -80,8 +80,6 @@ void Deliver(Napi::Env env, Napi::Function, EventSink* sink, Event* raw) {
     if (kind == "lifecycle") {
       o.Set("event", ev->a);
       o.Set("detail", ev->b);
-    } else if (kind == "migrationIteration") {
-      o.Set("iteration", ev->a);
     } else {
       // The event only fires for finished jobs; params may still say otherwise.
       Napi::Object stats = Napi::Object::New(env);
@@ -124,12 +122,6 @@ void OnJobCompleted(virConnectPtr, virDomainPtr dom, virTypedParameterPtr params
   static_cast<EventSink*>(opaque)->Post(ev);
 }
 
-void OnMigrationIteration(virConnectPtr, virDomainPtr dom, int iteration, void* opaque) {
-  Event* ev = DomainEvent("migrationIteration", dom);
-  ev->a = iteration;
-  static_cast<EventSink*>(opaque)->Post(ev);
-}
-
 void OnClose(virConnectPtr, int reason, void* opaque) {
   auto* sink = static_cast<EventSink*>(opaque);
   sink->closed = true;
@@ -138,16 +130,12 @@ void OnClose(virConnectPtr, int reason, void* opaque) {
   sink->Post(ev);
 }
 
-constexpr int kEventIds[] = {VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
-                             VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION};
-constexpr int kNumEvents = 3;
+constexpr int kEventIds[] = {VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED};
+constexpr int kNumEvents = 2;
 
 virConnectDomainEventGenericCallback Callback(int id) {
-  switch (id) {
-    case VIR_DOMAIN_EVENT_ID_LIFECYCLE: return VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle);
-    case VIR_DOMAIN_EVENT_ID_JOB_COMPLETED: return VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted);
-    default: return VIR_DOMAIN_EVENT_CALLBACK(OnMigrationIteration);
-  }
+  return id == VIR_DOMAIN_EVENT_ID_LIFECYCLE ? VIR_DOMAIN_EVENT_CALLBACK(OnLifecycle)
+                                             : VIR_DOMAIN_EVENT_CALLBACK(OnJobCompleted);
 }
 
 // Worker thread: undo registrations and drop our connection reference.
@@ -166,7 +154,7 @@ int Teardown(virConnectPtr c, const int* ids, EventSink* closeCbSink) {
 struct Opened {
   virConnectPtr conn = nullptr;
   EventSink* sink = nullptr;
-  int ids[kNumEvents] = {-1, -1, -1};
+  int ids[kNumEvents] = {-1, -1};
   std::string uri;
 };
 
@@ -217,7 +205,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
  private:
   virConnectPtr conn_ = nullptr;
   EventSink* sink_ = nullptr;
-  int ids_[kNumEvents] = {-1, -1, -1};
+  int ids_[kNumEvents] = {-1, -1};
 
   void DropSink() {
     if (!sink_) return;

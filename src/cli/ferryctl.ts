@@ -3,13 +3,15 @@
 // same RPC methods a conductor uses.
 
 import { parseArgs } from 'node:util';
+import { amqpOptions } from '../config/amqp.js';
 import { loadConfig, type FerryConfig } from '../config/index.js';
 import { silentLogger } from '../log/logger.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
+import { NoActiveMigrationForInstance } from '../nova/errors.js';
 import type { MigrationView } from '../nova/migration-view.js';
-import { AmqpConnection, AmqpRpcClient, RpcError } from '../rpc/index.js';
+import { isFinal } from '../record/status.js';
+import { AmqpConnection, AmqpRpcClient } from '../rpc/index.js';
 import { operatorContext, startLiveMigration } from './conductor.js';
-import { amqpOptions } from '../compute/daemon.js';
 import { migrationsTable, progressLine } from './format.js';
 
 const HELP = `Usage: ferryctl [global options] COMMAND [options]
@@ -45,7 +47,6 @@ const ERROR_EXIT: Record<string, number> = {
   MigrationNotFound: EXIT.notFound,
   NoActiveMigrationForInstance: EXIT.notFound,
   InvalidMigrationState: EXIT.invalidState,
-  InstanceInvalidState: EXIT.invalidState,
   PolicyNotAuthorized: EXIT.forbidden,
   MigrationPreCheckError: EXIT.refused,
   InvalidSharedStorage: EXIT.refused,
@@ -55,8 +56,6 @@ const ERROR_EXIT: Record<string, number> = {
 };
 
 class UsageError extends Error {}
-
-const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -168,26 +167,26 @@ function volumeBdm(spec: string): Record<string, unknown> {
 
 async function activeMigration(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>, host: string, instanceUuid: string): Promise<MigrationView> {
   const views = await api.listMigrations(ctx, host, instanceUuid);
-  const active = views.find((m) => !FINAL.has(m.status));
-  if (!active) throw new RpcError('NoActiveMigrationForInstance', 'nova.exception', `Active live migration for instance ${instanceUuid} not found`);
+  const active = views.find((m) => !isFinal(m.status));
+  if (!active) throw new NoActiveMigrationForInstance(instanceUuid);
   return active;
 }
 
 /** Polls the source until the migration ends; exit code 0 only when it completed. */
 async function watch(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>, host: string, instanceUuid: string, migrationUuid: string): Promise<number> {
-  const started = Date.now();
+  const started = performance.now();
   const tty = process.stdout.isTTY;
   let lastPrinted = 0;
   for (;;) {
     const view = (await api.listMigrations(ctx, host, instanceUuid)).find((m) => m.uuid === migrationUuid);
-    const elapsed = (Date.now() - started) / 1000;
+    const elapsed = (performance.now() - started) / 1000;
     if (view) {
       const line = progressLine(view, elapsed);
-      const done = FINAL.has(view.status);
+      const done = isFinal(view.status);
       if (tty) process.stdout.write(`\r${line}\x1b[K${done ? '\n' : ''}`);
-      else if (done || Date.now() - lastPrinted >= 1000) {
+      else if (done || performance.now() - lastPrinted >= 1000) {
         process.stdout.write(`${line}\n`);
-        lastPrinted = Date.now();
+        lastPrinted = performance.now();
       }
       if (done) {
         if (view.error) process.stdout.write(`error: ${view.error}\n`);

@@ -3,6 +3,7 @@
 // then the RPC server last, so no request arrives before handlers exist.
 
 import type { Server } from 'node:http';
+import { amqpOptions } from '../config/amqp.js';
 import type { FerryConfig } from '../config/index.js';
 import { DomainEventHub } from '../libvirt/domain-events.js';
 import { formatVersion, openConnection } from '../libvirt/index.js';
@@ -19,28 +20,13 @@ import { abortOrphanedMigrations } from '../source/recovery.js';
 import { MigrationRegistry } from '../record/registry.js';
 import { MigrationReporter } from '../nova/reporter.js';
 import { SourceHandlers } from '../source/handlers.js';
-import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer, type AmqpConnectionOptions } from '../rpc/index.js';
+import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
 
 export interface Daemon {
   registry: MigrationRegistry;
   metrics: FerryMetrics;
   /** Stops taking requests, waits up to graceMs for migrations to end, then closes everything. */
   stop(graceMs?: number): Promise<void>;
-}
-
-/** The AMQP connection as [oslo_messaging_rabbit] describes it. */
-export function amqpOptions(config: FerryConfig, connectionName: string, logger: Logger): AmqpConnectionOptions {
-  const r = config.oslo_messaging_rabbit;
-  return {
-    transportUrl: config.transport_url,
-    connectionName,
-    heartbeatThreshold: r.heartbeat_timeout_threshold,
-    retryInterval: r.rabbit_retry_interval,
-    retryBackoff: r.rabbit_retry_backoff,
-    retryMax: r.rabbit_interval_max,
-    tls: { ca: r.ssl_ca_file ?? undefined, cert: r.ssl_cert_file ?? undefined, key: r.ssl_key_file ?? undefined },
-    logger,
-  };
 }
 
 export async function startDaemon(config: FerryConfig, log: Logger): Promise<Daemon> {
@@ -66,7 +52,8 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   await rpc.start();
   const notifier = new AmqpNotifier({ connection: amqp, host: config.host, exchange: config.control_exchange, logger: log });
 
-  const registry = new MigrationRegistry();
+  // An illegal status change is a bug: logged, not applied, and the migration carries on to its end.
+  const registry = new MigrationRegistry({ onIllegalTransition: (err) => log.error({ err, migration: err.migration }, 'illegal migration status change refused') });
   observeMigrations(registry, metrics);
   new MigrationReporter(registry, rpc, config.conductor_topic, log);
   const deps = {
@@ -103,12 +90,13 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     registry,
     metrics,
     async stop(graceMs = 30_000) {
-      // Refuse new migrations but keep serving, so running ones (ours and those coming in) can finish.
+      // Refuse new outgoing migrations and wait for ours to end. Requests keep being
+      // served meanwhile, those of migrations coming in included, but those are not waited for.
       source.drain();
-      const deadline = Date.now() + graceMs;
-      while (source.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      const deadline = performance.now() + graceMs;
+      while (source.inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 250));
       if (source.inFlight > 0) log.warn({ running: source.inFlight }, 'stopping with migrations still running; libvirt carries on with them');
-      await server.stop(Math.max(0, Math.min(deadline - Date.now(), 10_000)));
+      await server.stop(Math.max(0, Math.min(deadline - performance.now(), 10_000)));
       http?.close();
       await rpc.close();
       await amqp.close();

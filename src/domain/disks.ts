@@ -53,8 +53,8 @@ export interface MigrateDisks {
 /**
  * The local disks a block migration must copy: file or block disks that are
  * neither read-only, shareable, nor volumes. `volumeDevs` are the volumes'
- * mount devices ("/dev/vdd" or "vdd"); pass [] for a tunnelled migration, as
- * Nova does not look volumes up then.
+ * mount devices ("/dev/vdd" or "vdd"); with [] every local disk counts, as in
+ * Nova's tunnelled case, which does not look volumes up.
  */
 export function selectMigrateDisks(domainXml: string, volumeDevs: readonly string[]): MigrateDisks {
   const volumes = new Set(volumeDevs.map((d) => d.slice(d.lastIndexOf('/') + 1)));

@@ -2,12 +2,11 @@
 // running migration listens only to its own guest.
 
 import { EventEmitter } from 'node:events';
-import type { Connection, JobCompletedEventData, LifecycleEventData, MigrationIterationEventData } from './types.js';
+import type { Connection, JobCompletedEventData, LifecycleEventData } from './types.js';
 
 interface DomainEventMap {
   lifecycle: LifecycleEventData;
   jobCompleted: JobCompletedEventData;
-  migrationIteration: MigrationIterationEventData;
 }
 
 export type DomainEventName = keyof DomainEventMap;
@@ -19,7 +18,6 @@ export class DomainEventHub {
     this.emitter.setMaxListeners(0);
     conn.onLifecycle((e) => this.emitter.emit(`lifecycle:${e.uuid}`, e));
     conn.onJobCompleted((e) => this.emitter.emit(`jobCompleted:${e.uuid}`, e));
-    conn.onMigrationIteration((e) => this.emitter.emit(`migrationIteration:${e.uuid}`, e));
   }
 
   /** Subscribes to one domain's events; returns the unsubscribe function. */

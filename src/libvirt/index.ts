@@ -12,7 +12,6 @@ import type {
   JobStats,
   LifecycleEventData,
   MigrateParams,
-  MigrationIterationEventData,
   VirError,
 } from './types.js';
 import { checkMigrate, type LibvirtVersions } from './features.js';
@@ -26,7 +25,7 @@ type NativeDomain = Omit<Domain, 'migrateToURI3'> & {
   free(): void;
 };
 
-type EventKind = 'lifecycle' | 'jobCompleted' | 'migrationIteration' | 'close';
+type EventKind = 'lifecycle' | 'jobCompleted' | 'close';
 
 interface NativeConnection {
   readonly uri: string;
@@ -167,7 +166,6 @@ export class LibvirtConnection implements Connection {
   private readonly closeListeners: Listener<number>[] = [];
   private readonly lifecycle: Listener<LifecycleEventData>[] = [];
   private readonly jobCompleted: Listener<JobCompletedEventData>[] = [];
-  private readonly iteration: Listener<MigrationIterationEventData>[] = [];
 
   constructor(
     private readonly h: NativeConnection,
@@ -222,9 +220,6 @@ export class LibvirtConnection implements Connection {
   onJobCompleted(cb: Listener<JobCompletedEventData>): void {
     this.jobCompleted.push(cb);
   }
-  onMigrationIteration(cb: Listener<MigrationIterationEventData>): void {
-    this.iteration.push(cb);
-  }
   /** Deregisters events and drops this connection reference. */
   async close(): Promise<void> {
     await this.closeCountingRefs();
@@ -247,8 +242,6 @@ export class LibvirtConnection implements Connection {
         return emit(this.lifecycle, data as LifecycleEventData);
       case 'jobCompleted':
         return emit(this.jobCompleted, data as JobCompletedEventData);
-      case 'migrationIteration':
-        return emit(this.iteration, data as MigrationIterationEventData);
       case 'close': {
         if (this.closeReason !== undefined) return;
         this.closeReason = (data as { reason: number }).reason;

@@ -218,12 +218,6 @@ export interface JobCompletedEventData {
   stats: JobStats;
 }
 
-export interface MigrationIterationEventData {
-  uuid: string;
-  name: string;
-  iteration: number;
-}
-
 export interface Domain {
   readonly name: string;
   readonly uuid: string;
@@ -273,6 +267,5 @@ export interface Connection {
   onClose(cb: (reason: number) => void): void;
   onLifecycle(cb: (e: LifecycleEventData) => void): void;
   onJobCompleted(cb: (e: JobCompletedEventData) => void): void;
-  onMigrationIteration(cb: (e: MigrationIterationEventData) => void): void;
   close(): Promise<void>;
 }

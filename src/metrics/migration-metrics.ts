@@ -1,10 +1,8 @@
 // Feeds the Prometheus metrics from migration registry events.
 
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
-import { isFinal, MigrationStatus } from '../record/status.js';
+import { IN_PROGRESS, isFinal, MigrationStatus } from '../record/status.js';
 import type { FerryMetrics } from './metrics.js';
-
-const IN_PROGRESS = [MigrationStatus.queued, MigrationStatus.preparing, MigrationStatus.running, MigrationStatus.postcopy];
 
 export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
   const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance: r.instanceUuid });

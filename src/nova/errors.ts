@@ -102,13 +102,3 @@ export class NoActiveMigrationForInstance extends NovaError {
     });
   }
 }
-
-export class InstanceInvalidState extends NovaError {
-  constructor(instanceUuid: string, attr: string, state: string, method: string) {
-    super(
-      'InstanceInvalidState',
-      `Instance ${instanceUuid} in ${attr} ${state}. Cannot ${method} while the instance is in this state.`,
-      { instance_uuid: instanceUuid, attr, state, method },
-    );
-  }
-}

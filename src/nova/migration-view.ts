@@ -2,6 +2,7 @@
 // plus ferry's live figures, for list_migrations and migration_update.
 
 import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
+import type { MigrationStatus } from '../record/status.js';
 
 export interface MigrationView extends MigrationCounters {
   id: number | null;
@@ -10,7 +11,7 @@ export interface MigrationView extends MigrationCounters {
   source_compute: string;
   dest_compute: string;
   migration_type: 'live-migration';
-  status: string;
+  status: MigrationStatus;
   progress: number;
   dirty_rate_bytes_per_second: number;
   transfer_rate_bytes_per_second: number;

@@ -4,8 +4,6 @@ import { MigrateFlag } from '../libvirt/types.js';
 
 export interface MigrationFlagOptions {
   blockMigration: boolean;
-  /** Deprecated in Nova (23.0.0) but still honoured. */
-  tunnelled?: boolean;
   nativeTls: boolean;
   permitPostCopy: boolean;
   /** Ignored when post-copy is permitted (Nova sets one or the other). */
@@ -22,7 +20,6 @@ const BASE = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST
 export function migrationFlags(opts: MigrationFlagOptions): number {
   let flags = BASE;
   if (opts.blockMigration) flags |= MigrateFlag.NON_SHARED_INC;
-  if (opts.tunnelled) flags |= MigrateFlag.TUNNELLED;
   if (opts.nativeTls) flags |= MigrateFlag.TLS;
   if (opts.permitPostCopy) flags |= MigrateFlag.POSTCOPY;
   else if (opts.permitAutoConverge) flags |= MigrateFlag.AUTO_CONVERGE;
@@ -35,13 +32,4 @@ export function migrationFlags(opts: MigrationFlagOptions): number {
 
 export function hasFlag(flags: number, flag: MigrateFlag): boolean {
   return (flags & flag) === flag;
-}
-
-/** Names of the set flags, for logs. */
-export function flagNames(flags: number): string[] {
-  const names: string[] = [];
-  for (const [name, value] of Object.entries(MigrateFlag)) {
-    if (typeof value === 'number' && (flags & value) === value) names.push(name);
-  }
-  return names;
 }

@@ -35,10 +35,6 @@ export class SlotQueue {
     return true;
   }
 
-  get stats(): { running: number; waiting: number } {
-    return { running: this.running, waiting: this.waiting.length };
-  }
-
   private next(): void {
     while (this.waiting.length > 0 && (this.limit === 0 || this.running < this.limit)) this.waiting.shift()?.grant();
   }

@@ -83,7 +83,8 @@ async function completedJobInfo(host: LabHost, uuid: string): Promise<JobInfo | 
 
 async function migrateOnce(bl: LabCluster, kind: GuestKind, cap: number, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ result: Result; on: LabHost | null }> {
   const { migrationUuid, castAt, ctx } = await castMigration(bl, guest, source, dest);
-  let end: MigrationView;
+  // A migration that never ended is reported as "stuck", with no figures.
+  let end: Partial<Omit<MigrationView, 'status'>> & { status: string };
   let endAt: number;
   try {
     end = await bl.conductor.waitForEnd(migrationUuid, RUN_LIMIT_MS);
@@ -91,7 +92,7 @@ async function migrateOnce(bl: LabCluster, kind: GuestKind, cap: number, guest: 
   } catch {
     // Did not finish in time: abort and report it as such.
     await bl.conductor.api.liveMigrationAbort(bl.conductor.ctx, source.hostname, guest.instance, migrationUuid, 'cast').catch(() => {});
-    end = await bl.conductor.waitForEnd(migrationUuid, 60_000).catch(() => ({ status: 'stuck' }) as MigrationView);
+    end = await bl.conductor.waitForEnd(migrationUuid, 60_000).catch(() => ({ status: 'stuck' }));
     endAt = Date.now();
   }
   const statuses = bl.conductor.statuses(migrationUuid);

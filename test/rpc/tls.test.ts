@@ -15,7 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amqpOptions } from '../../src/compute/daemon.js';
+import { amqpOptions } from '../../src/config/amqp.js';
 import { loadConfig } from '../../src/config/index.js';
 import {
   AmqpConnection,

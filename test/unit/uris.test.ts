@@ -71,9 +71,6 @@ describe('Nova exception classes', () => {
     [new errors.Forbidden('compute:x'), 'PolicyNotAuthorized', { action: 'compute:x' }],
     [new errors.InvalidInput('r'), 'InvalidInput', { reason: 'r' }],
     [new errors.NoActiveMigrationForInstance('u'), 'NoActiveMigrationForInstance', { instance_id: 'u' }],
-    [new errors.InstanceInvalidState('u', 'vm_state', 'stopped', 'm'), 'InstanceInvalidState', {
-      instance_uuid: 'u', attr: 'vm_state', state: 'stopped', method: 'm',
-    }],
   ];
   it.each(cases)('%#: class, module and kwargs', (err, name, kwargs) => {
     expect(err).toBeInstanceOf(RpcError);

@@ -19,7 +19,6 @@ import {
   type JobStats,
   type LifecycleEventData,
   type MigrateParams,
-  type MigrationIterationEventData,
   type VirError,
 } from '../../../src/libvirt/types.js';
 
@@ -357,7 +356,6 @@ export class FakeConnection implements Connection {
   world: FakeLibvirtWorld | null = null;
   private readonly lifecycle: Array<(e: LifecycleEventData) => void> = [];
   private readonly jobCompleted: Array<(e: JobCompletedEventData) => void> = [];
-  private readonly iteration: Array<(e: MigrationIterationEventData) => void> = [];
 
   constructor(
     readonly hostname: string,
@@ -466,9 +464,6 @@ export class FakeConnection implements Connection {
     this.jobCompleted.push(cb);
   }
 
-  onMigrationIteration(cb: (e: MigrationIterationEventData) => void): void {
-    this.iteration.push(cb);
-  }
 
   async close(): Promise<void> {
     await this.record('close');
