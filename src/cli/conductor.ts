@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
+import type { TimeoutAction } from '../record/status.js';
 import type { RequestContext } from '../rpc/types.js';
 
 export interface StartMigrationRequest {
@@ -14,7 +15,7 @@ export interface StartMigrationRequest {
   /** null lets the source decide from the storage it finds (Nova's "auto"). */
   blockMigration: boolean | null;
   timeoutSeconds?: number | null;
-  onTimeout?: 'abort' | 'force_complete' | null;
+  onTimeout?: TimeoutAction | null;
   migrationId?: number | null;
 }
 

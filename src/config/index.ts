@@ -2,11 +2,13 @@
 // Precedence: schema defaults < file < environment (FERRY_*) < overrides.
 import { readFileSync } from 'node:fs';
 import convict from 'convict';
+// rpc is below config in the layer order; one JSON-object check serves both.
+import { isPlainObject } from '../rpc/args.js';
 import { buildSchema } from './schema.js';
 import type { FerryConfig } from './types.js';
 
 export type { FerryConfig, LibvirtConfig, ComputeConfig, MetricsConfig, RabbitConfig, LogLevel } from './types.js';
-export { envVarName, LOG_LEVELS, TIMEOUT_ACTIONS } from './schema.js';
+export { envVarName, HOSTNAME, LOG_LEVELS, TIMEOUT_ACTIONS } from './schema.js';
 
 /** Invalid configuration. The message and each issue start with the dotted key, e.g. "libvirt.live_migration_downtime: must be >= 100". */
 export class ConfigError extends Error {
@@ -29,10 +31,6 @@ export interface LoadConfigOptions {
   env?: Record<string, string | undefined>;
   /** highest precedence, same shape as the file */
   overrides?: Record<string, unknown>;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Convict's messages reworded so every line starts with the key. */

@@ -6,6 +6,9 @@ import convict from 'convict';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const TIMEOUT_ACTIONS = ['abort', 'force_complete'] as const;
 
+/** Nova's is_valid_hostname character set: host names, IPv4 and bare IPv6 (no brackets). */
+export const HOSTNAME = /^[\w\-.:]+$/;
+
 /** FERRY_<KEY>, with "__" between a section and its key: libvirt.connection_uri -> FERRY_LIBVIRT__CONNECTION_URI. */
 export function envVarName(path: string): string {
   return 'FERRY_' + path.split('.').map((p) => p.toUpperCase()).join('__');
@@ -83,7 +86,7 @@ function addFormats(): void {
     'ferry-host-or-null': {
       validate(x: unknown) {
         // Nova's hostname check: this ends up in the migration URIs.
-        if (x !== null && (typeof x !== 'string' || !/^[\w\-.:]+$/.test(x))) throw new Error('must be a host name or IP address, or null');
+        if (x !== null && (typeof x !== 'string' || !HOSTNAME.test(x))) throw new Error('must be a host name or IP address, or null');
       },
       coerce: (v: string) => (v.trim() === '' ? null : v),
     },

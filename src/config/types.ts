@@ -1,8 +1,10 @@
 // ferry's configuration, shaped like nova.conf: top-level [DEFAULT] options,
 // then the [libvirt] and [compute] sections ferry honours.
 
+import type { TIMEOUT_ACTIONS } from './schema.js';
+
 /** What the completion timeout does: Nova's live_migration_timeout_action. */
-export type TimeoutAction = 'abort' | 'force_complete';
+export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 

@@ -2,6 +2,7 @@
 // topic, server, kind (call or cast) and timeout each method uses. ferry's
 // agents, ferryctl and the test conductor all call hosts through this.
 
+import type { TimeoutAction } from '../record/status.js';
 import type { RequestContext, RpcClient } from '../rpc/types.js';
 import type { InstanceDiskInfo, LiveMigrateData } from './migrate-data.js';
 import type { MigrationView } from './migration-view.js';
@@ -23,7 +24,7 @@ export interface LiveMigrationArgs {
   migrate_data: LiveMigrateData;
   migration: { id?: number | null; uuid: string };
   timeout_seconds?: number | null;
-  on_timeout?: 'abort' | 'force_complete' | null;
+  on_timeout?: TimeoutAction | null;
 }
 
 export class ComputeRpcApi {

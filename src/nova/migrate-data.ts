@@ -39,6 +39,8 @@ export interface InstanceDiskInfo {
   /** Image format, e.g. "qcow2" or "raw" (Nova's `type`). */
   type: string;
   virt_disk_size: number;
-  disk_size: number;
-  dev: string;
+  /** Bytes the image occupies now (Nova's disk_size); informational. */
+  disk_size?: number;
+  /** ferry: the guest device the disk backs; Nova's disk info has none. */
+  dev?: string;
 }

@@ -2,6 +2,8 @@
 // other conductors may send plain JSON with the same fields. ferry unwraps both
 // into plain objects and reads only the fields it needs.
 
+import { isPlainObject } from '../rpc/args.js';
+
 export function unwrapNovaObjects(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(unwrapNovaObjects);
   if (value === null || typeof value !== 'object') return value;
@@ -47,7 +49,7 @@ type Obj = Record<string, unknown>;
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const obj = (v: unknown): Obj | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : null);
+const obj = (v: unknown): Obj | null => (isPlainObject(v) ? v : null);
 
 /** connection_info may arrive as a JSON string (Nova's BDM field) or an object. */
 function parseConnectionInfo(v: unknown): Obj {

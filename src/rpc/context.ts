@@ -1,7 +1,7 @@
 // RequestContext <-> `_context_*` keys, and redaction of secrets for logs and notifications.
 import { randomUUID } from 'node:crypto';
 import type { RequestContext } from './types.js';
-import { isPlainObject } from './schema.js';
+import { isPlainObject } from './args.js';
 
 const PREFIX = '_context_';
 const SECRET_KEY = /token|password|secret|credential/i;

@@ -3,12 +3,18 @@ import { NoSuchMethod, UnsupportedVersion } from './errors.js';
 import { isCompatible } from './envelope.js';
 import type { RpcEndpoint, RpcMethod } from './types.js';
 
+/** The method a request goes to, and the endpoint that owns it (its errors, e.g. for bad args). */
+export interface Dispatch {
+  endpoint: RpcEndpoint;
+  method: RpcMethod;
+}
+
 export function findMethod(
   endpoints: readonly RpcEndpoint[],
   namespace: string | null | undefined,
   version: string | null | undefined,
   method: string,
-): RpcMethod {
+): Dispatch {
   const requested = version ?? '1.0';
   let compatible = false;
   for (const ep of endpoints) {
@@ -16,7 +22,7 @@ export function findMethod(
     if (!isCompatible(ep.version, requested)) continue;
     compatible = true;
     // Private methods are never exposed (oslo DefaultRPCAccessPolicy).
-    if (!method.startsWith('_') && Object.hasOwn(ep.methods, method)) return ep.methods[method]!;
+    if (!method.startsWith('_') && Object.hasOwn(ep.methods, method)) return { endpoint: ep, method: ep.methods[method]! };
   }
   if (compatible) throw new NoSuchMethod(method);
   throw new UnsupportedVersion(requested, method);

@@ -1,6 +1,6 @@
 // The oslo 2.0 message envelope: {"oslo.version":"2.0","oslo.message":"<json>"}.
 import { InvalidMessage } from './errors.js';
-import { isPlainObject } from './schema.js';
+import { isPlainObject } from './args.js';
 
 export const ENVELOPE_VERSION = '2.0';
 const VERSION_KEY = 'oslo.version';

@@ -33,10 +33,14 @@ export class UnsupportedVersion extends RpcError {
   }
 }
 
-/** Args that fail their schema; named after the oslo/python class a caller would expect. */
-export class InvalidArguments extends RpcError {
-  constructor(message: string) {
-    super('InvalidInput', 'nova.exception', `Invalid input received: ${message}`, { reason: message });
+/**
+ * Args that fail their schema, for an endpoint that names no error of its
+ * own. A Python oslo endpoint called with arguments it cannot take raises
+ * TypeError, so that is what the caller gets.
+ */
+export class ArgsTypeError extends RpcError {
+  constructor(problem: string) {
+    super('TypeError', 'builtins', problem);
   }
 }
 

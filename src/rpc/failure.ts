@@ -1,6 +1,6 @@
 // oslo failure payloads: a JSON string {class, module, message, tb, args, kwargs}.
 import { RpcError } from './errors.js';
-import { isPlainObject } from './schema.js';
+import { isPlainObject } from './args.js';
 
 const REMOTE_SUFFIX = '_Remote';
 

@@ -12,6 +12,6 @@ export type { RpcClientOptions } from './client.js';
 export { AmqpNotifier, pythonUtcNow } from './notifier.js';
 export type { NotifierOptions } from './notifier.js';
 export { contextFromMessage, contextFromDict, contextToDict, redact, loggableContext, isSecretKey } from './context.js';
-export { validate } from './schema.js';
+export { rpcMethod, parseArgs, argsProblem, describeIssue, failsAs, isPlainObject } from './args.js';
 export { serializeFailure, deserializeFailure } from './failure.js';
 export { wrap, unwrap, isCompatible } from './envelope.js';

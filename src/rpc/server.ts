@@ -7,9 +7,9 @@ import { contextFromMessage, loggableContext } from './context.js';
 import { UniqueIdCache } from './dedup.js';
 import { findMethod } from './dispatcher.js';
 import { salvage, unwrap } from './envelope.js';
-import { InvalidArguments, InvalidMessage, RpcError } from './errors.js';
+import { InvalidMessage, RpcError } from './errors.js';
 import { encodeReply, sendReply, type ReplyAddress } from './reply.js';
-import { isPlainObject, validate } from './schema.js';
+import { isPlainObject, parseArgs } from './args.js';
 import type { RpcEndpoint } from './types.js';
 
 export interface RpcServerOptions {
@@ -29,7 +29,7 @@ export interface RpcServerOptions {
   dedupSize?: number;
   /** TTL of the fanout queue in ms (rabbit_transient_queues_ttl). Default 1800000. */
   transientQueueTtlMs?: number;
-  /** Rebuilds objects from their wire form before the schema check (oslo's serializer). */
+  /** Rebuilds objects from their wire form before the args are parsed (oslo's serializer). */
   deserializeArgs?: (args: Record<string, unknown>) => Record<string, unknown>;
   /** Called once per dispatched request with its outcome: 'ok' or the failure's class name. */
   onDispatch?: (method: string, outcome: string) => void;
@@ -168,11 +168,10 @@ export class RpcServer {
     let result: unknown = null;
     let failure: Error | null = null;
     try {
-      const m = findMethod(this.opts.endpoints, namespace, version, method);
+      const { endpoint, method: m } = findMethod(this.opts.endpoints, namespace, version, method);
       const decoded = this.opts.deserializeArgs ? this.opts.deserializeArgs(args) : args;
-      const bad = validate(m.args, decoded, 'args');
-      if (bad) throw new InvalidArguments(bad);
-      result = await m.handler(ctx, decoded);
+      // The handler gets what the schema parsed, not the raw args.
+      result = await m.handler(ctx, parseArgs(endpoint, m, decoded));
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
       if (failure instanceof RpcError) log.warn({ error: failure.name, reason: failure.message }, 'rpc method failed');

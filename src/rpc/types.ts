@@ -1,6 +1,7 @@
 // Contracts between the RPC layer (oslo.messaging over AMQP) and the code it
-// serves. Handlers see a RequestContext and schema-checked args; they never
+// serves. Handlers see a RequestContext and schema-parsed args; they never
 // see AMQP.
+import type { z } from 'zod';
 
 /** The caller's request context, rebuilt from the `_context_*` keys. */
 export interface RequestContext {
@@ -14,27 +15,16 @@ export interface RequestContext {
   raw: Record<string, unknown>;
 }
 
-/** A small schema language for RPC args; checked before any work starts. */
-export type Schema =
-  | { type: 'any' }
-  | { type: 'string'; pattern?: RegExp; enum?: readonly string[]; nullable?: boolean }
-  | { type: 'integer'; minimum?: number; maximum?: number; nullable?: boolean }
-  | { type: 'number'; minimum?: number; nullable?: boolean }
-  | { type: 'boolean'; nullable?: boolean }
-  | { type: 'array'; items: Schema; nullable?: boolean }
-  | {
-      type: 'object';
-      properties?: Record<string, Schema>;
-      required?: readonly string[];
-      nullable?: boolean;
-    };
-
-export type RpcHandler = (ctx: RequestContext, args: Record<string, unknown>) => Promise<unknown>;
-
-export interface RpcMethod {
-  /** Schema of the whole args object. */
-  args: Schema & { type: 'object' };
-  handler: RpcHandler;
+/**
+ * One RPC method: the zod schema of its whole args object and the handler
+ * that gets the parsed value. Build it with rpcMethod() (args.ts) so `A` is
+ * inferred from the schema.
+ */
+export interface RpcMethod<A = unknown> {
+  args: z.ZodType<A>;
+  // Method syntax on purpose: it lets an RpcMethod<A> stand in for the
+  // RpcMethod<unknown> an endpoint holds; rpcMethod() keeps schema and handler paired.
+  handler(ctx: RequestContext, args: A): Promise<unknown>;
 }
 
 /** One oslo endpoint: a namespace/version pair and its methods. */
@@ -43,6 +33,11 @@ export interface RpcEndpoint {
   /** "major.minor" this endpoint implements, e.g. "6.5". */
   version: string;
   methods: Record<string, RpcMethod>;
+  /**
+   * The error sent back when args fail their schema, given the problem
+   * ("args.instance.uuid: required"). Default: ArgsTypeError.
+   */
+  invalidArgs?: (problem: string) => Error;
 }
 
 /** Where a message goes, as oslo's Target. */

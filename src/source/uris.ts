@@ -1,8 +1,7 @@
 // Migration URIs (Nova libvirt driver: _live_migration_uri / _migrate_uri).
 import { isIPv6 } from 'node:net';
+import { HOSTNAME } from '../config/index.js';
 import { InvalidHostname } from '../nova/errors.js';
-
-const HOSTNAME = /^[\w\-.:]+$/;
 
 /** Nova's check on the destination before anything is built from it (is_valid_hostname). */
 export function validateHostname(dest: string): void {

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import pino from 'pino';
+import { z } from 'zod';
 import { AmqpConnection, AmqpRpcClient, RpcServer, contextFromDict } from '../../src/rpc/index.js';
+import { rpcMethod } from '../../src/rpc/args.js';
 
 const run = promisify(execFile);
 const TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/';
@@ -40,7 +42,7 @@ async function main(): Promise<void> {
     topics: [TOPIC],
     server: HOST,
     logger,
-    endpoints: [{ version: '6.0', methods: { noop: { args: { type: 'object' }, handler: async () => null } } }],
+    endpoints: [{ version: '6.0', methods: { noop: rpcMethod(z.looseObject({}), async () => null) } }],
   });
   const client = new AmqpRpcClient({ connection: clientConn, exchange: EXCHANGE, logger });
   const pyReplyQueues: string[] = [];

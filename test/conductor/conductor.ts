@@ -2,11 +2,13 @@
 // compute RPC API, consumes their `migration_update` casts on the conductor
 // topic and records versioned notifications.
 
+import { z } from 'zod';
 import { operatorContext, startLiveMigration, type StartMigrationRequest, type StartedMigration } from '../../src/cli/conductor.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { ComputeRpcApi } from '../../src/nova/compute-rpcapi.js';
 import type { MigrationView } from '../../src/nova/migration-view.js';
 import { AmqpConnection, AmqpRpcClient, RpcServer, unwrap } from '../../src/rpc/index.js';
+import { isPlainObject, rpcMethod } from '../../src/rpc/args.js';
 
 export interface Notification {
   event_type: string;
@@ -48,13 +50,11 @@ export class TestConductor {
         {
           version: '1.0',
           methods: {
-            migration_update: {
-              args: { type: 'object', required: ['migration'], properties: { migration: { type: 'object' } } },
-              handler: async (_ctx, args) => {
-                self?.record(args.migration as MigrationView);
-                return null;
-              },
-            },
+            // ferryd's own view, recorded as sent.
+            migration_update: rpcMethod(z.looseObject({ migration: z.custom<MigrationView>(isPlainObject) }), async (_ctx, args) => {
+              self?.record(args.migration);
+              return null;
+            }),
           },
         },
       ],

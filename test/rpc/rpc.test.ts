@@ -9,6 +9,7 @@ import amqp from 'amqplib';
 import type { Channel, ChannelModel, ConsumeMessage, GetMessage } from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import {
   AmqpConnection,
   AmqpNotifier,
@@ -16,6 +17,7 @@ import {
   RpcError,
   RpcServer,
   contextFromDict,
+  rpcMethod,
   unwrap,
   wrap,
   type RpcEndpoint,
@@ -50,33 +52,41 @@ const ctx: RequestContext = contextFromDict({
 
 // --- the endpoint under test
 const recorded: string[] = [];
+const anyArgs = z.looseObject({});
 const endpoints: RpcEndpoint[] = [
   {
     version: '6.5',
+    // Stands in for Nova's InvalidInput, as the compute endpoint does; the RPC layer itself knows no Nova.
+    invalidArgs: (p) => new RpcError('InvalidInput', 'nova.exception', `Invalid input received: ${p}`, { reason: p }),
     methods: {
-      echo: {
-        args: { type: 'object', properties: { text: { type: 'string' }, n: { type: 'integer', nullable: true } } },
-        handler: async (c, a) => ({ args: a, request_id: c.request_id, user_id: c.user_id, has_token: typeof c.raw.auth_token === 'string' }),
-      },
-      record: {
-        args: { type: 'object', required: ['text'], properties: { text: { type: 'string' } } },
-        handler: async (_c, a) => void recorded.push(a.text as string),
-      },
-      noop: { args: { type: 'object' }, handler: async () => null },
-      slow: {
-        args: { type: 'object', required: ['seconds'], properties: { seconds: { type: 'number' } } },
-        handler: async (_c, a) => (await sleep((a.seconds as number) * 1000), { slept: a.seconds }),
-      },
-      fail_value: { args: { type: 'object' }, handler: async () => { throw new RpcError('ValueError', 'builtins', 'bad value'); } },
-      fail_nova: {
-        args: { type: 'object' },
-        handler: async () => {
-          throw new RpcError('MigrationPreCheckError', 'nova.exception', 'Migration pre-check error: too busy', { reason: 'too busy' });
-        },
-      },
-      crash: { args: { type: 'object' }, handler: () => { throw new TypeError('plain crash'); } },
-      _secret: { args: { type: 'object' }, handler: async () => 'leaked' },
+      echo: rpcMethod(z.looseObject({ text: z.string().optional(), n: z.int().nullish() }), async (c, a) => ({
+        args: a,
+        request_id: c.request_id,
+        user_id: c.user_id,
+        has_token: typeof c.raw.auth_token === 'string',
+      })),
+      record: rpcMethod(z.looseObject({ text: z.string() }), async (_c, a) => void recorded.push(a.text)),
+      noop: rpcMethod(anyArgs, async () => null),
+      slow: rpcMethod(z.looseObject({ seconds: z.number() }), async (_c, a) => (await sleep(a.seconds * 1000), { slept: a.seconds })),
+      fail_value: rpcMethod(anyArgs, async () => {
+        throw new RpcError('ValueError', 'builtins', 'bad value');
+      }),
+      fail_nova: rpcMethod(anyArgs, async () => {
+        throw new RpcError('MigrationPreCheckError', 'nova.exception', 'Migration pre-check error: too busy', { reason: 'too busy' });
+      }),
+      crash: rpcMethod(anyArgs, () => {
+        throw new TypeError('plain crash');
+      }),
+      _secret: rpcMethod(anyArgs, async () => 'leaked'),
+      // The handler sees the parsed args (the default applied), not the raw ones.
+      count: rpcMethod(z.looseObject({ items: z.array(z.string()).default([]) }), async (_c, a) => a.items.length),
     },
+  },
+  {
+    // No invalidArgs: the RPC layer's own error.
+    namespace: 'plain',
+    version: '1.0',
+    methods: { needs_text: rpcMethod(z.looseObject({ text: z.string() }), async (_c, a) => a.text) },
   },
 ];
 
@@ -228,6 +238,15 @@ describe('ferry client -> ferry server', () => {
     const t = { topic: TOPIC, server: HOST, version: '6.0' };
     await expect(client.call(ctx, t, 'echo', { text: 5 })).rejects.toMatchObject({ name: 'InvalidInput', module: 'nova.exception', message: expect.stringContaining('args.text: expected string') });
     await expect(client.call(ctx, t, 'record', {})).rejects.toMatchObject({ message: expect.stringContaining('args.text: required') });
+    const plain = { topic: TOPIC, server: HOST, namespace: 'plain', version: '1.0' };
+    await expect(client.call(ctx, plain, 'needs_text', {})).rejects.toMatchObject({ name: 'TypeError', module: 'builtins', message: 'args.text: required' });
+    expect(await client.call(ctx, plain, 'needs_text', { text: 'ok' })).toBe('ok');
+  });
+
+  it('hands the handler the parsed args', async () => {
+    const t = { topic: TOPIC, server: HOST, version: '6.0' };
+    expect(await client.call(ctx, t, 'count', {})).toBe(0);
+    expect(await client.call(ctx, t, 'count', { items: ['a', 'b'] })).toBe(2);
   });
 
   it('applies oslo version and method rules', async () => {

@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import amqp from 'amqplib';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { amqpOptions } from '../../src/config/amqp.js';
 import { loadConfig } from '../../src/config/index.js';
 import {
@@ -25,6 +26,7 @@ import {
   contextFromDict,
   type RpcEndpoint,
 } from '../../src/rpc/index.js';
+import { rpcMethod } from '../../src/rpc/args.js';
 
 const RUN = `ferrytls_${randomBytes(4).toString('hex')}`;
 const EXCHANGE = `${RUN}_ex`;
@@ -36,10 +38,7 @@ const endpoints: RpcEndpoint[] = [
   {
     version: '6.5',
     methods: {
-      echo: {
-        args: { type: 'object', properties: { text: { type: 'string' } } },
-        handler: async (c, a) => ({ args: a, request_id: c.request_id }),
-      },
+      echo: rpcMethod(z.looseObject({ text: z.string().optional() }), async (c, a) => ({ args: a, request_id: c.request_id })),
     },
   },
 ];

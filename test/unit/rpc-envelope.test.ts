@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { isCompatible, salvage, unwrap, wrap } from '../../src/rpc/envelope.js';
 import { InvalidMessage } from '../../src/rpc/errors.js';
+import { z } from 'zod';
+import { rpcMethod } from '../../src/rpc/args.js';
 import { findMethod } from '../../src/rpc/dispatcher.js';
 import { UniqueIdCache } from '../../src/rpc/dedup.js';
 import type { RpcEndpoint } from '../../src/rpc/types.js';
@@ -45,14 +47,14 @@ describe('envelope', () => {
 });
 
 describe('dispatcher', () => {
-  const noop = { args: { type: 'object' as const }, handler: async () => null };
+  const noop = rpcMethod(z.looseObject({}), async () => null);
   const endpoints: RpcEndpoint[] = [
     { version: '6.5', methods: { live_migration: noop, _private: noop } },
     { namespace: 'baseapi', version: '1.1', methods: { ping: noop } },
   ];
   it('finds a method on a compatible endpoint', () => {
-    expect(findMethod(endpoints, null, '6.0', 'live_migration')).toBe(noop);
-    expect(findMethod(endpoints, 'baseapi', '1.0', 'ping')).toBe(noop);
+    expect(findMethod(endpoints, null, '6.0', 'live_migration')).toEqual({ endpoint: endpoints[0], method: noop });
+    expect(findMethod(endpoints, 'baseapi', '1.0', 'ping')).toEqual({ endpoint: endpoints[1], method: noop });
   });
   it('raises UnsupportedVersion when no endpoint matches the version', () => {
     expect(() => findMethod(endpoints, null, '7.0', 'live_migration')).toThrow(/does not support RPC version 7.0/);

@@ -2,15 +2,15 @@
 // target.server reaches that host's endpoints the way the real RpcServer
 // dispatches: args and context cross as JSON, the method is picked by
 // namespace and version (oslo's dispatcher; no version means '1.0'), the
-// server's deserializeArgs runs, then the schema check, then the handler. Failures come
+// server's deserializeArgs runs, then the args are parsed with the method's schema, then the handler. Failures come
 // back through oslo's serialize/deserialize, so the caller sees an RpcError
 // named after the remote class, exactly as over AMQP.
 
-import { InvalidArguments, MessagingTimeout } from '../../../src/rpc/errors.js';
+import { parseArgs } from '../../../src/rpc/args.js';
+import { MessagingTimeout } from '../../../src/rpc/errors.js';
 import { contextFromDict, contextToDict } from '../../../src/rpc/context.js';
 import { findMethod } from '../../../src/rpc/dispatcher.js';
 import { deserializeFailure, serializeFailure } from '../../../src/rpc/failure.js';
-import { validate } from '../../../src/rpc/schema.js';
 import type { CallOptions, NotificationPriority, Notifier, RequestContext, RpcClient, RpcEndpoint, Target } from '../../../src/rpc/types.js';
 
 export interface BusMessage {
@@ -123,11 +123,9 @@ export class FakeBus {
       await gate.released;
     }
     try {
-      const m = findMethod(srv.endpoints, target.namespace ?? null, target.version ?? '1.0', method);
+      const { endpoint, method: m } = findMethod(srv.endpoints, target.namespace ?? null, target.version ?? '1.0', method);
       const a = srv.opts.deserializeArgs ? srv.opts.deserializeArgs(wireArgs) : wireArgs;
-      const bad = validate(m.args, a, 'args');
-      if (bad) throw new InvalidArguments(bad);
-      return wire(await m.handler(wireCtx, a));
+      return wire(await m.handler(wireCtx, parseArgs(endpoint, m, a)));
     } catch (err) {
       throw deserializeFailure(serializeFailure(err));
     }

@@ -1,0 +1,116 @@
+// The args of Nova's live-migration compute RPC methods, as zod schemas.
+// Objects are loose: Nova objects carry many fields ferry reads later
+// (readInstance reads display_name, node, vm_state) or passes back on.
+import { z } from 'zod';
+import { HOSTNAME, TIMEOUT_ACTIONS } from '../config/index.js';
+import { failsAs } from '../rpc/args.js';
+
+export const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
+
+const uuid = z.string().regex(UUID);
+const size = z.int().min(0);
+
+export const instance = z.looseObject({
+  uuid,
+  name: z.string().nullish(),
+  host: z.string().nullish(),
+  flavor: z
+    .looseObject({
+      memory_mb: size.nullish(),
+      vcpus: size.nullish(),
+      root_gb: size.nullish(),
+    })
+    .nullish(),
+  block_device_mappings: z.array(z.looseObject({ device_name: z.string().nullish() })).nullish(),
+});
+
+/** The fields of LibvirtLiveMigrateData ferry checks; the rest passes through. */
+export const migrateData = z.looseObject({
+  block_migration: z.boolean().nullish(),
+  is_shared_instance_path: z.boolean().optional(),
+  is_shared_block_storage: z.boolean().optional(),
+  target_connect_addr: z.string().regex(HOSTNAME).nullish(),
+  disk_available_mb: z.int().nullish(),
+  filename: z.string().nullish(),
+});
+
+export const diskInfo = z.looseObject({
+  path: z.string(),
+  type: z.enum(['qcow2', 'raw']),
+  virt_disk_size: size,
+  disk_size: size.optional(),
+  dev: z.string().optional(),
+});
+
+const DISK_LIST = 'expected a list of disks';
+
+/** Nova sends `disk` as a JSON string (get_instance_disk_info); ferry also takes the list itself. None means no disks. */
+export const disks = z.preprocess((raw, ctx) => {
+  if (raw === null || raw === undefined) return [];
+  let list: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      list = JSON.parse(raw);
+    } catch {
+      list = undefined;
+    }
+  }
+  if (!Array.isArray(list)) ctx.addIssue({ code: 'custom', message: DISK_LIST, input: raw });
+  return list;
+}, z.array(diskInfo));
+
+const MIGRATION_ID = 'expected an integer id or a migration uuid';
+
+/**
+ * live_migration_abort's migration_id: Nova's integer id, or (ferry) the
+ * migration uuid. One message whichever way it fails: the union's covers
+ * "neither type", each branch's covers its own checks (range, pattern).
+ */
+const idError = { error: failsAs(MIGRATION_ID) };
+export const migrationId = z.union([z.int(idError), z.string(idError).regex(UUID)], idError);
+
+export const checkCanLiveMigrateDestinationArgs = z.looseObject({
+  instance,
+  block_migration: z.boolean().nullish(),
+  disk_over_commit: z.boolean().nullish(),
+  migration: z.looseObject({}).nullish(),
+  limits: z.looseObject({}).nullish(),
+});
+
+export const checkCanLiveMigrateSourceArgs = z.looseObject({
+  instance,
+  dest_check_data: z.looseObject({}),
+});
+
+export const preLiveMigrationArgs = z.looseObject({
+  instance,
+  disk: disks,
+  migrate_data: migrateData.nullable(),
+});
+
+export const liveMigrationArgs = z.looseObject({
+  instance,
+  dest: z.string(),
+  block_migration: z.boolean().nullish(),
+  migrate_data: migrateData.nullish(),
+  migration: z.looseObject({ id: z.int().nullish(), uuid: uuid.nullish() }).nullish(),
+  timeout_seconds: z.int().min(0).nullish(),
+  on_timeout: z.enum(TIMEOUT_ACTIONS).nullish(),
+});
+
+export const postLiveMigrationAtDestinationArgs = z.looseObject({
+  instance,
+  block_migration: z.boolean().nullish(),
+});
+
+export const rollbackLiveMigrationAtDestinationArgs = z.looseObject({
+  instance,
+  destroy_disks: z.boolean().nullish(),
+  migrate_data: migrateData.nullish(),
+});
+
+export const liveMigrationAbortArgs = z.looseObject({ instance, migration_id: migrationId });
+
+export const instanceOnlyArgs = z.looseObject({ instance });
+
+export const listMigrationsArgs = z.looseObject({ instance_uuid: uuid.nullish() });
