@@ -59,8 +59,9 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
       post_live_migration_at_destination: rpcMethod(postLiveMigrationAtDestinationArgs, (ctx, a) =>
         dest.postLiveMigrationAtDestination(ctx, readInstance(a.instance)),
       ),
+      // destroy_disks and migrate_data are accepted as Nova sends them; what is removed is the destination's own record.
       rollback_live_migration_at_destination: rpcMethod(rollbackLiveMigrationAtDestinationArgs, (ctx, a) =>
-        dest.rollbackLiveMigrationAtDestination(ctx, readInstance(a.instance), a.destroy_disks ?? true, a.migrate_data ?? {}),
+        dest.rollbackLiveMigrationAtDestination(ctx, readInstance(a.instance)),
       ),
       live_migration_abort: rpcMethod(liveMigrationAbortArgs, (ctx, a) =>
         source.abort(ctx, readInstance(a.instance).uuid, a.migration_id),

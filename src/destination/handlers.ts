@@ -7,9 +7,12 @@ import { postLiveMigrationAtDestination } from './arrival.js';
 import { checkCanLiveMigrateDestination } from './checks.js';
 import type { DestinationDeps } from './deps.js';
 import { preLiveMigration } from './prepare.js';
+import { Preparations } from './preparations.js';
 import { rollbackLiveMigrationAtDestination } from './rollback.js';
 
 export class DestinationHandlers {
+  private readonly preparations = new Preparations();
+
   constructor(private readonly deps: DestinationDeps) {}
 
   checkCanLiveMigrateDestination(ctx: RequestContext, instance: InstanceRef, blockMigration: boolean | null, diskOverCommit: boolean | null): Promise<LiveMigrateData> {
@@ -17,14 +20,15 @@ export class DestinationHandlers {
   }
 
   preLiveMigration(ctx: RequestContext, instance: InstanceRef, disks: InstanceDiskInfo[], migrateData: LiveMigrateData): Promise<LiveMigrateData> {
-    return preLiveMigration(this.deps, ctx, instance, disks, migrateData);
+    return preLiveMigration(this.deps, this.preparations, ctx, instance, disks, migrateData);
   }
 
   postLiveMigrationAtDestination(ctx: RequestContext, instance: InstanceRef): Promise<null> {
-    return postLiveMigrationAtDestination(this.deps, ctx, instance);
+    return postLiveMigrationAtDestination(this.deps, this.preparations, ctx, instance);
   }
 
-  rollbackLiveMigrationAtDestination(ctx: RequestContext, instance: InstanceRef, destroyDisks: boolean, migrateData: LiveMigrateData): Promise<null> {
-    return rollbackLiveMigrationAtDestination(this.deps, ctx, instance, destroyDisks, migrateData);
+  /** Removes what this host prepared for the instance; the caller's destroy_disks and migrate_data do not widen it. */
+  rollbackLiveMigrationAtDestination(ctx: RequestContext, instance: InstanceRef): Promise<null> {
+    return rollbackLiveMigrationAtDestination(this.deps, this.preparations, ctx, instance);
   }
 }

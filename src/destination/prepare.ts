@@ -8,9 +8,11 @@ import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from '../nova/
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { DestinationDeps } from './deps.js';
+import type { Preparations } from './preparations.js';
 
 export async function preLiveMigration(
   deps: DestinationDeps,
+  preparations: Preparations,
   ctx: RequestContext,
   instance: InstanceRef,
   disks: InstanceDiskInfo[],
@@ -31,6 +33,7 @@ export async function preLiveMigration(
         }
       }
       const bdms = await connectVolumes(deps.host, instance);
+      if (createdDir) preparations.createdDir(instance.uuid);
       return {
         ...migrateData,
         bdms,

@@ -1,38 +1,51 @@
-// Nova's rollback_live_migration_at_destination: remove what
-// pre_live_migration made, but never a guest that is running here.
+// Nova's rollback_live_migration_at_destination: remove what this host's
+// pre_live_migration made for the instance, and nothing else. What to remove
+// is this host's own record, never the caller's word (destroy_disks,
+// migrate_data): a call with missing or wrong arguments cannot delete a
+// guest's disks. A guest that runs here, or holds half its memory here in
+// post-copy, is never touched.
 
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, isVirError, VirErrorCode } from '../libvirt/types.js';
+import { DomainState, isVirError, PausedReason, VirErrorCode, type DomainStateInfo } from '../libvirt/types.js';
+import { authorize } from '../nova/authorize.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
-import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { DestinationDeps } from './deps.js';
+import type { Preparations } from './preparations.js';
 
 export async function rollbackLiveMigrationAtDestination(
   deps: DestinationDeps,
+  preparations: Preparations,
   ctx: RequestContext,
   instance: InstanceRef,
-  destroyDisks: boolean,
-  migrateData: LiveMigrateData,
 ): Promise<null> {
   const { storage, log, notifications } = deps;
+  authorize(ctx, deps.config.management_roles, 'compute:rollback_live_migration_at_destination', log);
   return notifications.around(ctx, 'live_migration_rollback_dest', instance, async () => {
     const dom = await findDomain(deps.libvirt, instance.uuid);
     if (dom) {
-      const { state } = await dom.getState();
-      // A running guest here means the migration in fact finished: never destroy it.
-      if (state === DomainState.RUNNING) {
-        log.error({ instance: instance.uuid }, 'rollback refused: the instance is running on this host');
-        throw new MigrationPreCheckError(`instance ${instance.uuid} is running on ${deps.host}; not rolled back`);
+      const state = await dom.getState();
+      if (!isIncomingHalf(state)) {
+        log.error({ instance: instance.uuid, state: DomainState[state.state], reason: state.reason }, 'rollback refused: the guest lives on this host');
+        throw new MigrationPreCheckError(`instance ${instance.uuid} is ${DomainState[state.state]?.toLowerCase()} on ${deps.host}; not rolled back`);
       }
       await ignoreGone(dom.destroy());
       await ignoreGone(dom.undefine());
     }
-    // pre_live_migration made the folder unless the instance path is shared: take it away again.
-    if (destroyDisks || !migrateData.is_shared_instance_path) await storage.removeInstanceDir(instance.uuid);
+    if (preparations.madeDir(instance.uuid)) await storage.removeInstanceDir(instance.uuid);
+    else log.info({ instance: instance.uuid }, 'rollback: this host made no instance folder for the migration; nothing removed');
+    preparations.forget(instance.uuid);
     return null;
   });
+}
+
+/**
+ * The only domain a roll back may take away: the paused, never-run incoming
+ * half of a pre-copy migration. Running, post-copy and anything else stay.
+ */
+function isIncomingHalf({ state, reason }: DomainStateInfo): boolean {
+  return state === DomainState.PAUSED && reason === PausedReason.MIGRATION;
 }
 
 /** The domain went away (or stopped) meanwhile: what we wanted anyway. */

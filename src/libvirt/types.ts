@@ -49,6 +49,14 @@ export enum DomainState {
   PMSUSPENDED = 7,
 }
 
+/** virDomainPausedReason: the ones ferry branches on. */
+export enum PausedReason {
+  /** An incoming migration's domain, which has not run here yet. */
+  MIGRATION = 2,
+  POSTCOPY = 12,
+  POSTCOPY_FAILED = 13,
+}
+
 /** virDomainEventType (lifecycle) */
 export enum LifecycleEvent {
   DEFINED = 0,

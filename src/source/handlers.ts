@@ -21,7 +21,7 @@ import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
-import { authorize } from './authorize.js';
+import { authorize } from '../nova/authorize.js';
 import type { SourceDeps } from './deps.js';
 import { finishMigration } from './finish.js';
 import { planMigration } from './plan.js';

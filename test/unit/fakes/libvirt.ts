@@ -10,6 +10,7 @@ import {
   DomainState,
   JobType,
   MigrateFlag,
+  PausedReason,
   VirErrorCode,
   type Connection,
   type Domain,
@@ -91,6 +92,8 @@ interface Pending {
 
 export class FakeDomain implements Domain {
   state: DomainState;
+  /** virDomainGetState's reason, as libvirt sets it for migrations (e.g. PausedReason.MIGRATION). */
+  reason = 0;
   persistent: boolean;
   /** Removed from its connection: every call fails with NO_DOMAIN, as a stale libvirt handle does. */
   gone = false;
@@ -193,7 +196,7 @@ export class FakeDomain implements Domain {
   async getState(): Promise<DomainStateInfo> {
     await this.record('getState');
     this.alive();
-    return { state: this.state, reason: 0 };
+    return { state: this.state, reason: this.reason };
   }
 
   async create(): Promise<void> {
@@ -243,7 +246,7 @@ export class FakeDomain implements Domain {
     const dest = m ? this.conn.world?.resolve(m[1]!.replace(/^\[|\]$/g, '')) : undefined;
     if (!dest) throw virError(VirErrorCode.OPERATION_FAILED, `unable to connect to server at '${dconnuri}': Name or service not known`);
     if (dest.domains.has(this.uuid)) throw virError(VirErrorCode.OPERATION_FAILED, `domain '${this.name}' already exists on the destination`);
-    dest.addDomain(this.uuid, this.name, params.destination_xml ?? this.xml, { state: DomainState.PAUSED, persistent: false });
+    dest.addDomain(this.uuid, this.name, params.destination_xml ?? this.xml, { state: DomainState.PAUSED, persistent: false }).reason = PausedReason.MIGRATION;
     const done = new Promise<void>((resolve, reject) => {
       this.pending = { uri: dconnuri, params, flags, dest, postCopy: false, polls: 0, timer: null, resolve, reject };
     });
@@ -328,8 +331,12 @@ export class FakeDomain implements Domain {
     if ((p.flags & MigrateFlag.POSTCOPY) === 0) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag');
     p.postCopy = true;
     this.state = DomainState.PAUSED;
+    this.reason = PausedReason.POSTCOPY;
     const incoming = p.dest.domains.get(this.uuid);
-    if (incoming) incoming.state = DomainState.RUNNING;
+    if (incoming) {
+      incoming.state = DomainState.RUNNING;
+      incoming.reason = 10; // VIR_DOMAIN_RUNNING_POSTCOPY
+    }
     this.schedule(this.behaviour.postCopyCompleteMs, () => this.completeMigration());
   }
 }

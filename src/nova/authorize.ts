@@ -1,8 +1,8 @@
-// Nova's policy for the operator actions on a running migration: admin only
-// (`is_admin`, or a role in `management_roles`). A refusal is logged.
+// Nova's policy for the admin-only compute actions (abort, force-complete,
+// roll back): `is_admin`, or a role in `management_roles`. A refusal is logged.
 
 import type { Logger } from '../log/logger.js';
-import { Forbidden } from '../nova/errors.js';
+import { Forbidden } from './errors.js';
 import type { RequestContext } from '../rpc/types.js';
 
 export function authorize(ctx: RequestContext, managementRoles: readonly string[], action: string, log: Logger): void {
