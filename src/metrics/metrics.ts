@@ -57,7 +57,7 @@ export class FerryMetrics {
   });
   readonly monitorActions = new Counter({
     name: 'ferry_migration_actions_total',
-    help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause)',
+    help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause; abort_failed etc. once the timeout gave up)',
     labelNames: ['action', 'reason'] as const,
     registers: [this.registry],
   });

@@ -12,6 +12,8 @@ import {
   decide,
   findJobType,
   initialMonitorState,
+  MAX_TIMEOUT_ATTEMPTS,
+  timeoutGaveUp,
   type DowntimeStep,
   type FinishOutcome,
   type MonitorAction,
@@ -38,6 +40,14 @@ export interface MonitorOptions {
 }
 
 type Settled = { ok: true } | { ok: false; err: unknown };
+
+/**
+ * Job stats that fail this many polls in a row (0.5 s apart) mean the
+ * monitor has lost sight of the job; fewer are a hiccup, polled through.
+ */
+export const MAX_POLL_ERRORS = 5;
+/** Attempts at aborting a job the monitor lost sight of. */
+const BLIND_ABORT_ATTEMPTS = 3;
 
 export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
   const { record, registry, log } = o;
@@ -77,6 +87,16 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
 
   let state: MonitorState = initialMonitorState();
   let jobOver = false;
+  let pollErrors = 0;
+  /** Until the next poll, or until migrateToURI3 returns or the job-completed event comes. */
+  const sleep = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, o.pollMs);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   try {
     for (;;) {
       const elapsedSeconds = (performance.now() - started) / 1000;
@@ -96,10 +116,17 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         let sample: JobStats;
         try {
           sample = await poll(o.domain);
+          pollErrors = 0;
         } catch (err) {
+          pollErrors += 1;
+          if (pollErrors < MAX_POLL_ERRORS) {
+            log.warn({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; polling on');
+            await sleep();
+            continue;
+          }
           // Nova: a monitor that cannot read the job aborts it rather than leaving it unattended.
-          log.error({ err, migration: record.uuid }, 'cannot read migration job stats; aborting the job');
-          await o.domain.abortJob().catch(() => {});
+          log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; aborting the job');
+          await abortBlind(o);
           await o.worker.catch(() => {});
           throw err;
         }
@@ -111,8 +138,13 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
           try {
             await perform(action, o, state);
           } catch (err) {
-            // libvirt refused: the record is unchanged and a refused claim is freed (control.ts).
-            log.error({ err, migration: record.uuid, action: action.kind }, 'monitor action failed');
+            // libvirt refused: the record is unchanged and a refused claim is freed (control.ts),
+            // so the timeout asks again later, until it gives up.
+            log.error({ err, migration: record.uuid, action: action.kind, attempt: state.timeoutAttempts }, 'monitor action failed');
+            if ('reason' in action && action.reason === 'timeout' && timeoutGaveUp(state)) {
+              registry.update(record, { error: `the completion timeout's ${action.kind} failed ${MAX_TIMEOUT_ATTEMPTS} times: ${errorMessage(err)}` });
+              registry.noteAction(record, `${action.kind}_failed`, 'timeout');
+            }
           }
         }
         // The job is over per libvirt: wait for migrateToURI3 to return before judging.
@@ -120,13 +152,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
       }
       // migrateToURI3 may have returned while we were polling (its wake-up went to the last sleep).
       if (worker.settled) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, o.pollMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await sleep();
     }
   } finally {
     unsubscribe?.();
@@ -158,6 +184,19 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
       registry.reportProgress(record);
       (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, downtime: state.currentDowntime }, 'migration progress');
       return;
+  }
+}
+
+/** abortJob, retried a poll apart: a job nobody can watch must not run on unattended. */
+async function abortBlind(o: MonitorOptions): Promise<void> {
+  for (let attempt = 1; attempt <= BLIND_ABORT_ATTEMPTS; attempt++) {
+    try {
+      await o.domain.abortJob();
+      return;
+    } catch (err) {
+      o.log.error({ err, migration: o.record.uuid, attempt }, 'abortJob failed');
+      if (attempt < BLIND_ABORT_ATTEMPTS) await new Promise((r) => setTimeout(r, o.pollMs));
+    }
   }
 }
 

@@ -118,14 +118,13 @@ export function classifyJobStatsError(code: number, message: string): JobStatsEr
 
 // ---------------------------------------------------------------- decide()
 
-export type ForceCompleteReason = 'timeout' | 'operator';
 export type FinishOutcome = 'completed' | 'failed' | 'cancelled';
 
 export type MonitorAction =
   | { kind: 'set_downtime'; ms: number }
   | { kind: 'abort'; reason: 'timeout' }
-  | { kind: 'start_postcopy'; reason: ForceCompleteReason }
-  | { kind: 'pause'; reason: ForceCompleteReason }
+  | { kind: 'start_postcopy'; reason: 'timeout' }
+  | { kind: 'pause'; reason: 'timeout' }
   | { kind: 'save_stats'; counters: MigrationCounters; progress: number; logInfo: boolean }
   | { kind: 'resume_source' }
   | { kind: 'finish'; outcome: FinishOutcome };
@@ -150,8 +149,10 @@ export type EndGame = Pick<MigrationRecord, 'status' | 'claimedAction' | 'paused
 /** What the policy itself remembers between polls. */
 export interface MonitorState {
   currentDowntime: number | null;
-  /** the completion timeout has acted (it acts once) */
-  timeoutFired: boolean;
+  /** times the completion timeout's action was asked for */
+  timeoutAttempts: number;
+  /** elapsed seconds at the last of them */
+  lastTimeoutAttemptAt: number | null;
   /** UNBOUNDED polls seen so far */
   pollCount: number;
 }
@@ -178,15 +179,22 @@ export interface MonitorDecision {
 }
 
 export const DEFAULT_STATS_EVERY = 10;
+/**
+ * A timeout action libvirt refused frees its claim (control.ts); the timeout
+ * owns the end until its action took: it asks again this often, this many
+ * times in all, then the migration is reported as failing to end.
+ */
+export const TIMEOUT_RETRY_SECONDS = 5;
+export const MAX_TIMEOUT_ATTEMPTS = 5;
 /** Nova logs progress at INFO every 60 polls (30 s), DEBUG otherwise. */
 const INFO_LOG_EVERY_SAVES = 6;
 
 export function initialMonitorState(): MonitorState {
-  return { currentDowntime: null, timeoutFired: false, pollCount: 0 };
+  return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0 };
 }
 
 /** Nova's force-complete: switch to post-copy if permitted, else pause the source. */
-function forceComplete(settings: MonitorSettings, reason: ForceCompleteReason): MonitorAction {
+function forceComplete(settings: MonitorSettings, reason: 'timeout'): MonitorAction {
   return settings.postCopyPermitted ? { kind: 'start_postcopy', reason } : { kind: 'pause', reason };
 }
 
@@ -196,14 +204,26 @@ function finish(endGame: EndGame, outcome: FinishOutcome): MonitorAction[] {
   return [...resume, { kind: 'finish', outcome }];
 }
 
+function timeoutMayTry(s: MonitorState, elapsed: number): boolean {
+  if (s.timeoutAttempts >= MAX_TIMEOUT_ATTEMPTS) return false;
+  return s.lastTimeoutAttemptAt === null || elapsed - s.lastTimeoutAttemptAt >= TIMEOUT_RETRY_SECONDS;
+}
+
+/** The timeout has asked for its action as often as it may: it will not ask again. */
+export function timeoutGaveUp(s: MonitorState): boolean {
+  return s.timeoutAttempts >= MAX_TIMEOUT_ATTEMPTS;
+}
+
 function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
   const { settings, endGame, elapsedSeconds: elapsed } = input;
   const actions: MonitorAction[] = [];
 
-  // 1. Completion timeout, acted on once. An end already claimed (by the
-  //    operator) is left alone; if that claim is freed, the timeout may act.
-  if (!s.timeoutFired && endGame.claimedAction === null && shouldTriggerTimeoutAction(elapsed, settings.completionTimeout, endGame.status)) {
-    s.timeoutFired = true;
+  // 1. Completion timeout. An end already claimed (by the operator, or by an
+  //    earlier attempt that took) is left alone; while nobody holds it, the
+  //    timeout asks again every TIMEOUT_RETRY_SECONDS, MAX_TIMEOUT_ATTEMPTS times.
+  if (endGame.claimedAction === null && shouldTriggerTimeoutAction(elapsed, settings.completionTimeout, endGame.status) && timeoutMayTry(s, elapsed)) {
+    s.timeoutAttempts += 1;
+    s.lastTimeoutAttemptAt = elapsed;
     actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'timeout' } : forceComplete(settings, 'timeout'));
   }
 

@@ -2,6 +2,9 @@
 // real time (the source polls every 500 ms). Tests run concurrently, each on
 // its own cluster, to keep the file at a few seconds.
 import { describe, expect, it } from 'vitest';
+import { DomainState } from '../../src/libvirt/types.js';
+import { MAX_POLL_ERRORS } from '../../src/monitor/loop.js';
+import { MAX_TIMEOUT_ATTEMPTS, TIMEOUT_RETRY_SECONDS } from '../../src/monitor/policy.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import { adminContext } from './fakes/rpc.js';
 import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
@@ -216,6 +219,91 @@ describe.concurrent('operator and timeout together', () => {
       g.dom.migrateStartPostCopy = real;
       await c.api.liveMigrationAbort(adminContext(), c.src.name, instanceArg(g.instance), id, 'call');
       expect((await waitDone(c, uuid)).status).toBe(S.cancelled);
+    } finally {
+      await c.cleanup();
+    }
+  });
+});
+
+describe.concurrent('every end-game action has an owner until it takes', () => {
+  const refused = () => Object.assign(new Error('internal error: unable to execute QEMU command'), { code: 1, domain: 10 });
+
+  it('a refused timeout abortJob is asked for again TIMEOUT_RETRY_SECONDS later, and then takes', async () => {
+    const { c, g, uuid, t0 } = await setup({}, { timeoutSeconds: 1, onTimeout: 'abort' });
+    try {
+      g.dom.abortJobError = refused();
+      const r = await waitDone(c, uuid, 15_000);
+      expect(r.status).toBe(S.cancelled);
+      const [first, second, ...more] = since(c, 'abortJob', t0);
+      expect(more).toEqual([]);
+      expect(first).toBeGreaterThan(1000);
+      expect(second! - first!).toBeGreaterThanOrEqual(TIMEOUT_RETRY_SECONDS * 1000);
+      expect(r.claimedAction).toBe('abort');
+      expect(c.src.finals.get(uuid)).toBe(1);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  it('an abortJob that never takes: MAX_TIMEOUT_ATTEMPTS attempts, then the migration says so and runs on', async () => {
+    const { c, g, uuid } = await setup({}, { timeoutSeconds: 1, onTimeout: 'abort' });
+    try {
+      const real = g.dom.abortJob.bind(g.dom);
+      let attempts = 0;
+      g.dom.abortJob = async () => {
+        attempts++;
+        throw refused();
+      };
+      const said = new Promise<string>((resolve) =>
+        c.src.registry.on('action', (r, action) => {
+          if (r.uuid === uuid && action === 'abort_failed') resolve(r.error ?? '');
+        }),
+      );
+      expect(await said).toMatch(new RegExp(`the completion timeout's abort failed ${MAX_TIMEOUT_ATTEMPTS} times: internal error`));
+      expect(attempts).toBe(MAX_TIMEOUT_ATTEMPTS);
+      const r = c.src.registry.get(uuid)!;
+      expect(r).toMatchObject({ status: S.running, claimedAction: null });
+      // Nobody holds the end: the operator still can.
+      g.dom.abortJob = real;
+      await c.api.liveMigrationAbort(adminContext(), c.src.name, instanceArg(g.instance), uuid, 'call');
+      expect((await waitDone(c, uuid)).status).toBe(S.cancelled);
+    } finally {
+      await c.cleanup();
+    }
+  }, 60_000);
+
+  it('a failed operator force-complete leaves the completion timeout armed', async () => {
+    const { c, g, uuid, t0 } = await setup({}, { timeoutSeconds: 2, onTimeout: 'abort' });
+    try {
+      g.dom.suspend = async () => {
+        throw refused();
+      };
+      const operator = await c.api.liveMigrationForceComplete(adminContext(), c.src.name, instanceArg(g.instance), 'call').then(() => 'ok', (e: Error) => e.message);
+      expect(operator).toMatch(/unable to execute QEMU command/);
+      expect(c.src.registry.get(uuid)).toMatchObject({ status: S.running, claimedAction: null, pausedByUs: false });
+      const r = await waitDone(c, uuid, 10_000);
+      expect(r.status).toBe(S.cancelled);
+      const [abortAt] = since(c, 'abortJob', t0);
+      expect(abortAt).toBeGreaterThan(2000);
+      expect(r.claimedAction).toBe('abort');
+      expect(g.dom.state).toBe(DomainState.RUNNING);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  it(`job stats failing fewer than ${MAX_POLL_ERRORS} polls in a row are polled through; that many abort the job`, async () => {
+    const { c, g, uuid } = await setup({});
+    try {
+      const statsError = () => Object.assign(new Error('Unable to read from monitor: Connection reset by peer'), { code: 1, domain: 10 });
+      g.dom.jobStatsScript = [statsError(), statsError(), { type: 2 }];
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(c.src.registry.get(uuid)?.status).toBe(S.running);
+      expect(c.src.conn.callsOf('abortJob')).toHaveLength(0);
+      g.dom.jobStatsScript = Array.from({ length: MAX_POLL_ERRORS }, statsError);
+      const r = await waitDone(c, uuid, 10_000);
+      expect(r.status).toBe(S.failed);
+      expect(c.src.conn.callsOf('abortJob')).toHaveLength(1);
     } finally {
       await c.cleanup();
     }

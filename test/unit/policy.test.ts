@@ -7,7 +7,10 @@ import {
   downtimeSteps,
   findJobType,
   initialMonitorState,
+  MAX_TIMEOUT_ATTEMPTS,
   shouldTriggerTimeoutAction,
+  TIMEOUT_RETRY_SECONDS,
+  timeoutGaveUp,
   timedDowntimeSteps,
   updateDowntime,
   type DowntimeStep,
@@ -160,13 +163,26 @@ describe('decide: one UNBOUNDED step (run_tasks equivalents)', () => {
   });
   it('the policy never marks post-copy or the pause itself: the record does, once libvirt took it', () => {
     const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true }), 11);
-    expect(Object.keys(d.state).sort()).toEqual(['currentDowntime', 'pollCount', 'timeoutFired']);
+    expect(Object.keys(d.state).sort()).toEqual(['currentDowntime', 'lastTimeoutAttemptAt', 'pollCount', 'timeoutAttempts']);
   });
-  it('a timeout action libvirt refused is not repeated by the timeout (its claim is freed for the operator)', () => {
-    const s = settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true });
+  it('a timeout action libvirt refused is asked for again every TIMEOUT_RETRY_SECONDS, MAX_TIMEOUT_ATTEMPTS times, then given up', () => {
+    const s = settings({ completionTimeout: 10, timeoutAction: 'abort' });
+    // The record is unchanged after each refusal: still running, unclaimed.
+    let st = state();
+    const askedAt: number[] = [];
+    for (let t = 11; t < 11 + 60; t += 0.5) {
+      const d = step(st, s, t);
+      if (kinds(d.actions).some((a) => a.kind === 'abort')) askedAt.push(t);
+      st = d.state;
+    }
+    expect(askedAt).toEqual(Array.from({ length: MAX_TIMEOUT_ATTEMPTS }, (_, i) => 11 + i * TIMEOUT_RETRY_SECONDS));
+    expect(timeoutGaveUp(st)).toBe(true);
+  });
+  it('a timeout action that took holds the claim: it is not asked for again', () => {
+    const s = settings({ completionTimeout: 10, timeoutAction: 'abort' });
     const first = step(state(), s, 11);
-    // The record is unchanged after the refusal: still running, unclaimed.
-    expect(kinds(step(first.state, s, 12).actions)).toEqual([]);
+    const claimed: EndGame = { ...RUNNING, claimedAction: 'abort' };
+    expect(kinds(step(first.state, s, 11 + TIMEOUT_RETRY_SECONDS, claimed).actions)).toEqual([]);
   });
   it('order: timeout, downtime, stats', () => {
     const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'abort', downtimeSteps: [[0, 50]] }), 11);
@@ -372,14 +388,19 @@ describe('decide: timed scenarios (Nova test_driver)', () => {
 
   it('the abort fires at the first poll past the timeout', () => {
     let st = initialMonitorState();
+    // As control.ts: the abort's claim holds once libvirt took it.
+    const endGame: EndGame = { ...RUNNING };
     const at: number[] = [];
     for (const t of [0, 40, 80, 120, 160, 200, 240, 280, 320]) {
-      const d = decide({ sample: unb(), elapsedSeconds: t, workerFinished: false, endGame: RUNNING, settings: settings({ completionTimeout: 200 }), state: st });
-      if (d.actions.some((a) => a.kind === 'abort')) at.push(t);
+      const d = decide({ sample: unb(), elapsedSeconds: t, workerFinished: false, endGame: { ...endGame }, settings: settings({ completionTimeout: 200 }), state: st });
+      if (d.actions.some((a) => a.kind === 'abort')) {
+        at.push(t);
+        endGame.claimedAction = 'abort';
+      }
       st = d.state;
     }
     expect(at).toEqual([240]);
-    expect(st.timeoutFired).toBe(true);
+    expect(st.timeoutAttempts).toBe(1);
   });
 
   it('completion_timeout 40 with force_complete and post-copy on -> post-copy switch, success', () => {
@@ -429,7 +450,7 @@ describe('decide: timeout action vs operator force-complete (at most one end-gam
       times: [0, 10, 60],
     });
     expect(r.actions).toEqual([{ kind: 'finish', outcome: 'completed' }]);
-    expect(r.state.timeoutFired).toBe(false);
+    expect(r.state.timeoutAttempts).toBe(0);
   });
   it('an operator claim freed again (libvirt refused it) -> the timeout acts at the next poll past the deadline', () => {
     const s = settings({ completionTimeout: 50, timeoutAction: 'abort' });
