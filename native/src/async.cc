@@ -1,11 +1,59 @@
 // Runs libvirt calls off the JS thread and settles Promises on it.
 #include "common.h"
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace virt {
 
 namespace {
+
+// ferry's own threads for the short libvirt calls and for dropping handles.
+// libuv's 4-thread pool also serves fs, dns and crypto: a stalled libvirtd
+// holding it would starve them. Threads start on first use and live as long
+// as the process (detached, idle on the condition variable).
+class CallPool {
+ public:
+  static constexpr int kThreads = 4;
+
+  static CallPool& Get() {
+    static CallPool pool;
+    return pool;
+  }
+
+  // Throws std::system_error when no thread can be started.
+  void Post(std::function<void()> task) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (started_ < kThreads) {
+      std::thread([this] { Serve(); }).detach();
+      started_++;
+    }
+    tasks_.push_back(std::move(task));
+    cv_.notify_one();
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return !tasks_.empty(); });
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  int started_ = 0;
+};
 
 struct Job {
   Napi::Promise::Deferred deferred;
@@ -41,17 +89,6 @@ struct Job {
   }
 };
 
-class PoolWorker : public Napi::AsyncWorker {
- public:
-  PoolWorker(Napi::Env env, const char* name, std::unique_ptr<Job> job)
-      : Napi::AsyncWorker(env, name), job_(std::move(job)) {}
-  void Execute() override { job_->Run(); }
-  void OnOK() override { job_->Settle(Env()); }
-
- private:
-  std::unique_ptr<Job> job_;
-};
-
 void SettleOnJs(Napi::Env env, Napi::Function, std::nullptr_t*, Job* job) {
   std::unique_ptr<Job> owned(job);
   if (env) owned->Settle(env);  // env is null during teardown: just free
@@ -67,19 +104,33 @@ Finish Undefined() {
 Napi::Promise Queue(Napi::Env env, Mode mode, const char* name, Work work) {
   auto job = std::make_unique<Job>(env, std::move(work));
   Napi::Promise promise = job->deferred.Promise();
-  if (mode == Mode::Pool) {
-    (new PoolWorker(env, name, std::move(job)))->Queue();
-    return promise;
-  }
-  // A dedicated thread: a call that blocks for minutes must not occupy one of
-  // libuv's 4 pool threads (fs, dns, the short libvirt calls).
+  // The thread-safe function keeps the process alive until the job settled.
   SettleTsfn tsfn = SettleTsfn::New(env, name, 0, 1);
-  std::thread([tsfn, j = job.release()]() mutable {
+  Job* j = job.release();
+  auto run = [tsfn, j]() mutable {
     j->Run();
     if (tsfn.BlockingCall(j) != napi_ok) delete j;
     tsfn.Release();
-  }).detach();
+  };
+  try {
+    // Thread: a call that blocks for minutes (a migration) gets a thread of its own.
+    if (mode == Mode::Thread) std::thread(run).detach();
+    else CallPool::Get().Post(run);
+  } catch (const std::system_error& e) {
+    // Nothing will run the job: settle it here, and let the process exit.
+    std::unique_ptr<Job> owned(j);
+    tsfn.Release();
+    owned->deferred.Reject(Napi::Error::New(env, std::string("cannot start a thread for ") + name + ": " + e.what()).Value());
+  }
   return promise;
+}
+
+void ReleaseOffThread(std::function<void()> release) {
+  try {
+    CallPool::Get().Post(std::move(release));
+  } catch (const std::system_error&) {
+    release();  // better a call on this thread than a leaked handle
+  }
 }
 
 }  // namespace virt

@@ -34,9 +34,12 @@ DomHold AdoptDomain(virDomainPtr d);  // owns the reference it is given
 // Finish means failure (the error is captured into VirErr if Work did not).
 using Finish = std::function<Napi::Value(Napi::Env)>;
 using Work = std::function<Finish(VirErr&)>;
-enum class Mode { Pool, Thread };  // Pool: libuv pool (short); Thread: own std::thread (long)
+enum class Mode { Pool, Thread };  // Pool: ferry's call pool (short); Thread: own std::thread (long)
 Napi::Promise Queue(Napi::Env env, Mode mode, const char* name, Work work);
 Finish Undefined();
+// Runs a handle release (virDomainFree, virConnectClose) on the call pool:
+// dropping the last reference may talk to the daemon, never on the JS thread.
+void ReleaseOffThread(std::function<void()> release);
 
 // Typed parameters.
 struct Param {

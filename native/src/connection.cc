@@ -5,7 +5,6 @@
 #include <array>
 #include <atomic>
 #include <mutex>
-#include <thread>
 
 namespace virt::connection {
 
@@ -198,7 +197,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     if (!conn_) return;
     int ids[kNumEvents];
     std::copy(ids_, ids_ + kNumEvents, ids);
-    std::thread([c = conn_, ids, s = sink_]() { Teardown(c, ids, s); }).detach();
+    ReleaseOffThread([c = conn_, ids, s = sink_]() { Teardown(c, ids, s); });
     DropSink();
   }
 
@@ -393,12 +392,21 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
 
 Napi::Function Init(Napi::Env env) { return ConnectionWrap::Define(env); }
 
-// open(uri): read-write virConnectOpen, keepalive, close callback and the three
-// domain event registrations, all on a dedicated thread (remote opens can stall).
+// open(uri, {keepaliveInterval, keepaliveCount}): read-write virConnectOpen,
+// keepalive, close callback and the domain event registrations, all on a
+// dedicated thread (remote opens can stall).
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "uri: expected a string");
   std::string uri = info[0].As<Napi::String>();
+  // libvirt closes the connection after interval*(count+1) s without an answer.
+  int kaInterval = 5, kaCount = 5;
+  if (info.Length() > 1 && !info[1].IsUndefined()) {
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "options: expected an object");
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Has("keepaliveInterval")) kaInterval = (int)ToUInt(o.Get("keepaliveInterval"), "keepaliveInterval", 3600);
+    if (o.Has("keepaliveCount")) kaCount = (int)ToUInt(o.Get("keepaliveCount"), "keepaliveCount", 100);
+  }
   try {
     EnsureEventLoop();
   } catch (const std::exception& e) {
@@ -407,7 +415,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   auto* sink = new EventSink();
   sink->tsfn = EventTsfn::New(env, "libvirt-events", 0, 1, sink, EventSink::Finalize);
   sink->tsfn.Unref(env);  // events must not keep the process alive
-  return Queue(env, Mode::Thread, "virConnectOpen", [uri, sink](VirErr& err) -> Finish {
+  return Queue(env, Mode::Thread, "virConnectOpen", [uri, sink, kaInterval, kaCount](VirErr& err) -> Finish {
     auto o = std::make_shared<Opened>();
     o->uri = uri;
     o->conn = virConnectOpen(uri.c_str());
@@ -418,7 +426,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     }
     bool ok = true, closeCb = false;
     // The test driver has no keepalive (VIR_ERR_NO_SUPPORT); anything else is fatal.
-    if (virConnectSetKeepAlive(o->conn, 5, 5) < 0) {
+    if (virConnectSetKeepAlive(o->conn, kaInterval, (unsigned int)kaCount) < 0) {
       virErrorPtr e = virGetLastError();
       ok = e && e->code == VIR_ERR_NO_SUPPORT;
       if (!ok) err.Capture();

@@ -48,9 +48,8 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
     });
   }
 
-  ~DomainWrap() override {
-    if (dom_) virDomainFree(dom_);
-  }
+  // Runs in the GC finalizer, on the JS thread: the free itself goes to the call pool.
+  ~DomainWrap() override { Drop(); }
 
  private:
   virDomainPtr dom_ = nullptr;
@@ -206,9 +205,15 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
 
   // Drops this wrapper's reference now instead of at GC; in-flight calls keep their own.
   Napi::Value Free(const Napi::CallbackInfo& info) {
-    if (dom_) virDomainFree(dom_);
-    dom_ = nullptr;
+    Drop();
     return info.Env().Undefined();
+  }
+
+  void Drop() {
+    if (!dom_) return;
+    virDomainPtr d = dom_;
+    dom_ = nullptr;
+    ReleaseOffThread([d] { virDomainFree(d); });
   }
 };
 

@@ -33,11 +33,13 @@ DomHold HoldDomain(virDomainPtr d) {
   return AdoptDomain(d);
 }
 
-DomHold AdoptDomain(virDomainPtr d) { return DomHold(d, [](virDomainPtr p) { virDomainFree(p); }); }
+DomHold AdoptDomain(virDomainPtr d) {
+  return DomHold(d, [](virDomainPtr p) { ReleaseOffThread([p] { virDomainFree(p); }); });
+}
 
 ConnHold HoldConn(virConnectPtr c) {
   virConnectRef(c);
-  return ConnHold(c, [](virConnectPtr p) { virConnectClose(p); });
+  return ConnHold(c, [](virConnectPtr p) { ReleaseOffThread([p] { virConnectClose(p); }); });
 }
 
 unsigned long long ToUInt(Napi::Value v, const char* what, unsigned long long max) {

@@ -2,6 +2,8 @@
 #include "common.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 namespace {
@@ -9,6 +11,7 @@ namespace {
 using namespace virt;
 
 // Test hook for the thread model: a call that blocks like a long migration.
+// Exported only when FERRY_ADDON_TEST_HOOKS=1 at load time, never in ferryd.
 Napi::Value BlockForTesting(const Napi::CallbackInfo& info) {
   unsigned long long ms = ToUInt(info[0], "ms", 60000);
   Mode mode = info[1].ToBoolean() ? Mode::Thread : Mode::Pool;
@@ -25,7 +28,8 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   data->domainCtor = Napi::Persistent(dom);
   env.SetInstanceData(data);  // deleted with the environment
   exports.Set("open", Napi::Function::New(env, connection::Open, "open"));
-  exports.Set("blockForTesting", Napi::Function::New(env, BlockForTesting, "blockForTesting"));
+  const char* hooks = std::getenv("FERRY_ADDON_TEST_HOOKS");
+  if (hooks && std::string(hooks) == "1") exports.Set("blockForTesting", Napi::Function::New(env, BlockForTesting, "blockForTesting"));
   exports.Set("Connection", conn);
   exports.Set("Domain", dom);
   // The libvirt headers this addon was compiled against: a constant or param

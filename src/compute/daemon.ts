@@ -31,7 +31,10 @@ export interface Daemon {
 
 export async function startDaemon(config: FerryConfig, log: Logger): Promise<Daemon> {
   const metrics = new FerryMetrics();
-  const libvirt: Connection = await openConnection(config.libvirt.connection_uri);
+  const libvirt: Connection = await openConnection(config.libvirt.connection_uri, {
+    keepaliveInterval: config.libvirt.keepalive_interval,
+    keepaliveCount: config.libvirt.keepalive_count,
+  });
   metrics.libvirtConnected.set(1);
   libvirt.onClose((reason) => {
     metrics.libvirtConnected.set(0);

@@ -151,6 +151,8 @@ export function buildSchema(): SchemaNode {
     log_level: { doc: 'Log level.', format: [...LOG_LEVELS], default: 'info' },
     libvirt: {
       connection_uri: str('qemu:///system', 'libvirt URI of the local hypervisor.'),
+      keepalive_interval: int(5, 'Seconds between libvirt keepalive probes; the connection is closed after interval x (count + 1) s unanswered.', { min: 1, max: 3600 }),
+      keepalive_count: int(5, 'Unanswered keepalive probes before libvirt closes the connection.', { min: 1, max: 100 }),
       live_migration_scheme: nullable('Scheme of the migration connection URI; null = tcp.', 'ferry-scheme'),
       live_migration_inbound_addr: nullable('Address other hosts use to send migration data here.', 'ferry-host-or-null'),
       live_migration_bandwidth: int(0, 'Max migration bandwidth in MiB/s; 0 = unlimited.', { min: 0 }),

@@ -10,6 +10,9 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface LibvirtConfig {
   connection_uri: string;
+  /** seconds */
+  keepalive_interval: number;
+  keepalive_count: number;
   /** null -> tcp */
   live_migration_scheme: string | null;
   /** becomes migrate_data.target_connect_addr */

@@ -44,11 +44,17 @@ interface NativeConnection {
 }
 
 interface NativeAddon {
-  open(uri: string): Promise<NativeConnection>;
+  open(uri: string, opts: OpenOptions): Promise<NativeConnection>;
   /** LIBVIR_VERSION_NUMBER of the headers the addon was built against. */
   readonly headerVersion: number;
-  /** Test hook: sleeps `ms` off the JS thread, on an own thread or the libuv pool. */
-  blockForTesting(ms: number, ownThread: boolean): Promise<void>;
+  /** Test hook, exported only with FERRY_ADDON_TEST_HOOKS=1: sleeps `ms` on an own thread or the call pool. */
+  blockForTesting?(ms: number, ownThread: boolean): Promise<void>;
+}
+
+/** How long libvirt waits for an unanswering daemon: it closes the connection after interval × (count + 1) s. */
+export interface OpenOptions {
+  keepaliveInterval?: number;
+  keepaliveCount?: number;
 }
 
 let addon: NativeAddon | undefined;
@@ -265,17 +271,19 @@ function emit<T>(listeners: Listener<T>[], e: T): void {
   }
 }
 
-/** @internal For tests of the thread model only. */
+/** @internal For tests of the thread model only (FERRY_ADDON_TEST_HOOKS=1 before the addon loads). */
 export function blockForTesting(ms: number, ownThread: boolean): Promise<void> {
-  return native().blockForTesting(ms, ownThread);
+  const hook = native().blockForTesting;
+  if (!hook) throw new Error('the addon was loaded without FERRY_ADDON_TEST_HOOKS=1: no test hooks');
+  return hook(ms, ownThread);
 }
 
 /**
  * Open a read-write libvirt connection (virConnectOpen) with events registered,
  * and read the daemon's libvirt version once.
  */
-export async function openConnection(uri: string): Promise<Connection> {
-  const h = await call(() => native().open(uri));
+export async function openConnection(uri: string, opts: OpenOptions = {}): Promise<Connection> {
+  const h = await call(() => native().open(uri, opts));
   try {
     const daemon = await call(() => h.getLibVersion());
     const headers = native().headerVersion;

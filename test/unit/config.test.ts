@@ -28,6 +28,8 @@ const DEFAULTS: FerryConfig = {
   log_level: 'info',
   libvirt: {
     connection_uri: 'qemu:///system',
+    keepalive_interval: 5,
+    keepalive_count: 5,
     live_migration_scheme: null,
     live_migration_inbound_addr: null,
     live_migration_bandwidth: 0,

@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { execFileSync } from 'node:child_process';
+import { pbkdf2 } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DomainState,
@@ -27,6 +30,11 @@ import { itWith } from '../lab/requires.js';
 
 const URI = 'test:///default';
 const TEST_UUID = '6695eb01-f6a4-8304-79aa-97f2502e193f';
+const ADDON = fileURLToPath(new URL('../../native/build/Release/virt.node', import.meta.url));
+
+// The thread-model hook is exported only with this set when the addon loads
+// (it loads on first use, below): ferryd never has it.
+process.env.FERRY_ADDON_TEST_HOOKS = '1';
 
 let conn: Connection;
 beforeAll(async () => {
@@ -339,9 +347,10 @@ function track<T>(p: Promise<T>, order: string[], name: string): Promise<T> {
   return p;
 }
 
-// Order, not speed: these run while other suites load the machine. Long calls are
-// blockForTesting sleeps on a libuv pool thread (ownThread false) or a thread of
-// their own (true); what ran alongside what shows in the order calls settle.
+// Order, not speed: these run while other suites load the machine.
+// blockForTesting sleeps on a thread of ferry's 4-thread call pool (ownThread
+// false) or on a thread of its own (true); what ran alongside what shows in
+// the order calls settle.
 describe('threading', () => {
   it('keeps the JS event loop free while many calls are in flight', async () => {
     const d = await conn.lookupByUUID(TEST_UUID);
@@ -379,7 +388,19 @@ describe('thread model', () => {
     expect(order.slice(2).sort()).toEqual(['long-0', 'long-1', 'long-2', 'long-3', 'long-4', 'long-5']);
   });
 
-  it('control: the same calls on the libuv pool serialise behind 4 threads', async () => {
+  it("short calls have ferry's own pool: libuv's pool busy with crypto does not hold them", async () => {
+    const order: string[] = [];
+    // Eight hashes of about a second each keep all 4 libuv threads busy twice over.
+    const hashes = Array.from({ length: 8 }, (_, i) =>
+      track(new Promise<void>((resolve, reject) => pbkdf2('x', 'salt', 400_000, 64, 'sha512', (e) => (e ? reject(e) : resolve()))), order, `hash-${i}`),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await track(conn.getCapabilities(), order, 'libvirt');
+    await Promise.all(hashes);
+    expect(order[0]).toBe('libvirt');
+  });
+
+  it('control: calls on the call pool serialise behind its 4 threads', async () => {
     const order: string[] = [];
     // Four 1 s blocks, then two 100 ms ones: on 4 threads the short ones wait for a long one to end.
     const long = Array.from({ length: 4 }, (_, i) => track(blockForTesting(1000, false), order, `long-${i}`));
@@ -387,6 +408,26 @@ describe('thread model', () => {
     await Promise.all([...long, ...short]);
     expect(order.slice(0, 4).sort()).toEqual(['long-0', 'long-1', 'long-2', 'long-3']);
     expect(order.slice(4).sort()).toEqual(['short-0', 'short-1']);
+  });
+});
+
+describe('addon exports and options', () => {
+  const exportsOf = (env: Record<string, string>) =>
+    execFileSync(process.execPath, ['-e', `process.stdout.write(Object.keys(require(${JSON.stringify(ADDON)})).sort().join(','))`], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    }).toString();
+
+  it('the test hook is exported only with FERRY_ADDON_TEST_HOOKS=1', () => {
+    expect(exportsOf({})).toBe('Connection,Domain,headerVersion,open');
+    expect(exportsOf({ FERRY_ADDON_TEST_HOOKS: '1' })).toBe('Connection,Domain,blockForTesting,headerVersion,open');
+  });
+
+  it('keepalive options are range-checked before libvirt is called', async () => {
+    await expect(openConnection(URI, { keepaliveInterval: -1 })).rejects.toThrow(/keepaliveInterval/);
+    await expect(openConnection(URI, { keepaliveCount: 1.5 })).rejects.toThrow(/keepaliveCount/);
+    const c = await openConnection(URI, { keepaliveInterval: 2, keepaliveCount: 3 });
+    expect(await c.getHostname()).toBeTruthy();
+    await c.close();
   });
 });
 
