@@ -40,6 +40,7 @@ export const diskInfo = z.looseObject({
   virt_disk_size: size,
   disk_size: size.optional(),
   dev: z.string().optional(),
+  backing_chain: z.array(z.looseObject({ path: z.string(), format: z.string(), virtual_size: size })).optional(),
 });
 
 const DISK_LIST = 'expected a list of disks';

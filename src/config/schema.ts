@@ -170,6 +170,10 @@ export function buildSchema(): SchemaNode {
       live_migration_with_native_tls: bool(false, 'Use QEMU native TLS for the migration streams.'),
       live_migration_parallel_connections: int(1, 'Number of parallel migration connections.', { min: 1 }),
       live_migration_monitor_interval: int(5, 'Seconds between progress saves.', { min: 1 }),
+      live_migration_allow_full_disk_copy: bool(
+        true,
+        'Block migration may copy a disk whole when this (destination) host lacks its backing image; false refuses such a migration in the pre-check.',
+      ),
     },
     compute: {
       max_concurrent_live_migrations: int(1, 'Outgoing live migrations run at once; 0 = unlimited.', { min: 0 }),

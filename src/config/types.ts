@@ -33,6 +33,8 @@ export interface LibvirtConfig {
   live_migration_parallel_connections: number;
   /** seconds between progress saves */
   live_migration_monitor_interval: number;
+  /** a disk whose backing image this host lacks may be copied whole */
+  live_migration_allow_full_disk_copy: boolean;
 }
 
 export interface ComputeConfig {

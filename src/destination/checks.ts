@@ -4,9 +4,10 @@
 
 import { hostArch, supportedGuests, usableCpuModels } from '../domain/facts.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
-import type { LiveMigrateData } from '../nova/migrate-data.js';
+import type { BackingFileInfo, DiskCopy, InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
+import { describeBacking, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 
 const MiB = 1024 * 1024;
@@ -42,15 +43,40 @@ export async function checkCanLiveMigrateDestination(
     };
     const source = instance.host;
     if (!source) throw new MigrationPreCheckError(`instance ${instance.uuid} has no source host`);
+    let checked: LiveMigrateData;
     try {
-      return await computeApi.checkCanLiveMigrateSource(ctx, source, instanceArg(instance), destCheckData);
+      checked = await computeApi.checkCanLiveMigrateSource(ctx, source, instanceArg(instance), destCheckData);
     } catch (err) {
       if (err instanceof Error && SOURCE_CHECK_ERRORS.includes(err.name)) throw err;
       throw new MigrationPreCheckError(`source check failed: ${err instanceof Error ? err.message : String(err)}`);
     }
+    return checked.block_migration ? { ...checked, disk_copy: await diskCopy(deps, instance.uuid, checked.src_disks ?? []) } : checked;
   } finally {
     await storage.removeProbe(probe);
   }
+}
+
+/**
+ * How block migration will copy each of the source's disks: the top layer
+ * when this host has its whole backing chain, else whole (libvirt copies all
+ * disks of a migration one way, so one whole copy makes them all whole), or
+ * refused when whole copies are off here.
+ */
+async function diskCopy(deps: DestinationDeps, instanceUuid: string, disks: readonly InstanceDiskInfo[]): Promise<Record<string, DiskCopy>> {
+  const missing: Array<[string, BackingFileInfo]> = [];
+  for (const d of disks) {
+    const lacking = await missingBacking(deps.storage, d.backing_chain ?? []);
+    if (lacking) missing.push([d.dev ?? d.path, lacking]);
+  }
+  const [first] = missing;
+  if (first && !deps.config.libvirt.live_migration_allow_full_disk_copy) {
+    throw new MigrationPreCheckError(
+      `Unable to migrate ${instanceUuid}: disk ${first[0]} needs backing file ${describeBacking(first[1])}, which ${deps.host} does not have, and full disk copies are off (live_migration_allow_full_disk_copy)`,
+    );
+  }
+  const mode: DiskCopy = first ? 'full' : 'top_layer';
+  if (first) deps.log.info({ instance: instanceUuid, disk: first[0], backing: first[1].path }, 'a backing file is missing here: the disks will be copied whole');
+  return Object.fromEntries(disks.map((d) => [d.dev ?? d.path, mode]));
 }
 
 /** Usable custom CPU models for each virt type of this host's own arch (other arches are emulated anyway). */

@@ -1,6 +1,7 @@
 // The destination domain XML (Nova: libvirt/migration.py get_updated_guest_xml),
 // limited to what ferry supports: graphics listen addresses, TCP serial
-// consoles and block volumes. Everything else is left as it was.
+// consoles, block volumes, and local disks that arrive whole (no backing
+// chain there). Everything else is left as it was.
 import { Node, type Element } from '@xmldom/xmldom';
 import { childElements, findAll, firstChild, parseXml, serializeXml, textContent, type XmlDocument } from './xml.js';
 
@@ -29,6 +30,8 @@ export interface DestinationXmlOptions {
   graphicsListen?: { vnc?: string | null; spice?: string | null };
   serialListenAddr?: string | null;
   volumes?: readonly DestinationVolume[];
+  /** Target devs of local disks copied whole into flat images: on the destination they have no backing chain. */
+  flatDisks?: readonly string[];
 }
 
 export function destinationXml(migratableXml: string, opts: DestinationXmlOptions): string {
@@ -38,7 +41,22 @@ export function destinationXml(migratableXml: string, opts: DestinationXmlOption
   if (listen) updateGraphics(domain, listen);
   if (opts.serialListenAddr) updateSerial(domain, opts.serialListenAddr);
   if (opts.volumes?.length) updateVolumes(doc, opts.volumes);
+  if (opts.flatDisks?.length) flattenDisks(doc, opts.flatDisks);
   return serializeXml(doc);
+}
+
+/** An empty <backingStore/> is libvirt's "this image has no backing": the source's chain is not there. */
+function flattenDisks(doc: XmlDocument, devs: readonly string[]): void {
+  const flat = new Set(devs);
+  for (const disk of findAll(doc.documentElement, 'devices/disk')) {
+    const dev = firstChild(disk, 'target')?.getAttribute('dev');
+    if (!dev || !flat.has(dev)) continue;
+    for (const old of childElements(disk, 'backingStore')) disk.removeChild(old);
+    const source = firstChild(disk, 'source');
+    const empty = doc.createElement('backingStore');
+    if (source?.nextSibling) disk.insertBefore(empty, source.nextSibling);
+    else disk.appendChild(empty);
+  }
 }
 
 function updateGraphics(domain: Element, addrs: GraphicsListenAddrs): void {

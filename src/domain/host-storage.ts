@@ -9,6 +9,13 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+/** One image below a disk's top layer (Nova keeps its base images in _base). */
+export interface BackingImage {
+  path: string;
+  format: string;
+  virtualSize: number;
+}
+
 export interface LocalDiskInfo {
   dev: string;
   path: string;
@@ -16,6 +23,15 @@ export interface LocalDiskInfo {
   virtualSize: number;
   /** Bytes the image occupies on disk now. */
   actualSize: number;
+  /** The images below this one, nearest first; empty for a flat image. */
+  backingChain: BackingImage[];
+}
+
+interface QemuImgInfo {
+  filename: string;
+  format: string;
+  'virtual-size': number;
+  'actual-size'?: number;
 }
 
 export class HostStorage {
@@ -37,17 +53,41 @@ export class HostStorage {
     await fs.rm(this.instanceDir(uuid), { recursive: true, force: true });
   }
 
-  /** An empty image of the same format and virtual size, for block migration to fill. */
-  async createEmptyDisk(path: string, format: string, virtualSize: number): Promise<void> {
+  /**
+   * An empty image of the same format and virtual size for block migration
+   * to fill: flat, or an overlay on `backing` when only the top layer is copied.
+   */
+  async createEmptyDisk(path: string, format: string, virtualSize: number, backing?: BackingImage): Promise<void> {
     if (await exists(path)) throw new Error(`disk ${path} already exists`);
-    await run('qemu-img', ['create', '-q', '-f', format, path, String(virtualSize)]);
+    const onBacking = backing ? ['-b', backing.path, '-F', backing.format] : [];
+    await run('qemu-img', ['create', '-q', '-f', format, ...onBacking, path, String(virtualSize)]);
   }
 
   async describeDisk(dev: string, path: string): Promise<LocalDiskInfo> {
     // -U: the image is open by the running guest.
-    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', path]);
-    const info = JSON.parse(stdout) as { format: string; 'virtual-size': number; 'actual-size'?: number };
-    return { dev, path, format: info.format, virtualSize: info['virtual-size'], actualSize: info['actual-size'] ?? 0 };
+    const { stdout } = await run('qemu-img', ['info', '-U', '--backing-chain', '--output=json', path]);
+    const [top, ...below] = JSON.parse(stdout) as QemuImgInfo[];
+    if (!top) throw new Error(`qemu-img info ${path}: no image`);
+    return {
+      dev,
+      path,
+      format: top.format,
+      virtualSize: top['virtual-size'],
+      actualSize: top['actual-size'] ?? 0,
+      backingChain: below.map((b) => ({ path: b.filename, format: b.format, virtualSize: b['virtual-size'] })),
+    };
+  }
+
+  /**
+   * Whether this host has the same backing image: the file exists with the
+   * same format and virtual size (a shared or pre-seeded image cache; Nova
+   * names _base files after the image, so the name stands for the content).
+   */
+  async hasBacking(b: BackingImage): Promise<boolean> {
+    if (!(await exists(b.path))) return false;
+    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', b.path]);
+    const info = JSON.parse(stdout) as QemuImgInfo;
+    return info.format === b.format && info['virtual-size'] === b.virtualSize;
   }
 
   async freeBytes(): Promise<number> {

@@ -31,6 +31,23 @@ export interface LiveMigrateData {
   dst_supported_guests?: string[];
   /** ferry: custom-mode CPU models the destination can run, per "<arch>/<virt type>" of its own arch. */
   dst_cpu_models?: Record<string, string[]>;
+  /** ferry: the source's local disks with their backing chains, from its check, for the destination's. */
+  src_disks?: InstanceDiskInfo[];
+  /**
+   * ferry: how block migration copies each local disk, decided by the
+   * destination's check: the top layer onto the same backing there, or whole.
+   */
+  disk_copy?: Record<string, DiskCopy>;
+}
+
+/** `top_layer`: the destination has every backing image (VIR_MIGRATE_NON_SHARED_INC); `full`: it does not (NON_SHARED_DISK). */
+export type DiskCopy = 'top_layer' | 'full';
+
+/** An image below a disk's top layer, nearest first. */
+export interface BackingFileInfo {
+  path: string;
+  format: string;
+  virtual_size: number;
 }
 
 /** One local disk the source will copy, as sent in pre_live_migration's `disk` arg (Nova's disk info). */
@@ -43,4 +60,6 @@ export interface InstanceDiskInfo {
   disk_size?: number;
   /** ferry: the guest device the disk backs; Nova's disk info has none. */
   dev?: string;
+  /** ferry: the images below the top layer; the destination makes an overlay on the first. Absent or empty: a flat image. */
+  backing_chain?: BackingFileInfo[];
 }

@@ -36,6 +36,8 @@ export interface MigrationSettings {
   /** True when the timeout came from the request (`timeout_seconds`), not the size-scaled config. */
   perMigrationTimeout: boolean;
   postCopyPermitted: boolean;
+  /** How block migration copies the local disks (null: none copied). */
+  diskCopy: 'top_layer' | 'full' | null;
   bandwidthMiBs: number;
   maxDowntimeMs: number;
   flags: number;

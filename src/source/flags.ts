@@ -4,6 +4,8 @@ import { MigrateFlag } from '../libvirt/types.js';
 
 export interface MigrationFlagOptions {
   blockMigration: boolean;
+  /** Copy the local disks whole (NON_SHARED_DISK) rather than their top layer (NON_SHARED_INC). */
+  fullDiskCopy?: boolean;
   nativeTls: boolean;
   permitPostCopy: boolean;
   /** Ignored when post-copy is permitted (Nova sets one or the other). */
@@ -19,14 +21,14 @@ const BASE = MigrateFlag.LIVE | MigrateFlag.PEER2PEER | MigrateFlag.PERSIST_DEST
 
 export function migrationFlags(opts: MigrationFlagOptions): number {
   let flags = BASE;
-  if (opts.blockMigration) flags |= MigrateFlag.NON_SHARED_INC;
+  if (opts.blockMigration) flags |= opts.fullDiskCopy ? MigrateFlag.NON_SHARED_DISK : MigrateFlag.NON_SHARED_INC;
   if (opts.nativeTls) flags |= MigrateFlag.TLS;
   if (opts.permitPostCopy) flags |= MigrateFlag.POSTCOPY;
   else if (opts.permitAutoConverge) flags |= MigrateFlag.AUTO_CONVERGE;
   if (opts.parallelConnections > 1) flags |= MigrateFlag.PARALLEL;
 
   if (opts.instancePaused) flags &= ~MigrateFlag.POSTCOPY;
-  if (opts.migrateDisksEmpty) flags &= ~MigrateFlag.NON_SHARED_INC;
+  if (opts.migrateDisksEmpty) flags &= ~(MigrateFlag.NON_SHARED_INC | MigrateFlag.NON_SHARED_DISK);
   return flags;
 }
 

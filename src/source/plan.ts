@@ -5,11 +5,11 @@
 import type { LibvirtConfig } from '../config/index.js';
 import { selectMigrateDisks } from '../domain/disks.js';
 import { guestFacts } from '../domain/facts.js';
-import type { HostStorage } from '../domain/host-storage.js';
+import type { HostStorage, LocalDiskInfo } from '../domain/host-storage.js';
 import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types.js';
 import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/policy.js';
 import { dataGb } from '../monitor/progress.js';
-import type { InstanceDiskInfo } from '../nova/migrate-data.js';
+import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings } from '../record/registry.js';
 import { hasFlag, migrationFlags } from './flags.js';
 import type { LiveMigrationRequest } from './request.js';
@@ -26,23 +26,43 @@ export interface MigrationPlan {
   steps: DowntimeStep[];
 }
 
-export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
-  const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
-  const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
-  const selected = blockMigration ? selectMigrateDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
-  const described = await Promise.all(selected.devs.map((dev, i) => storage.describeDisk(dev, selected.paths[i] ?? '')));
-  const disks: InstanceDiskInfo[] = described.map((d) => ({
+/** A local disk as the wire describes it (Nova's disk info), with its backing chain when it is to be kept. */
+export function diskInfoArg(d: LocalDiskInfo, withChain: boolean): InstanceDiskInfo {
+  return {
     path: d.path,
     type: d.format,
     virt_disk_size: d.virtualSize,
     disk_size: d.actualSize,
     dev: d.dev,
-  }));
+    ...(withChain && d.backingChain.length > 0
+      ? { backing_chain: d.backingChain.map((b) => ({ path: b.path, format: b.format, virtual_size: b.virtualSize })) }
+      : {}),
+  };
+}
+
+/**
+ * libvirt copies all disks of a migration one way. The top layer only when
+ * every disk with a backing chain was found complete on the destination by
+ * its check (disk_copy); otherwise, or when no check said, whole: a missing
+ * backing image would leave the guest reading zeros where the base had data.
+ */
+export function diskCopyMode(disks: readonly LocalDiskInfo[], decided: Readonly<Record<string, DiskCopy>> | undefined): DiskCopy {
+  return disks.every((d) => d.backingChain.length === 0 || decided?.[d.dev] === 'top_layer') ? 'top_layer' : 'full';
+}
+
+export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
+  const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
+  const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
+  const selected = blockMigration ? selectMigrateDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
+  const described = await Promise.all(selected.devs.map((dev, i) => storage.describeDisk(dev, selected.paths[i] ?? '')));
+  const diskCopy = diskCopyMode(described, req.migrateData.disk_copy);
+  const disks = described.map((d) => diskInfoArg(d, diskCopy === 'top_layer'));
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
   const state = await dom.getState();
   const flags = migrationFlags({
     blockMigration,
+    fullDiskCopy: diskCopy === 'full',
     nativeTls: lv.live_migration_with_native_tls,
     permitPostCopy: lv.live_migration_permit_post_copy,
     permitAutoConverge: lv.live_migration_permit_auto_converge,
@@ -62,6 +82,7 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     postCopyPermitted: hasFlag(flags, MigrateFlag.POSTCOPY),
     bandwidthMiBs: lv.live_migration_bandwidth,
     maxDowntimeMs: lv.live_migration_downtime,
+    diskCopy: blockMigration && selected.devs.length > 0 ? diskCopy : null,
     flags,
     dataGb: gb,
   };

@@ -6,9 +6,10 @@ import { guestCpu, guestFacts } from '../domain/facts.js';
 import { selectMigrateDisks } from '../domain/disks.js';
 import { XmlFlag, type Domain } from '../libvirt/types.js';
 import { InvalidLocalStorage, InvalidSharedStorage, MigrationPreCheckError } from '../nova/errors.js';
-import type { LiveMigrateData } from '../nova/migrate-data.js';
+import type { InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { SourceDeps } from './deps.js';
+import { diskInfoArg } from './plan.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,8 +36,11 @@ export async function checkCanLiveMigrateSource(
       'Shared storage live-migration requires either shared storage or boot-from-volume with no local disks.',
     );
   }
+  let srcDisks: InstanceDiskInfo[] | undefined;
   if (blockMigration) {
     const disks = await Promise.all(local.devs.map((dev, i) => storage.describeDisk(dev, local.paths[i] ?? '')));
+    // The destination's check decides, from these chains, how each disk is copied.
+    srcDisks = disks.map((d) => diskInfoArg(d, true));
     const needed = disks.reduce((sum, d) => sum + (destCheck.disk_over_commit ? d.actualSize : d.virtualSize), 0);
     const availableMb = destCheck.disk_available_mb ?? 0;
     if (needed > availableMb * MiB) {
@@ -52,6 +56,7 @@ export async function checkCanLiveMigrateSource(
     is_shared_block_storage: isSharedBlockStorage,
     is_volume_backed: isVolumeBacked,
     instance_relative_path: instance.uuid,
+    ...(srcDisks ? { src_disks: srcDisks } : {}),
   };
 }
 

@@ -30,6 +30,7 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
     graphicsListen: { vnc: prepared.graphics_listen_addr_vnc ?? null, spice: prepared.graphics_listen_addr_spice ?? null },
     serialListenAddr: prepared.serial_listen_addr ?? null,
     volumes: (prepared.bdms ?? []).map((b) => ({ serial: b.serial, dev: b.dev, path: volumePaths.get(b.serial) ?? '' })),
+    flatDisks: plan.settings.diskCopy === 'full' ? plan.devs : [],
   });
   const params: MigrateParams = { destination_xml: destXml, persistent_xml: destXml, bandwidth: lv.live_migration_bandwidth };
   if (prepared.target_connect_addr) params.migrate_uri = dataUri(prepared.target_connect_addr);
@@ -55,7 +56,10 @@ export async function transfer(
   registry.update(record, { settings: plan.settings, status: MigrationStatus.running });
   const control = new MigrationControl(record, registry, dom, log);
   onControl(control);
-  log.info({ migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs }, 'migration transfer started');
+  log.info(
+    { migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs, disk_copy: plan.settings.diskCopy },
+    'migration transfer started',
+  );
   const worker = dom.migrateToURI3(call.uri, call.params, plan.settings.flags);
   return runMonitor({
     domain: dom,

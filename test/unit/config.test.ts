@@ -43,6 +43,7 @@ const DEFAULTS: FerryConfig = {
     live_migration_with_native_tls: false,
     live_migration_parallel_connections: 1,
     live_migration_monitor_interval: 5,
+    live_migration_allow_full_disk_copy: true,
   },
   compute: { max_concurrent_live_migrations: 1 },
   oslo_messaging_rabbit: {

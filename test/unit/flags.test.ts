@@ -18,6 +18,7 @@ describe('migrationFlags (Nova test_driver flag table)', () => {
     ['auto-converge', { permitAutoConverge: true }, 8219, 8347],
     ['auto-converge + post-copy', { permitAutoConverge: true, permitPostCopy: true }, 32795, 32923],
     ['parallel=2', { parallelConnections: 2 }, 131099, 131227],
+    ['full disk copy', { fullDiskCopy: true }, 27, 91],
   ];
   it.each(table)('%s -> live %i, block %i', (_name, opts, live, block) => {
     expect(migrationFlags({ ...base, ...opts, blockMigration: false })).toBe(live);

@@ -125,8 +125,8 @@ export interface GuestOptions {
   uuid?: string;
   name?: string;
   memoryMb?: number;
-  /** Local disks to create as real images in the source instance dir (names inside it). */
-  disks?: Array<{ dev: string; file: string; format?: 'qcow2' | 'raw'; size?: string }>;
+  /** Local disks to create as real images in the source instance dir (names inside it); `backing`: the logical path of a qcow2 base on the source. */
+  disks?: Array<{ dev: string; file: string; format?: 'qcow2' | 'raw'; size?: string; backing?: string }>;
   volumes?: Array<{ dev: string; devicePath: string; volumeId?: string }>;
 }
 
@@ -147,7 +147,7 @@ export async function makeGuest(c: Cluster, o: GuestOptions = {}): Promise<Guest
     await c.src.storage.createInstanceDir(uuid);
     for (const d of o.disks) {
       const path = `${c.src.storage.instanceDir(uuid)}/${d.file}`;
-      await makeImage(c.src.storage.toReal(path), d.format ?? 'qcow2', d.size ?? '64M');
+      await makeImage(c.src.storage.toReal(path), d.format ?? 'qcow2', d.size ?? '64M', d.backing ? { path: c.src.storage.toReal(d.backing), format: 'qcow2' } : undefined);
       disks.push({ dev: d.dev, path, format: d.format ?? 'qcow2' });
     }
   }

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { HostStorage, type LocalDiskInfo } from '../../../src/domain/host-storage.js';
+import { HostStorage, type BackingImage, type LocalDiskInfo } from '../../../src/domain/host-storage.js';
 
 const run = promisify(execFile);
 
@@ -30,6 +30,12 @@ export class MountedHostStorage extends HostStorage {
     return path;
   }
 
+  /** The logical path of a file of this host (image headers hold real paths here). */
+  toLogical(path: string): string {
+    if (path === this.realPath || path.startsWith(this.realPath + '/')) return this.instancesPath + path.slice(this.realPath.length);
+    return path;
+  }
+
   override instanceDirExists(uuid: string) {
     return this.real.instanceDirExists(uuid);
   }
@@ -39,11 +45,15 @@ export class MountedHostStorage extends HostStorage {
   override removeInstanceDir(uuid: string) {
     return this.real.removeInstanceDir(uuid);
   }
-  override createEmptyDisk(path: string, format: string, virtualSize: number) {
-    return this.real.createEmptyDisk(this.toReal(path), format, virtualSize);
+  override createEmptyDisk(path: string, format: string, virtualSize: number, backing?: BackingImage) {
+    return this.real.createEmptyDisk(this.toReal(path), format, virtualSize, backing && { ...backing, path: this.toReal(backing.path) });
   }
   override async describeDisk(dev: string, path: string): Promise<LocalDiskInfo> {
-    return { ...(await this.real.describeDisk(dev, this.toReal(path))), path };
+    const d = await this.real.describeDisk(dev, this.toReal(path));
+    return { ...d, path, backingChain: d.backingChain.map((b) => ({ ...b, path: this.toLogical(b.path) })) };
+  }
+  override hasBacking(b: BackingImage) {
+    return this.real.hasBacking({ ...b, path: this.toReal(b.path) });
   }
   override freeBytes() {
     return this.real.freeBytes();
@@ -64,14 +74,15 @@ export class MountedHostStorage extends HostStorage {
   }
 }
 
-/** A real qcow2/raw image for a guest's local disk. */
-export async function makeImage(path: string, format: 'qcow2' | 'raw', size: string): Promise<void> {
-  await run('qemu-img', ['create', '-q', '-f', format, path, size]);
+/** A real qcow2/raw image for a guest's local disk, flat or an overlay on `backing` (a real path). */
+export async function makeImage(path: string, format: 'qcow2' | 'raw', size: string, backing?: { path: string; format: string }): Promise<void> {
+  const onBacking = backing ? ['-b', backing.path, '-F', backing.format] : [];
+  await run('qemu-img', ['create', '-q', '-f', format, ...onBacking, path, size]);
 }
 
-export async function imageInfo(path: string): Promise<{ format: string; 'virtual-size': number }> {
+export async function imageInfo(path: string): Promise<{ format: string; 'virtual-size': number; 'backing-filename'?: string }> {
   const { stdout } = await run('qemu-img', ['info', '--output=json', path]);
-  return JSON.parse(stdout) as { format: string; 'virtual-size': number };
+  return JSON.parse(stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
 }
 
 /** A block device node for a volume (what a connected iSCSI/RBD disk looks like): mknod, else any /dev block device. */
