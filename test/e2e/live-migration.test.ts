@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
-import { createLocalDisk, readDiskHead } from '../lab/guest.js';
+import { createLocalDisk, prepareInstanceDir, readDiskHead } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { Lab, LabHost } from '../lab/lab.js';
 import { createVolume, type Volume } from '../lab/volumes.js';
@@ -101,6 +101,54 @@ describe('live migration through two ferryd agents', () => {
     await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
     expect(await readDiskHead(join(b.hostInstancesDir, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
     expect(await instanceDirExists(a, g.uuid)).toBe(false);
+  });
+
+  /**
+   * Nova's layout: the root disk a qcow2 overlay on a base in _base. A pattern
+   * is written in the base (0xab at 1 MiB) and one in the overlay (0xcd at
+   * 2 MiB); both must read back from the destination's disk.
+   */
+  async function overlayGuest(uuid: string, baseOnDestination: boolean) {
+    const baseName = `base-${uuid.slice(0, 8)}.qcow2`;
+    const baseInside = join(a.instancesPath, '_base', baseName);
+    await a.exec(['mkdir', '-p', join(a.instancesPath, '_base')]);
+    await a.exec(['qemu-img', 'create', '-q', '-f', 'qcow2', baseInside, '64M']);
+    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xab 1M 64k', baseInside]);
+    if (baseOnDestination) {
+      await b.exec(['mkdir', '-p', join(b.instancesPath, '_base')]);
+      await b.exec(['cp', join(a.hostInstancesDir, '_base', baseName), join(b.instancesPath, '_base', baseName)]);
+    }
+    const dir = await prepareInstanceDir(a, uuid);
+    const disk = join(dir, 'disk');
+    await a.exec(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', baseInside, '-F', 'qcow2', disk]);
+    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xcd 2M 64k', disk]);
+    return { disk, baseInside };
+  }
+
+  /** Reads both patterns from the destination's disk while the guest runs there (shared lock). */
+  async function patternsOn(host: LabHost, disk: string): Promise<string> {
+    const r = await host.exec(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c', 'read -P 0xab 1M 64k', '-c', 'read -P 0xcd 2M 64k', disk]);
+    return r.stdout + r.stderr;
+  }
+
+  it.each([
+    ['on both hosts: only the top layer is copied, onto the same base', true, 'top_layer'],
+    ['only on the source: the disk is copied whole', false, 'full'],
+  ] as const)('block-migrates a disk on a base image %s; base and overlay data read back', async (_what, baseOnDestination, copy) => {
+    await useAgents();
+    const uuid = randomUUID();
+    const { disk, baseInside } = await overlayGuest(uuid, baseOnDestination);
+    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk }] });
+    const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    expect(migrateData).toMatchObject({ block_migration: true, disk_copy: { vda: copy } });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
+    const read = await patternsOn(b, disk);
+    expect(read).not.toMatch(/Pattern verification failed/);
+    expect(read.match(/^read 65536\/65536 bytes/gm)).toHaveLength(2);
+    const info = JSON.parse((await b.exec(['qemu-img', 'info', '-U', '--output=json', disk])).stdout) as { 'backing-filename'?: string };
+    expect(info['backing-filename']).toBe(copy === 'top_layer' ? baseInside : undefined);
   });
 
   it('aborts a non-converging guest at the completion timeout; it keeps running on the source', async () => {
