@@ -19,9 +19,11 @@ class CallPool {
  public:
   static constexpr int kThreads = 4;
 
+  // Never destroyed: at exit() its threads still wait on the condition
+  // variable, and destroying one with waiters blocks (glibc) the exiting process.
   static CallPool& Get() {
-    static CallPool pool;
-    return pool;
+    static CallPool* pool = new CallPool();
+    return *pool;
   }
 
   // Throws std::system_error when no thread can be started.
