@@ -10,7 +10,7 @@ import { MigrateFlag } from '../../src/libvirt/types.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import { adminContext } from './fakes/rpc.js';
 import { LOGICAL_INSTANCES_PATH, imageInfo, makeImage } from './fakes/storage.js';
-import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, S, type Cluster, type FerryHost } from './fakes/cluster.js';
+import { callDestination, makeCluster, makeGuest, startMigration, statusesOf, waitDone, S, type Cluster, type FerryHost } from './fakes/cluster.js';
 
 const BASE = `${LOGICAL_INSTANCES_PATH}/_base/img-0123`;
 
@@ -107,14 +107,11 @@ describe('block migration of a disk on a backing image', () => {
   it('pre_live_migration refuses a backing path that is not absolute', async () => {
     c = await makeCluster();
     const g = await makeGuest(c);
-    const err = await c.bus
-      .client('compute-a')
-      .call(adminContext(), { topic: 'compute-alt', server: c.dst.name, version: '6.0' }, 'pre_live_migration', {
-        instance: instanceArg(g.instance),
-        disk: [{ path: `${LOGICAL_INSTANCES_PATH}/${g.uuid}/disk`, type: 'qcow2', virt_disk_size: 1048576, backing_chain: [{ path: '../../etc/shadow', format: 'raw', virtual_size: 1 }] }],
-        migrate_data: { block_migration: true, is_shared_instance_path: false },
-      })
-      .catch((e: Error) => e);
+    const err = await callDestination(c, 'pre_live_migration', {
+      instance: instanceArg(g.instance),
+      disk: [{ path: `${LOGICAL_INSTANCES_PATH}/${g.uuid}/disk`, type: 'qcow2', virt_disk_size: 1048576, backing_chain: [{ path: '../../etc/shadow', format: 'raw', virtual_size: 1 }] }],
+      migrate_data: { block_migration: true, is_shared_instance_path: false },
+    });
     expect(err).toMatchObject({ name: 'InvalidInput', message: expect.stringContaining('not absolute') });
     expect(await c.dst.storage.instanceDirExists(g.uuid)).toBe(false);
   });

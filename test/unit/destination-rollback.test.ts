@@ -7,7 +7,7 @@ import { DomainState, PausedReason } from '../../src/libvirt/types.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import type { RequestContext } from '../../src/rpc/types.js';
 import { adminContext } from './fakes/rpc.js';
-import { leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
+import { callDestination, leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
 
 let c: Cluster | null = null;
 afterEach(async () => {
@@ -16,11 +16,19 @@ afterEach(async () => {
 });
 
 /** The RPC as a caller may send it: only the instance unless more is given. */
-function rollback(cl: Cluster, g: Guest, args: Record<string, unknown> = {}, ctx: RequestContext = adminContext()) {
-  return cl.bus
-    .client('compute-a')
-    .call(ctx, { topic: 'compute-alt', server: cl.dst.name, version: '6.0' }, 'rollback_live_migration_at_destination', { instance: instanceArg(g.instance), ...args })
-    .then(() => null, (e: Error) => e);
+async function rollback(cl: Cluster, g: Guest, args: Record<string, unknown> = {}, ctx: RequestContext = adminContext()) {
+  const reply = await callDestination(cl, 'rollback_live_migration_at_destination', { instance: instanceArg(g.instance), ...args }, ctx);
+  return reply instanceof Error ? reply : null;
+}
+
+/** A guest with a local disk whose migration runs (and waits) with the destination prepared. */
+async function migrating(cl: Cluster): Promise<{ g: Guest; uuid: string }> {
+  const g = await makeGuest(cl, { disks: [{ dev: 'vda', file: 'disk' }] });
+  g.dom.behaviour.autoCompleteMs = null;
+  const { uuid } = await startMigration(cl, g);
+  await waitStatus(cl.src, uuid, S.running);
+  await g.dom.whenMigrating();
+  return { g, uuid };
 }
 
 const diskBytes = async (cl: Cluster, g: Guest) => fs.readFile(cl.src.storage.toReal(g.diskPaths[0]!));
@@ -48,11 +56,7 @@ describe('rollback at the destination', () => {
 
   it('after a failed migration: the folder pre_live_migration made is removed, once', async () => {
     c = await makeCluster();
-    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
-    g.dom.behaviour.autoCompleteMs = null;
-    const { uuid } = await startMigration(c, g);
-    await waitStatus(c.src, uuid, S.running);
-    await g.dom.whenMigrating();
+    const { g, uuid } = await migrating(c);
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: true, dir: true });
     g.dom.failMigration();
     await waitDone(c, uuid);
@@ -80,11 +84,7 @@ describe('rollback at the destination', () => {
     ['shut off', DomainState.SHUTOFF, 0],
   ])('a guest %s here is refused and kept, with its folder', async (_what, state, reason) => {
     c = await makeCluster();
-    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
-    g.dom.behaviour.autoCompleteMs = null;
-    const { uuid } = await startMigration(c, g);
-    await waitStatus(c.src, uuid, S.running);
-    await g.dom.whenMigrating();
+    const { g, uuid } = await migrating(c);
     const here = c.dst.conn.domains.get(g.uuid)!;
     here.state = state;
     here.reason = reason;
@@ -97,11 +97,7 @@ describe('rollback at the destination', () => {
 
   it('is admin-only: a member is refused and nothing changes', async () => {
     c = await makeCluster();
-    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
-    g.dom.behaviour.autoCompleteMs = null;
-    const { uuid } = await startMigration(c, g);
-    await waitStatus(c.src, uuid, S.running);
-    await g.dom.whenMigrating();
+    const { g, uuid } = await migrating(c);
     const member: RequestContext = { request_id: 'req-member', user_id: 'u', project_id: 'p', roles: ['member'], is_admin: false, raw: {} };
     expect(await rollback(c, g, {}, member)).toMatchObject({ name: 'PolicyNotAuthorized' });
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: true, dir: true });

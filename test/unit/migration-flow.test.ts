@@ -10,7 +10,7 @@ import type { LiveMigrateData } from '../../src/nova/migrate-data.js';
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
 import { imageInfo, makeBlockDevice } from './fakes/storage.js';
-import { leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
+import { callDestination, leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -381,14 +381,11 @@ describe('bad input', () => {
   it('pre_live_migration refuses disk paths outside the instance folder', async () => {
     c = await makeCluster();
     const g = await makeGuest(c);
-    const err = await c.bus
-      .client('compute-a')
-      .call(adminContext(), { topic: 'compute-alt', server: c.dst.name, version: '6.0' }, 'pre_live_migration', {
-        instance: instanceArg(g.instance),
-        disk: JSON.stringify([{ path: `/var/lib/nova/instances/${g.uuid}/../../../../etc/passwd`, type: 'raw', virt_disk_size: 1, disk_size: 1, dev: 'vda' }]),
-        migrate_data: { block_migration: true, is_shared_instance_path: false },
-      })
-      .catch((e: Error) => e);
+    const err = await callDestination(c, 'pre_live_migration', {
+      instance: instanceArg(g.instance),
+      disk: JSON.stringify([{ path: `/var/lib/nova/instances/${g.uuid}/../../../../etc/passwd`, type: 'raw', virt_disk_size: 1, disk_size: 1, dev: 'vda' }]),
+      migrate_data: { block_migration: true, is_shared_instance_path: false },
+    });
     expect(err).toMatchObject({ name: 'InvalidInput' });
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
   });

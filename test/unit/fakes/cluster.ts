@@ -207,6 +207,14 @@ export async function startMigration(c: Cluster, g: Guest, o: MigrateOptions = {
   return { uuid, id, migrateData };
 }
 
+/** A raw compute-alt call from the source host to the destination, as any peer may send it: the reply, or the error. */
+export function callDestination(c: Cluster, method: string, args: Record<string, unknown>, ctx: RequestContext = adminContext()): Promise<unknown> {
+  return c.bus
+    .client(c.src.name)
+    .call(ctx, { topic: 'compute-alt', server: c.dst.name, version: '6.0' }, method, args)
+    .catch((e: Error) => e);
+}
+
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
