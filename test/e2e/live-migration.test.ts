@@ -151,6 +151,28 @@ describe('live migration through two ferryd agents', () => {
     expect(info['backing-filename']).toBe(copy === 'top_layer' ? baseInside : undefined);
   });
 
+  it('a rollback at the destination, sent with destroy_disks and no migrate data, leaves a guest on shared storage and its disk alone', async () => {
+    await useAgents();
+    const uuid = randomUUID();
+    const disk = await createLocalDisk(a, uuid, 64);
+    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xcd 2M 64k', disk.path]);
+    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }] });
+    // Shared storage for this instance: B sees A's instance folder at the same path.
+    const dir = join(b.instancesPath, uuid);
+    await b.exec(['mkdir', '-p', dir]);
+    await b.exec(['mount', '--bind', join(a.hostInstancesDir, uuid), dir]);
+    try {
+      await conductor.api.rollbackLiveMigrationAtDestination(conductor.ctx, b.hostname, g.instance, true, {});
+      const read = await a.exec(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c', 'read -P 0xcd 2M 64k', disk.path]);
+      expect(read.stdout).toMatch(/^read 65536\/65536 bytes/m);
+      expect(await domainState(a, uuid)).toBe('running');
+      await waitForHeartbeat(a, uuid, { after: await lastHeartbeat(a, uuid), timeoutMs: 15_000 });
+    } finally {
+      await b.exec(['umount', dir], { check: false });
+      await b.exec(['rmdir', dir], { check: false });
+    }
+  });
+
   it('aborts a non-converging guest at the completion timeout; it keeps running on the source', async () => {
     // 256 MiB guest: data_gb = 2, so 4 s/GiB is an 8 s timeout.
     await useAgents({ libvirt: { live_migration_bandwidth: 20, live_migration_completion_timeout: 4, live_migration_timeout_action: 'abort' } });
