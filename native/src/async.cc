@@ -26,12 +26,16 @@ class CallPool {
     return *pool;
   }
 
-  // Throws std::system_error when no thread can be started.
+  // Throws std::system_error only when the pool has no thread at all.
   void Post(std::function<void()> task) {
     std::lock_guard<std::mutex> l(mu_);
     if (started_ < kThreads) {
-      std::thread([this] { Serve(); }).detach();
-      started_++;
+      try {
+        std::thread([this] { Serve(); }).detach();
+        started_++;
+      } catch (const std::system_error&) {
+        if (started_ == 0) throw;  // the threads there are serve the task
+      }
     }
     tasks_.push_back(std::move(task));
     cv_.notify_one();
@@ -115,9 +119,17 @@ Napi::Promise Queue(Napi::Env env, Mode mode, const char* name, Work work) {
     tsfn.Release();
   };
   try {
-    // Thread: a call that blocks for minutes (a migration) gets a thread of its own.
-    if (mode == Mode::Thread) std::thread(run).detach();
-    else CallPool::Get().Post(run);
+    // Thread: a call that blocks for minutes (a migration) gets a thread of its own,
+    // or, when none can be started, waits its turn on the pool rather than not run.
+    if (mode == Mode::Thread) {
+      try {
+        std::thread(run).detach();
+      } catch (const std::system_error&) {
+        CallPool::Get().Post(run);
+      }
+    } else {
+      CallPool::Get().Post(run);
+    }
   } catch (const std::system_error& e) {
     // Nothing will run the job: settle it here, and let the process exit.
     std::unique_ptr<Job> owned(j);

@@ -8,7 +8,7 @@ import type { Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import { InvalidMigrationState } from '../nova/errors.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
-import { MigrationStatus } from '../record/status.js';
+import { isFinal, MigrationStatus } from '../record/status.js';
 
 export type ActionSource = 'operator' | 'timeout';
 export type ForceCompleteMode = 'postcopy' | 'pause';
@@ -60,6 +60,8 @@ export class MigrationControl {
     } else {
       await this.timed('suspend', source, this.domain.suspend());
       this.registry.update(r, { pausedByUs: true });
+      // The migration ended (and was rolled back) while the pause was on its way: undo it now.
+      if (isFinal(r.status)) await this.resumeIfPaused();
     }
     return { acted: true, mode };
   }

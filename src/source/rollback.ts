@@ -26,7 +26,8 @@ export async function rollbackMigration(
 ): Promise<void> {
   const { computeApi, registry, notifications, log } = deps;
   await control?.resumeIfPaused();
-  let final: MigrationStatus = status;
+  // A post-copy migration cannot be cancelled (its guest already runs on the destination): it failed.
+  let final: MigrationStatus = record.status === MigrationStatus.postcopy ? MigrationStatus.failed : status;
   try {
     await notifications.around(ctx, 'live_migration_rollback', req.instance, async () => {
       if (!prepared) return;

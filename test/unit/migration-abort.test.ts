@@ -6,7 +6,7 @@ import { instanceArg } from '../../src/nova/objects.js';
 import type { RequestContext } from '../../src/rpc/types.js';
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
-import { leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
+import { leftovers, makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitFor, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -199,6 +199,34 @@ describe('force-complete', () => {
     expect(c.src.conn.domains.get(g.uuid)?.state).toBe(DomainState.RUNNING);
     expect(r.error).toBeTruthy();
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+  });
+
+  it('post-copy, then libvirt ends the job as aborted (an outside domjobabort): failed, never cancelled, nothing destroyed', async () => {
+    const { g, uuid } = await running({ src: { config: { libvirt: { live_migration_permit_post_copy: true } } } });
+    g.dom.behaviour.postCopyCompleteMs = 60_000;
+    await forceComplete(g);
+    expect(c.src.registry.get(uuid)?.status).toBe(S.postcopy);
+    g.dom.failMigration(virError(VirErrorCode.OPERATION_ABORTED, 'operation aborted: migration out job: canceled by client'));
+    const r = await waitDone(c, uuid);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.failed]);
+    expect(c.src.finals.get(uuid)).toBe(1);
+    expect(c.src.conn.actions(g.uuid)).not.toContain('destroy');
+    expect(r.status).toBe(S.failed);
+  });
+
+  it('an operator pause that lands after the migration already failed is undone at once', async () => {
+    const { g, uuid } = await running();
+    const realSuspend = g.dom.suspend.bind(g.dom);
+    // The pause is slow; the migration fails (and is rolled back) while it is on its way.
+    g.dom.suspend = async () => {
+      g.dom.failMigration();
+      // Not waitDone: it waits for the bus to be idle, and this runs inside the operator's call.
+      await waitFor(() => c.src.registry.get(uuid)?.status === S.failed, 'the migration to fail');
+      await realSuspend();
+    };
+    await forceComplete(g);
+    expect(c.src.registry.get(uuid)).toMatchObject({ status: S.failed, pausedByUs: false });
+    expect(c.src.conn.domains.get(g.uuid)?.state).toBe(DomainState.RUNNING);
   });
 
   it('without post-copy: suspend, then completed, no resume', async () => {

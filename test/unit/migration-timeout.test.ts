@@ -7,7 +7,7 @@ import { MAX_POLL_ERRORS } from '../../src/monitor/loop.js';
 import { MAX_TIMEOUT_ATTEMPTS, TIMEOUT_RETRY_SECONDS } from '../../src/monitor/policy.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import { adminContext } from './fakes/rpc.js';
-import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
+import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitFor, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
 
 const ACTIONS = ['abortJob', 'migrateStartPostCopy', 'suspend'];
 
@@ -287,6 +287,26 @@ describe.concurrent('every end-game action has an owner until it takes', () => {
       expect(abortAt).toBeGreaterThan(2000);
       expect(r.claimedAction).toBe('abort');
       expect(g.dom.state).toBe(DomainState.RUNNING);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  it('a job nobody can watch or abort that still finishes the move: completed, never rolled back', async () => {
+    const { c, g, uuid } = await setup({});
+    try {
+      const statsError = () => Object.assign(new Error('Unable to read from monitor: Connection reset by peer'), { code: 1, domain: 10 });
+      let aborts = 0;
+      g.dom.abortJob = async () => {
+        aborts++;
+        throw refused();
+      };
+      g.dom.jobStatsScript = Array.from({ length: MAX_POLL_ERRORS }, statsError);
+      await waitFor(() => aborts === 3, 'three blind aborts');
+      g.dom.completeMigration();
+      const r = await waitDone(c, uuid, 10_000);
+      expect(r.status).toBe(S.completed);
+      expect(c.bus.sent('rollback_live_migration_at_destination')).toHaveLength(0);
     } finally {
       await c.cleanup();
     }
