@@ -1,18 +1,28 @@
 // Whether this host holds a disk's whole backing chain, as the source
 // described it: the condition for copying only the disk's top layer.
 
-import type { HostStorage } from '../domain/host-storage.js';
+import type { BackingImage, HostStorage } from '../domain/host-storage.js';
 import { InvalidInput } from '../nova/errors.js';
-import type { BackingFileInfo } from '../nova/migrate-data.js';
+import type { BackingFileInfo, InstanceDiskInfo } from '../nova/migrate-data.js';
 
 /** The first image of the chain this host lacks (missing, or another format or size), or null when it has them all. */
 export async function missingBacking(storage: HostStorage, chain: readonly BackingFileInfo[]): Promise<BackingFileInfo | null> {
   for (const b of chain) {
     // A path from the other host is only ever looked at, never written; still, nothing relative.
     if (!b.path.startsWith('/') || b.path.split('/').includes('..')) throw new InvalidInput(`backing file path ${b.path} is not absolute`);
-    if (!(await storage.hasBacking({ path: b.path, format: b.format, virtualSize: b.virtual_size }))) return b;
+    if (!(await storage.hasBacking(backingImage(b)))) return b;
   }
   return null;
+}
+
+/** The wire form of a backing image as host storage takes it. */
+export function backingImage(b: BackingFileInfo): BackingImage {
+  return { path: b.path, format: b.format, virtualSize: b.virtual_size };
+}
+
+/** How errors and logs name a disk: its guest device, else its path (Nova's disk info has no device). */
+export function diskName(d: InstanceDiskInfo): string {
+  return d.dev ?? d.path;
 }
 
 export function describeBacking(b: BackingFileInfo): string {

@@ -4,10 +4,10 @@
 
 import { hostArch, supportedGuests, usableCpuModels } from '../domain/facts.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
-import type { BackingFileInfo, DiskCopy, InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
+import type { DiskCopy, InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
-import { describeBacking, missingBacking } from './backing.js';
+import { describeBacking, diskName, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 
 const MiB = 1024 * 1024;
@@ -63,20 +63,20 @@ export async function checkCanLiveMigrateDestination(
  * refused when whole copies are off here.
  */
 async function diskCopy(deps: DestinationDeps, instanceUuid: string, disks: readonly InstanceDiskInfo[]): Promise<Record<string, DiskCopy>> {
-  const missing: Array<[string, BackingFileInfo]> = [];
+  let mode: DiskCopy = 'top_layer';
   for (const d of disks) {
     const lacking = await missingBacking(deps.storage, d.backing_chain ?? []);
-    if (lacking) missing.push([d.dev ?? d.path, lacking]);
+    if (!lacking) continue;
+    if (!deps.config.libvirt.live_migration_allow_full_disk_copy) {
+      throw new MigrationPreCheckError(
+        `Unable to migrate ${instanceUuid}: disk ${diskName(d)} needs backing file ${describeBacking(lacking)}, which ${deps.host} does not have, and full disk copies are off (live_migration_allow_full_disk_copy)`,
+      );
+    }
+    deps.log.info({ instance: instanceUuid, disk: diskName(d), backing: lacking.path }, 'a backing file is missing here: the disks will be copied whole');
+    mode = 'full';
+    break;
   }
-  const [first] = missing;
-  if (first && !deps.config.libvirt.live_migration_allow_full_disk_copy) {
-    throw new MigrationPreCheckError(
-      `Unable to migrate ${instanceUuid}: disk ${first[0]} needs backing file ${describeBacking(first[1])}, which ${deps.host} does not have, and full disk copies are off (live_migration_allow_full_disk_copy)`,
-    );
-  }
-  const mode: DiskCopy = first ? 'full' : 'top_layer';
-  if (first) deps.log.info({ instance: instanceUuid, disk: first[0], backing: first[1].path }, 'a backing file is missing here: the disks will be copied whole');
-  return Object.fromEntries(disks.map((d) => [d.dev ?? d.path, mode]));
+  return Object.fromEntries(disks.map((d) => [diskName(d), mode]));
 }
 
 /** Usable custom CPU models for each virt type of this host's own arch (other arches are emulated anyway). */

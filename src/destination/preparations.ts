@@ -8,7 +8,7 @@ export class Preparations {
   private readonly createdDirs = new Set<string>();
 
   /** pre_live_migration made the instance folder (and the empty disks in it). */
-  createdDir(instanceUuid: string): void {
+  noteDirMade(instanceUuid: string): void {
     this.createdDirs.add(instanceUuid);
   }
 

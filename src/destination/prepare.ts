@@ -7,7 +7,7 @@ import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../
 import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
-import { describeBacking, missingBacking } from './backing.js';
+import { backingImage, describeBacking, diskName, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 import type { Preparations } from './preparations.js';
 
@@ -27,19 +27,20 @@ export async function preLiveMigration(
       await storage.createInstanceDir(instance.uuid);
     }
     try {
-      if (migrateData.block_migration && !migrateData.is_shared_instance_path) {
+      // The disks go in the folder made here; on a shared instance path they are there already.
+      if (migrateData.block_migration && createdDir) {
         for (const disk of disks) {
           assertInInstanceDir(storage.instanceDir(instance.uuid), disk.path);
           // The top layer only comes: the overlay needs the whole chain here, checked again now.
           const chain = disk.backing_chain ?? [];
           const lacking = await missingBacking(storage, chain);
-          if (lacking) throw new MigrationPreCheckError(`disk ${disk.dev ?? disk.path}: backing file ${describeBacking(lacking)} is not on ${deps.host}`);
+          if (lacking) throw new MigrationPreCheckError(`disk ${diskName(disk)}: backing file ${describeBacking(lacking)} is not on ${deps.host}`);
           const [backing] = chain;
-          await storage.createEmptyDisk(disk.path, disk.type, disk.virt_disk_size, backing && { path: backing.path, format: backing.format, virtualSize: backing.virtual_size });
+          await storage.createEmptyDisk(disk.path, disk.type, disk.virt_disk_size, backing && backingImage(backing));
         }
       }
       const bdms = await connectVolumes(deps.host, instance);
-      if (createdDir) preparations.createdDir(instance.uuid);
+      if (createdDir) preparations.noteDirMade(instance.uuid);
       return {
         ...migrateData,
         bdms,
