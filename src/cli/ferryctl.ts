@@ -26,6 +26,9 @@ Commands:
                         abort a queued, preparing or running migration
   force-complete INSTANCE --host SOURCE
                         finish a running migration now (post-copy or pause)
+  resume INSTANCE --host SOURCE
+                        resume a paused post-copy migration now (it also
+                        retries by itself, with backoff)
   watch INSTANCE --host SOURCE
                         follow a migration until it ends
 
@@ -137,6 +140,12 @@ async function main(argv: string[]): Promise<number> {
         const instanceUuid = need(target, 'INSTANCE');
         await api.liveMigrationForceComplete(ctx, need(values.host, '--host'), { uuid: instanceUuid }, 'call');
         process.stdout.write(`force-complete of instance ${instanceUuid} requested\n`);
+        return 0;
+      }
+      case 'resume': {
+        const instanceUuid = need(target, 'INSTANCE');
+        await api.liveMigrationResume(ctx, need(values.host, '--host'), { uuid: instanceUuid });
+        process.stdout.write(`resume of instance ${instanceUuid}'s post-copy migration requested\n`);
         return 0;
       }
       case 'watch': {

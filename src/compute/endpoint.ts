@@ -67,6 +67,8 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
         source.abort(ctx, readInstance(a.instance).uuid, a.migration_id),
       ),
       live_migration_force_complete: rpcMethod(instanceOnlyArgs, (ctx, a) => source.forceComplete(ctx, readInstance(a.instance).uuid)),
+      // ferry's own: Nova has no post-copy recovery to call.
+      live_migration_resume: rpcMethod(instanceOnlyArgs, (ctx, a) => source.resumePostcopy(ctx, readInstance(a.instance).uuid)),
       list_migrations: rpcMethod(listMigrationsArgs, async (_ctx, a) =>
         registry.list({ instanceUuid: a.instance_uuid ?? undefined }).map(migrationView),
       ),

@@ -20,7 +20,7 @@ export class FerryMetrics {
   });
   readonly migrationsInProgress = new Gauge({
     name: 'ferry_migrations_in_progress',
-    help: 'Outgoing live migrations by current status (queued, preparing, running, running (post-copy))',
+    help: 'Outgoing live migrations by current status (queued, preparing, running, running (post-copy), post-copy paused)',
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
@@ -57,7 +57,7 @@ export class FerryMetrics {
   });
   readonly monitorActions = new Counter({
     name: 'ferry_migration_actions_total',
-    help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause; abort_failed etc. once the timeout gave up)',
+    help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause, postcopy_resume; abort_failed etc. once the timeout gave up)',
     labelNames: ['action', 'reason'] as const,
     registers: [this.registry],
   });

@@ -8,7 +8,7 @@ import type { Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import { InvalidMigrationState } from '../nova/errors.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
-import { isFinal, MigrationStatus } from '../record/status.js';
+import { inPostcopy, isFinal, MigrationStatus } from '../record/status.js';
 
 export type ActionSource = 'operator' | 'timeout';
 export type ForceCompleteMode = 'postcopy' | 'pause';
@@ -31,7 +31,7 @@ export class MigrationControl {
   /** Operator-facing check for abort: only a pre-copy transfer can be cancelled. */
   async abort(source: ActionSource): Promise<ActionResult> {
     const r = this.record;
-    if (r.status === MigrationStatus.postcopy) {
+    if (inPostcopy(r.status)) {
       throw new InvalidMigrationState(r.id ?? r.uuid, r.instanceUuid, r.status, 'abort live migration');
     }
     if (!this.registry.claim(r, 'abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };

@@ -13,6 +13,7 @@ import {
   findJobType,
   initialMonitorState,
   MAX_TIMEOUT_ATTEMPTS,
+  heldForPostcopyResume,
   timeoutGaveUp,
   type DowntimeStep,
   type FinishOutcome,
@@ -21,6 +22,7 @@ import {
 } from './policy.js';
 import { countersFromStats, progressPercent, statsFromJobInfo } from './progress.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import { MigrationStatus } from '../record/status.js';
 
 export type MonitorOutcome = FinishOutcome;
 
@@ -103,7 +105,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
       const settled = worker.settled;
       if (settled) {
         const foundJobType = await finalJobType(settled, o);
-        const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, settings: policySettings, endGame: record, state });
+        const postcopyFailed = await sourceHeldForResume(settled, o);
+        const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, postcopyFailed, settings: policySettings, endGame: record, state });
         let outcome: MonitorOutcome = 'failed';
         for (const action of decision.actions) {
           if (action.kind === 'finish') outcome = action.outcome;
@@ -234,6 +237,21 @@ async function finalJobType(settled: Settled, o: MonitorOptions): Promise<JobTyp
     return findJobType({ active: await o.domain.isActive() });
   } catch (probeErr) {
     return findJobType({ errorCode: isVirError(probeErr) ? probeErr.code : VirErrorCode.INTERNAL_ERROR });
+  }
+}
+
+/**
+ * Once migrateToURI3 failed in post-copy: whether the source domain waits,
+ * paused, for a resume. A state we cannot read counts as yes, since the
+ * other answer would roll back a guest whose memory is split.
+ */
+async function sourceHeldForResume(settled: Settled, o: MonitorOptions): Promise<boolean> {
+  if (settled.ok || o.record.status !== MigrationStatus.postcopy) return false;
+  try {
+    return heldForPostcopyResume(await o.domain.getState());
+  } catch (err) {
+    o.log.error({ err, migration: o.record.uuid }, 'cannot read the source domain state after post-copy failed; holding it for a resume');
+    return true;
   }
 }
 

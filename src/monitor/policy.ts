@@ -2,9 +2,9 @@
 // _live_migration_monitor interleaves these decisions with libvirt calls; here
 // the caller polls libvirt, feeds each sample to decide() and performs the
 // returned actions in order.
-import { JobType, VirErrorCode, type JobStats } from '../libvirt/types.js';
+import { DomainState, JobType, PausedReason, VirErrorCode, type DomainStateInfo, type JobStats } from '../libvirt/types.js';
 import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
-import { MigrationStatus, type TimeoutAction } from '../record/status.js';
+import { inPostcopy, MigrationStatus, type TimeoutAction } from '../record/status.js';
 import { countersFromStats, progressPercent } from './progress.js';
 
 /** [seconds after the monitor started, max downtime in ms] */
@@ -79,10 +79,18 @@ export function updateDowntime(
 }
 
 /** Nova's should_trigger_timeout_action: never when off (0) or already in post-copy. */
-export function shouldTriggerTimeoutAction(elapsed: number, timeout: number, status: MigrationStatus | string): boolean {
+export function shouldTriggerTimeoutAction(elapsed: number, timeout: number, status: MigrationStatus): boolean {
   if (timeout <= 0) return false;
-  if (status === MigrationStatus.postcopy) return false;
+  if (inPostcopy(status)) return false;
   return elapsed > timeout;
+}
+
+/**
+ * A source domain that libvirt holds for a post-copy resume: paused with
+ * VIR_DOMAIN_PAUSED_POSTCOPY_FAILED, the half of a split guest that waits.
+ */
+export function heldForPostcopyResume({ state, reason }: DomainStateInfo): boolean {
+  return state === DomainState.PAUSED && reason === PausedReason.POSTCOPY_FAILED;
 }
 
 /** What the guest looked like when the job went NONE after migrateToURI3 returned. */
@@ -118,7 +126,8 @@ export function classifyJobStatsError(code: number, message: string): JobStatsEr
 
 // ---------------------------------------------------------------- decide()
 
-export type FinishOutcome = 'completed' | 'failed' | 'cancelled';
+/** `postcopy_paused`: post-copy stopped half way; the guest waits, split between the hosts, for a resume. */
+export type FinishOutcome = 'completed' | 'failed' | 'cancelled' | 'postcopy_paused';
 
 export type MonitorAction =
   | { kind: 'set_downtime'; ms: number }
@@ -164,6 +173,12 @@ export interface MonitorInput {
   workerFinished: boolean;
   /** findJobType() result; required when the sample is NONE and the worker finished */
   foundJobType?: JobType;
+  /**
+   * Once migrateToURI3 failed in post-copy: the source domain is paused with
+   * VIR_DOMAIN_PAUSED_POSTCOPY_FAILED (or its state could not be read), so
+   * libvirt kept the job for a resume.
+   */
+  postcopyFailed?: boolean;
   settings: MonitorSettings;
   endGame: EndGame;
   state: MonitorState;
@@ -263,6 +278,10 @@ export function decide(input: MonitorInput): MonitorDecision {
   }
 
   let actions: MonitorAction[];
+  if (input.workerFinished && input.postcopyFailed && jobType !== JobType.COMPLETED && input.endGame.status === MigrationStatus.postcopy) {
+    // Neither a failure nor a cancel: both halves of the guest live and must be joined again.
+    return { actions: [{ kind: 'finish', outcome: 'postcopy_paused' }], state: s, jobType, done: true };
+  }
   switch (jobType) {
     case JobType.UNBOUNDED:
       actions = unbounded(input, s);

@@ -85,6 +85,11 @@ export class ComputeRpcApi {
     await this.rpc.call(ctx, target, 'live_migration_force_complete', { instance }, { timeout: this.timeouts.rpcResponseTimeout });
   }
 
+  /** ferry's operator resume of a paused post-copy migration; a call, so the refusal comes back. */
+  async liveMigrationResume(ctx: RequestContext, source: string, instance: Record<string, unknown>): Promise<void> {
+    await this.rpc.call(ctx, this.target('compute', source), 'live_migration_resume', { instance }, { timeout: this.timeouts.rpcResponseTimeout });
+  }
+
   listMigrations(ctx: RequestContext, host: string, instanceUuid?: string): Promise<MigrationView[]> {
     return this.rpc.call(ctx, this.target('compute', host), 'list_migrations',
       { instance_uuid: instanceUuid ?? null }, { timeout: this.timeouts.rpcResponseTimeout });

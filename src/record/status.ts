@@ -11,6 +11,8 @@ export const MigrationStatus = {
   preparing: 'preparing',
   running: 'running',
   postcopy: 'running (post-copy)',
+  /** Post-copy stopped half way (link broken, job paused): the guest's memory is split, it waits for a resume. */
+  postcopyPaused: 'post-copy paused',
   completed: 'completed',
   failed: 'failed',
   cancelled: 'cancelled',
@@ -33,7 +35,9 @@ const NEXT: Readonly<Record<MigrationStatus, readonly MigrationStatus[]>> = {
   [S.preparing]: [S.running, S.failed, S.cancelled, S.error],
   [S.running]: [S.postcopy, S.completed, S.failed, S.cancelled, S.error],
   // No cancel once post-copy started: the destination already runs the guest.
-  [S.postcopy]: [S.completed, S.failed, S.error],
+  [S.postcopy]: [S.postcopyPaused, S.completed, S.failed, S.error],
+  // Nothing is rolled back while the memory is split: a resume, or a report.
+  [S.postcopyPaused]: [S.postcopy, S.completed, S.error],
   [S.completed]: [],
   [S.failed]: [],
   [S.cancelled]: [],
@@ -49,7 +53,12 @@ export function isFinal(status: MigrationStatus): boolean {
 }
 
 /** Statuses of a migration still under way, in the order they are passed. */
-export const IN_PROGRESS: readonly MigrationStatus[] = [S.queued, S.preparing, S.running, S.postcopy];
+export const IN_PROGRESS: readonly MigrationStatus[] = [S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused];
+
+/** Post-copy started: the destination runs the guest, so it can no longer be cancelled or paused. */
+export function inPostcopy(status: MigrationStatus): boolean {
+  return status === S.postcopy || status === S.postcopyPaused;
+}
 
 /** A status transition the table does not allow: a bug in the caller. */
 export class IllegalTransition extends Error {

@@ -29,7 +29,8 @@ import { checkCanLiveMigrateSource } from './precheck.js';
 import type { LiveMigrationRequest } from './request.js';
 import { rollbackMigration } from './rollback.js';
 import { SlotQueue } from './slots.js';
-import { migrateCall, transfer } from './transfer.js';
+import { migrateCall, transfer, type MigrateCall } from './transfer.js';
+import { recoverPostcopy, ResumeSignal } from './postcopy-recovery.js';
 import { validateHostname } from './uris.js';
 
 /** A migration this host is running: its record, and the end-game control once the transfer started. */
@@ -37,6 +38,8 @@ interface Flight {
   record: MigrationRecord;
   instance: InstanceRef;
   control: MigrationControl | null;
+  /** Cuts a paused post-copy migration's backoff short (operator resume). */
+  resume: ResumeSignal;
 }
 
 class Cancelled extends Error {}
@@ -91,7 +94,7 @@ export class SourceHandlers {
     const active = registry.active(req.instance.uuid);
     if (active) reject(new MigrationError(`instance ${req.instance.uuid} is already migrating (migration ${active.uuid}, ${active.status})`));
     const record = registry.create({ ...this.recordInit(uuid, req), status: MigrationStatus.queued });
-    const flight: Flight = { record, instance: req.instance, control: null };
+    const flight: Flight = { record, instance: req.instance, control: null, resume: new ResumeSignal() };
     this.flights.set(uuid, flight);
     this.run(ctx, flight, dom, req)
       .catch((err: unknown) => this.deps.log.error({ err, migration: uuid }, 'migration bookkeeping failed'))
@@ -116,6 +119,7 @@ export class SourceHandlers {
           return;
         case MigrationStatus.running:
         case MigrationStatus.postcopy:
+        case MigrationStatus.postcopyPaused:
           break;
         default:
           throw new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, 'abort live migration');
@@ -145,6 +149,22 @@ export class SourceHandlers {
     });
   }
 
+  /**
+   * Operator resume of a paused post-copy migration (ferry's own method): the
+   * next attempt now instead of at the end of its backoff.
+   */
+  async resumePostcopy(ctx: RequestContext, instanceUuid: string): Promise<void> {
+    authorize(ctx, this.deps.config.management_roles, 'compute:live_migration_resume', this.deps.log);
+    const active = this.deps.registry.active(instanceUuid);
+    const flight = active ? this.flights.get(active.uuid) : undefined;
+    if (!flight) throw new NoActiveMigrationForInstance(instanceUuid);
+    const { record } = flight;
+    const refuse = (why: string) => new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, `resume live migration (${why})`);
+    if (record.status !== MigrationStatus.postcopyPaused) throw refuse('only a paused post-copy migration resumes');
+    if (!flight.resume.kick()) throw refuse('a resume is already under way');
+    this.deps.log.info({ migration: record.uuid, instance: instanceUuid }, 'operator asked to resume the post-copy migration');
+  }
+
   private async run(ctx: RequestContext, flight: Flight, dom: Domain, req: LiveMigrationRequest): Promise<void> {
     const { registry, log, config } = this.deps;
     const { record } = flight;
@@ -152,7 +172,8 @@ export class SourceHandlers {
     let release: (() => void) | null = null;
     // Set once the destination holds something to undo; a destination that refused undid its own work.
     let destState: LiveMigrateData | null = null;
-    let outcome: MonitorOutcome;
+    let outcome: MonitorOutcome | 'error';
+    let call: MigrateCall | null = null;
     try {
       release = await this.slots.acquire(record.uuid);
       if (abortClaimed()) throw new Cancelled('aborted while queued');
@@ -167,7 +188,7 @@ export class SourceHandlers {
         throw err;
       }
       if (abortClaimed()) throw new Cancelled('aborted while preparing');
-      const call = migrateCall(config.libvirt, req, plan, destState);
+      call = migrateCall(config.libvirt, req, plan, destState);
       outcome = await transfer(this.deps, record, dom, plan, call, (control) => (flight.control = control));
     } catch (err) {
       const cancelled = err instanceof Cancelled;
@@ -176,7 +197,10 @@ export class SourceHandlers {
       outcome = cancelled ? 'cancelled' : 'failed';
     }
     try {
+      // The guest is split between the hosts: join it again, never roll it back.
+      if (outcome === 'postcopy_paused' && call && flight.control) outcome = await recoverPostcopy(this.deps, record, dom, flight.control, call, flight.resume);
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
+      else if (outcome === 'error') return;
       else if (outcome === 'completed' && destState) await finishMigration(this.deps, ctx, record, req, destState);
       else await rollbackMigration(this.deps, ctx, record, flight.control, req, destState, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
     } catch (err) {

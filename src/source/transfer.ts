@@ -7,6 +7,7 @@ import { destinationXml } from '../domain/destination-xml.js';
 import type { Domain, MigrateParams } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
+import type { DowntimeStep } from '../monitor/policy.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
@@ -33,6 +34,7 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
     flatDisks: plan.settings.diskCopy === 'full' ? plan.devs : [],
   });
   const params: MigrateParams = { destination_xml: destXml, persistent_xml: destXml, bandwidth: lv.live_migration_bandwidth };
+  if (lv.live_migration_bandwidth_postcopy > 0) params['bandwidth.postcopy'] = lv.live_migration_bandwidth_postcopy;
   if (prepared.target_connect_addr) params.migrate_uri = dataUri(prepared.target_connect_addr);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;
   if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
@@ -60,16 +62,27 @@ export async function transfer(
     { migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs, disk_copy: plan.settings.diskCopy },
     'migration transfer started',
   );
-  const worker = dom.migrateToURI3(call.uri, call.params, plan.settings.flags);
+  return watchTransfer(deps, record, dom, control, dom.migrateToURI3(call.uri, call.params, plan.settings.flags), plan.steps);
+}
+
+/** Monitors a pending migrateToURI3 (the transfer, or a post-copy resume) to its outcome. */
+export function watchTransfer(
+  deps: Pick<SourceDeps, 'config' | 'registry' | 'events' | 'log'>,
+  record: MigrationRecord,
+  dom: Domain,
+  control: MigrationControl,
+  worker: Promise<void>,
+  steps: readonly DowntimeStep[],
+): Promise<MonitorOutcome> {
   return runMonitor({
     domain: dom,
     events: deps.events,
     record,
-    registry,
+    registry: deps.registry,
     control,
     worker,
-    steps: plan.steps,
-    log,
+    steps,
+    log: deps.log,
     pollMs: POLL_MS,
     statsEvery: Math.max(1, Math.trunc(deps.config.libvirt.live_migration_monitor_interval / (POLL_MS / 1000))),
   });

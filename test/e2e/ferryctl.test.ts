@@ -133,7 +133,7 @@ describe('ferryctl against ferryd agents', () => {
     });
   });
 
-  it('exit codes: not found 3, forbidden 5, usage 2; nothing is started or changed', async () => {
+  it('exit codes: not found 3, forbidden 5, usage 2 (abort, force-complete, resume, migrate); nothing is started or changed', async () => {
     const before = await ferryctl(['migrations', '--host', b.hostname, '--json']);
     expect(before.code).toBe(0);
 
@@ -144,6 +144,12 @@ describe('ferryctl against ferryd agents', () => {
     const idle = await ferryctl(['force-complete', g.uuid, '--host', b.hostname]);
     expect(idle.code).toBe(3);
     expect(idle.stderr).toContain('NoActiveMigrationForInstance');
+    const nothingToResume = await ferryctl(['resume', g.uuid, '--host', b.hostname]);
+    expect(nothingToResume.code).toBe(3);
+    expect(nothingToResume.stderr).toContain('NoActiveMigrationForInstance');
+    const resumeForbidden = await ferryctl(['--roles', 'member', 'resume', g.uuid, '--host', b.hostname]);
+    expect(resumeForbidden.code).toBe(5);
+    expect((await ferryctl(['resume', g.uuid])).code).toBe(2);
 
     const forbidden = await ferryctl(['--roles', 'member', 'abort', g.uuid, '--host', a.hostname, '--migration', completedUuid]);
     expect(forbidden.code).toBe(5);

@@ -17,6 +17,7 @@ import { COMPUTE_RPC_SEND_VERSION } from '../../src/nova/compute-rpcapi.js';
 import type { MigrationView } from '../../src/nova/migration-view.js';
 import { AmqpConnection, AmqpRpcClient } from '../../src/rpc/index.js';
 import type { TestConductor } from '../conductor/conductor.js';
+import { run } from '../lab/exec.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import type { Agent } from './agents.js';
@@ -389,6 +390,62 @@ describe('operator control of running migrations', () => {
     expect(finalUpdates(migrationUuid)).toHaveLength(1);
     await assertOn(g2, dst);
   });
+
+  /**
+   * Starts a migration of g1, switches it to post-copy and checks an abort is refused there. Post-copy
+   * runs at 10 MiB/s so it lasts long enough to be broken on purpose.
+   */
+  async function inPostcopy(): Promise<{ migrationUuid: string; src: LabHost; dst: LabHost }> {
+    await useAgents({ ...POSTCOPY_CONFIG, libvirt: { ...POSTCOPY_CONFIG.libvirt, live_migration_bandwidth_postcopy: 10 } });
+    const src = g1.on;
+    const dst = other(src);
+    const { migrationUuid } = await migrate(g1);
+    await conductor.waitForStatus(migrationUuid, 'running', 60_000);
+    await sleep(2000);
+    await api().liveMigrationForceComplete(admin, src.hostname, g1.g.instance, 'call');
+    await expect(api().liveMigrationAbort(admin, src.hostname, g1.g.instance, migrationUuid, 'call')).rejects.toMatchObject({
+      name: 'InvalidMigrationState',
+      message: expect.stringContaining('running (post-copy)'),
+    });
+    // migrateStartPostCopy only asks QEMU to switch; break the migration once libvirt saw it switch
+    // (the source paused for post-copy) and pages flow, not during the switch itself.
+    await expect
+      .poll(async () => (await src.virsh(['domstate', '--reason', g1.g.uuid])).stdout.trim(), { timeout: 60_000, interval: 250 })
+      .toBe('paused (post-copy)');
+    await sleep(1000);
+    return { migrationUuid, src, dst };
+  }
+
+  /** The broken post-copy was paused, resumed by ferry (never rolled back) and completed; the guest beats on the destination. */
+  async function expectRecovered(migrationUuid: string, src: LabHost, dst: LabHost): Promise<void> {
+    const end = await conductor.waitForEnd(migrationUuid, 180_000);
+    settle(g1, src, end);
+    expect(end).toMatchObject({ status: 'completed', action_taken: 'force_complete' });
+    const statuses = conductor.statuses(migrationUuid);
+    expect(statuses.slice(0, 5)).toEqual(['queued', 'preparing', 'running', 'running (post-copy)', 'post-copy paused']);
+    expect(statuses.slice(-2)).toEqual(['running (post-copy)', 'completed']);
+    expect(finalUpdates(migrationUuid)).toHaveLength(1);
+    expect((await logsOf(src, migrationUuid, 'resuming post-copy migration')).length).toBeGreaterThanOrEqual(1);
+    expect((await agentOf(dst).logs()).filter((l) => l.msg === 'dispatch' && l.method === 'rollback_live_migration_at_destination')).toEqual([]);
+    await assertOn(g1, dst);
+  }
+
+  it('a post-copy migration paused on the source (virDomainAbortJobFlags POSTCOPY) is resumed and completes; the guest beats on the destination', async () => {
+    const { migrationUuid, src, dst } = await inPostcopy();
+    await src.virsh(['domjobabort', g1.g.uuid, '--postcopy']);
+    await conductor.waitForStatus(migrationUuid, 'post-copy paused', 30_000);
+    await expectRecovered(migrationUuid, src, dst);
+  }, 300_000);
+
+  it('a post-copy migration whose migration connection is killed (ss -K) is resumed and completes; the guest beats on the destination', async () => {
+    const { migrationUuid, src, dst } = await inPostcopy();
+    // The destination libvirtd's migration ports (test/lab/lab.ts): only QEMU's migration stream uses them here.
+    const first = 49152 + dst.index * 64;
+    const killed = await run('ss', ['-K', '-t', '-n', 'dst', dst.addr, 'and', '(', 'dport', '>=', `:${first}`, 'and', 'dport', '<=', `:${first + 63}`, ')']);
+    expect(killed.stdout.trim().split('\n').length, `ss killed no connection:\n${killed.stdout}`).toBeGreaterThan(1);
+    await conductor.waitForStatus(migrationUuid, 'post-copy paused', 30_000);
+    await expectRecovered(migrationUuid, src, dst);
+  }, 300_000);
 
   it('refuses invalid timeout_seconds / on_timeout before anything starts, naming the field', async () => {
     const src = g2.on;

@@ -33,6 +33,7 @@ const DEFAULTS: FerryConfig = {
     live_migration_scheme: null,
     live_migration_inbound_addr: null,
     live_migration_bandwidth: 0,
+    live_migration_bandwidth_postcopy: 0,
     live_migration_downtime: 500,
     live_migration_downtime_steps: 10,
     live_migration_downtime_delay: 75,

@@ -89,11 +89,12 @@ describe('updateDowntime (Nova update_downtime)', () => {
 });
 
 describe('shouldTriggerTimeoutAction', () => {
-  it.each<[number, number, string, boolean]>([
+  it.each<[number, number, MigrationStatus, boolean]>([
     [4500, 2000, 'running', true],
     [4500, 0, 'running', false],
     [4500, 9000, 'running', false],
     [4500, 2000, 'running (post-copy)', false],
+    [4500, 2000, 'post-copy paused', false],
     [2000, 2000, 'running', false],
   ])('(%i, %i, %s) -> %s', (elapsed, timeout, status, want) => {
     expect(shouldTriggerTimeoutAction(elapsed, timeout, status)).toBe(want);

@@ -105,6 +105,8 @@ export class FakeDomain implements Domain {
   onJobStats: (() => void) | null = null;
   /** Thrown once by the next abortJob. */
   abortJobError: Error | null = null;
+  /** Each post-copy resume (migrateToURI3 with POSTCOPY_RESUME) takes the next one and fails with it; none left: it resumes. */
+  resumeErrors: Error[] = [];
   private pending: Pending | null = null;
   private startedWaiters: Array<() => void> = [];
 
@@ -153,6 +155,20 @@ export class FakeDomain implements Domain {
     const p = this.takePending();
     if (!p) throw new Error('no migration running');
     p.dest.removeDomain(this.uuid);
+    p.reject(err);
+  }
+
+  /**
+   * Post-copy stops half way (a broken link, or domjobabort --postcopy), as
+   * libvirt >= 8.5 reports it: migrateToURI3 fails, the source stays paused
+   * (post-copy failed), the destination runs on (post-copy failed).
+   */
+  pausePostcopy(err: Error = virError(VirErrorCode.OPERATION_FAILED, "operation failed: job 'migration out' failed in post-copy phase")): void {
+    const p = this.takePending();
+    if (!p?.postCopy) throw new Error('no post-copy migration running');
+    this.reason = PausedReason.POSTCOPY_FAILED;
+    const incoming = p.dest.domains.get(this.uuid);
+    if (incoming) incoming.reason = 11; // VIR_DOMAIN_RUNNING_POSTCOPY_FAILED
     p.reject(err);
   }
 
@@ -245,12 +261,29 @@ export class FakeDomain implements Domain {
     const m = /^qemu\+[a-z]+:\/\/(\[[^\]]+\]|[^/]+)\/system$/.exec(dconnuri);
     const dest = m ? this.conn.world?.resolve(m[1]!.replace(/^\[|\]$/g, '')) : undefined;
     if (!dest) throw virError(VirErrorCode.OPERATION_FAILED, `unable to connect to server at '${dconnuri}': Name or service not known`);
+    if ((flags & MigrateFlag.POSTCOPY_RESUME) !== 0) return this.resumePostcopy(dconnuri, params, flags, dest);
     if (dest.domains.has(this.uuid)) throw virError(VirErrorCode.OPERATION_FAILED, `domain '${this.name}' already exists on the destination`);
     dest.addDomain(this.uuid, this.name, params.destination_xml ?? this.xml, { state: DomainState.PAUSED, persistent: false }).reason = PausedReason.MIGRATION;
     const done = new Promise<void>((resolve, reject) => {
       this.pending = { uri: dconnuri, params, flags, dest, postCopy: false, polls: 0, timer: null, resolve, reject };
     });
     if (this.behaviour.autoCompleteMs !== null) this.schedule(this.behaviour.autoCompleteMs, () => this.completeMigration());
+    for (const w of this.startedWaiters.splice(0)) w();
+    return done;
+  }
+
+  private resumePostcopy(uri: string, params: MigrateParams, flags: number, dest: FakeConnection): Promise<void> {
+    if (this.state !== DomainState.PAUSED || this.reason !== PausedReason.POSTCOPY_FAILED || !dest.domains.has(this.uuid)) {
+      throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: resuming failed post-copy migration requires post-copy to be paused');
+    }
+    const failure = this.resumeErrors.shift();
+    if (failure) throw failure;
+    this.reason = PausedReason.POSTCOPY;
+    dest.domains.get(this.uuid)!.reason = 10; // VIR_DOMAIN_RUNNING_POSTCOPY
+    const done = new Promise<void>((resolve, reject) => {
+      this.pending = { uri, params, flags, dest, postCopy: true, polls: 0, timer: null, resolve, reject };
+    });
+    this.schedule(this.behaviour.postCopyCompleteMs, () => this.completeMigration());
     for (const w of this.startedWaiters.splice(0)) w();
     return done;
   }

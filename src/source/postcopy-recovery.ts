@@ -1,0 +1,143 @@
+// A post-copy migration that stopped half way (its link broke, or someone
+// paused it with virDomainAbortJobFlags(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) has
+// the guest's memory split between the hosts: the destination runs it, the
+// source still holds the pages not yet sent. Nothing may be destroyed or
+// rolled back. libvirt keeps the job for a resume: migrateToURI3 again, with
+// the same params plus VIR_MIGRATE_POSTCOPY_RESUME. We retry that with
+// backoff while the source half waits for it, and an operator can ask for an
+// attempt at once (`ferryctl resume`).
+
+import { DomainState, isVirError, MigrateFlag, PausedReason, VirErrorCode, type Domain, type DomainStateInfo } from '../libvirt/types.js';
+import type { MigrationControl } from '../monitor/control.js';
+import { heldForPostcopyResume } from '../monitor/policy.js';
+import type { MigrationRecord } from '../record/registry.js';
+import { MigrationStatus } from '../record/status.js';
+import type { SourceDeps } from './deps.js';
+import { watchTransfer, type MigrateCall } from './transfer.js';
+
+/** The first resume is tried this soon after the pause, each later one twice as late, up to RESUME_MAX_DELAY_MS. */
+export const RESUME_FIRST_DELAY_MS = 1000;
+export const RESUME_MAX_DELAY_MS = 30_000;
+
+/**
+ * How long to wait before resume attempt `attempt` (1-based).
+ *
+ *   resumeDelayMs(1) === 1000
+ *   resumeDelayMs(3) === 4000
+ *   resumeDelayMs(9) === 30000   // capped
+ */
+export function resumeDelayMs(attempt: number): number {
+  return Math.min(RESUME_MAX_DELAY_MS, RESUME_FIRST_DELAY_MS * 2 ** Math.max(0, attempt - 1));
+}
+
+/** The source domain's state, or the libvirt error code that stopped us reading it. */
+export type SourceProbe = { state: DomainStateInfo } | { errorCode: number };
+
+export type ResumeVerdict =
+  | { kind: 'resume' }
+  /** Cannot tell now (libvirtd restarting): ask again at the next attempt. */
+  | { kind: 'wait'; why: string }
+  /** There is no source half to resume: stop, touch nothing, report. */
+  | { kind: 'stop'; error: string };
+
+/**
+ * Whether a resume can be tried, from the source domain alone.
+ *
+ *   resumeVerdict({ state: { state: PAUSED, reason: POSTCOPY_FAILED } })  // resume
+ *   resumeVerdict({ errorCode: VirErrorCode.NO_DOMAIN })                  // stop: the source domain is gone
+ *   resumeVerdict({ errorCode: VirErrorCode.INTERNAL_ERROR })             // wait
+ */
+export function resumeVerdict(probe: SourceProbe): ResumeVerdict {
+  if ('errorCode' in probe) {
+    return probe.errorCode === VirErrorCode.NO_DOMAIN
+      ? { kind: 'stop', error: 'post-copy recovery stopped: the source domain is gone; the guest may run on the destination, check it there' }
+      : { kind: 'wait', why: `cannot read the source domain state (libvirt error ${probe.errorCode})` };
+  }
+  if (heldForPostcopyResume(probe.state)) return { kind: 'resume' };
+  const { state, reason } = probe.state;
+  // Still paused in post-copy proper: libvirt has not (yet) marked it failed.
+  if (state === DomainState.PAUSED && reason === PausedReason.POSTCOPY) return { kind: 'wait', why: 'the source is still paused in post-copy, not yet failed' };
+  return {
+    kind: 'stop',
+    error: `post-copy recovery stopped: the source domain is ${DomainState[state]?.toLowerCase() ?? state} (reason ${reason}), not paused for a resume; neither side was touched`,
+  };
+}
+
+/** Wakes a backoff wait early: the operator's "resume now". */
+export class ResumeSignal {
+  private wakeUp: (() => void) | null = null;
+
+  /** Resolves after `ms`, or as soon as kick() is called; true when kicked. */
+  wait(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeUp = null;
+        resolve(false);
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        this.wakeUp = null;
+        resolve(true);
+      };
+    });
+  }
+
+  /** Ends the current wait; false when nothing is waiting (a resume is already under way). */
+  kick(): boolean {
+    if (!this.wakeUp) return false;
+    this.wakeUp();
+    return true;
+  }
+}
+
+/**
+ * Resumes the paused post-copy migration until it completes, or until there
+ * is no source half left to resume: then the migration ends in `error` with
+ * the reason and nothing is cleaned. Never gives up while both halves live.
+ */
+export async function recoverPostcopy(
+  deps: Pick<SourceDeps, 'config' | 'registry' | 'events' | 'log'>,
+  record: MigrationRecord,
+  dom: Domain,
+  control: MigrationControl,
+  call: MigrateCall,
+  signal: ResumeSignal,
+): Promise<'completed' | 'error'> {
+  const { registry, log } = deps;
+  const flags = (record.settings?.flags ?? 0) | MigrateFlag.POSTCOPY_RESUME;
+  for (let attempt = 1; ; attempt++) {
+    const delayMs = resumeDelayMs(attempt);
+    registry.update(record, { status: MigrationStatus.postcopyPaused });
+    registry.reportProgress(record);
+    log.warn({ migration: record.uuid, instance: record.instanceUuid, error: record.error, attempt, delayMs }, 'post-copy migration paused; resuming');
+    const kicked = await signal.wait(delayMs);
+    const verdict = resumeVerdict(await probe(dom));
+    if (verdict.kind === 'stop') {
+      log.error({ migration: record.uuid, instance: record.instanceUuid }, verdict.error);
+      registry.update(record, { status: MigrationStatus.error, error: verdict.error });
+      return 'error';
+    }
+    if (verdict.kind === 'wait') {
+      registry.update(record, { error: `resume attempt ${attempt} not tried: ${verdict.why}` });
+      continue;
+    }
+    registry.noteAction(record, 'postcopy_resume', kicked ? 'operator' : 'policy');
+    registry.update(record, { status: MigrationStatus.postcopy });
+    log.info({ migration: record.uuid, attempt, source: kicked ? 'operator' : 'backoff' }, 'resuming post-copy migration');
+    // The ramp is over: post-copy sends each page once, downtime no longer applies.
+    const outcome = await watchTransfer(deps, record, dom, control, dom.migrateToURI3(call.uri, call.params, flags), []);
+    if (outcome === 'completed') {
+      registry.update(record, { error: null });
+      return 'completed';
+    }
+    // Paused again, or the source is no longer paused for a resume: the next probe tells which.
+  }
+}
+
+async function probe(dom: Domain): Promise<SourceProbe> {
+  try {
+    return { state: await dom.getState() };
+  } catch (err) {
+    return { errorCode: isVirError(err) ? err.code : VirErrorCode.INTERNAL_ERROR };
+  }
+}
