@@ -3,7 +3,7 @@
     "target_name": "virt",
     "sources": [
       "src/module.cc", "src/errors.cc", "src/async.cc", "src/typed_params.cc",
-      "src/event_loop.cc", "src/connection.cc", "src/domain.cc"
+      "src/event_loop.cc", "src/connection.cc", "src/domain.cc", "src/storage.cc"
     ],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "cflags!": ["-fno-exceptions"],

@@ -22,8 +22,8 @@ STACK_PACKAGES=(
 DEBIAN_PACKAGES=(
   # build: the native libvirt binding
   build-essential pkg-config python3
-  # lab: a busybox initramfs, loop-device volumes
-  busybox-static cpio util-linux
+  # lab: a busybox initramfs, loop-device volumes, iso9660 config drives
+  busybox-static cpio util-linux genisoimage
   # RPC: the broker, and the reference oslo.messaging for interop tests
   rabbitmq-server python3-oslo.messaging
   # RPC over TLS: a throwaway CA, and a TLS proxy in front of the broker (test/rpc/tls.test.ts)

@@ -72,8 +72,22 @@ unsigned long long ToUInt(Napi::Value v, const char* what, unsigned long long ma
 unsigned int FlagsArg(const Napi::CallbackInfo& info, size_t i);
 
 struct AddonData {
-  Napi::FunctionReference connectionCtor, domainCtor;
+  Napi::FunctionReference connectionCtor, domainCtor, poolCtor, volCtor, streamCtor;
 };
+
+using PoolHold = std::shared_ptr<virStoragePool>;
+using VolHold = std::shared_ptr<virStorageVol>;
+using StreamHold = std::shared_ptr<virStream>;
+namespace storage {
+// Owns the reference it is given; the last holder frees it off the JS thread.
+template <typename T>
+std::shared_ptr<T> Adopt(T* p);
+void Init(Napi::Env env, AddonData* data);
+// JS wrappers holding their own reference to h.
+Napi::Value NewPool(Napi::Env env, PoolHold h);
+Napi::Value NewVol(Napi::Env env, VolHold h);
+Napi::Value NewStream(Napi::Env env, StreamHold h);
+}  // namespace storage
 
 namespace connection { Napi::Function Init(Napi::Env env); Napi::Value Open(const Napi::CallbackInfo& info); }
 namespace domain {

@@ -171,6 +171,9 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                            InstanceMethod<&ConnectionWrap::LookupByName>("lookupByName"),
                            InstanceMethod<&ConnectionWrap::DefineXML>("defineXML"),
                            InstanceMethod<&ConnectionWrap::CreateXML>("createXML"),
+                           InstanceMethod<&ConnectionWrap::StoragePoolCreateXML>("storagePoolCreateXML"),
+                           InstanceMethod<&ConnectionWrap::StorageVolLookupByPath>("storageVolLookupByPath"),
+                           InstanceMethod<&ConnectionWrap::NewStream>("newStream"),
                            InstanceMethod<&ConnectionWrap::IsAlive>("isAlive"),
                            InstanceMethod<&ConnectionWrap::SetEventHandler>("setEventHandler"),
                            InstanceMethod<&ConnectionWrap::Close>("close"),
@@ -308,6 +311,36 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                    free(r);
                    return [s](Napi::Env env) { return Napi::String::New(env, s); };
                  });
+  }
+
+  // A transient pool: it exists until destroy(), which leaves its files alone.
+  Napi::Value StoragePoolCreateXML(const Napi::CallbackInfo& info) {
+    std::string xml = StringArg(info, 0, "xml");
+    unsigned int flags = FlagsArg(info, 1);
+    return Queue(info.Env(), Mode::Pool, "virStoragePoolCreateXML", [c = Hold(info.Env()), xml, flags](VirErr&) -> Finish {
+      virStoragePoolPtr p = virStoragePoolCreateXML(c.get(), xml.c_str(), flags);
+      if (!p) return nullptr;
+      PoolHold h = storage::Adopt(p);
+      return [h](Napi::Env env) { return storage::NewPool(env, h); };
+    });
+  }
+  Napi::Value StorageVolLookupByPath(const Napi::CallbackInfo& info) {
+    std::string path = StringArg(info, 0, "path");
+    return Queue(info.Env(), Mode::Pool, "virStorageVolLookupByPath", [c = Hold(info.Env()), path](VirErr&) -> Finish {
+      virStorageVolPtr v = virStorageVolLookupByPath(c.get(), path.c_str());
+      if (!v) return nullptr;
+      VolHold h = storage::Adopt(v);
+      return [h](Napi::Env env) { return storage::NewVol(env, h); };
+    });
+  }
+  Napi::Value NewStream(const Napi::CallbackInfo& info) {
+    unsigned int flags = FlagsArg(info, 0);
+    return Queue(info.Env(), Mode::Pool, "virStreamNew", [c = Hold(info.Env()), flags](VirErr&) -> Finish {
+      virStreamPtr s = virStreamNew(c.get(), flags);
+      if (!s) return nullptr;
+      StreamHold h = storage::Adopt(s);
+      return [h](Napi::Env env) { return storage::NewStream(env, h); };
+    });
   }
 
   Napi::Value LookupByUUID(const Napi::CallbackInfo& info) {

@@ -1,4 +1,4 @@
-// Addon entry: exports open(uri), the two wrapper classes and the header version.
+// Addon entry: exports open(uri), the wrapper classes and the header version.
 #include "common.h"
 
 #include <chrono>
@@ -26,6 +26,7 @@ Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   Napi::Function conn = connection::Init(env), dom = domain::Init(env);
   data->connectionCtor = Napi::Persistent(conn);
   data->domainCtor = Napi::Persistent(dom);
+  storage::Init(env, data);
   env.SetInstanceData(data);  // deleted with the environment
   exports.Set("open", Napi::Function::New(env, connection::Open, "open"));
   const char* hooks = std::getenv("FERRY_ADDON_TEST_HOOKS");

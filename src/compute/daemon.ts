@@ -31,10 +31,8 @@ export interface Daemon {
 
 export async function startDaemon(config: FerryConfig, log: Logger): Promise<Daemon> {
   const metrics = new FerryMetrics();
-  const libvirt: Connection = await openConnection(config.libvirt.connection_uri, {
-    keepaliveInterval: config.libvirt.keepalive_interval,
-    keepaliveCount: config.libvirt.keepalive_count,
-  });
+  const keepalive = { keepaliveInterval: config.libvirt.keepalive_interval, keepaliveCount: config.libvirt.keepalive_count };
+  const libvirt: Connection = await openConnection(config.libvirt.connection_uri, keepalive);
   metrics.libvirtConnected.set(1);
   libvirt.onClose((reason) => {
     metrics.libvirtConnected.set(0);
@@ -63,6 +61,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     host: config.host,
     config,
     libvirt,
+    openRemote: (uri: string) => openConnection(uri, keepalive),
     events: new DomainEventHub(libvirt),
     computeApi: new ComputeRpcApi(rpc, { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout }),
     notifications: new MigrationNotifier(notifier, config.host, log),

@@ -57,11 +57,25 @@ export interface MigrateDisks {
  * Nova's tunnelled case, which does not look volumes up.
  */
 export function selectMigrateDisks(domainXml: string, volumeDevs: readonly string[]): MigrateDisks {
+  return localDisks(domainXml, volumeDevs, (d) => !d.readonly && (d.type === 'file' || d.type === 'block'));
+}
+
+/**
+ * The read-only local files (an iso9660 config drive, `disk.config`): libvirt
+ * migrates a read-only disk as if shared and refuses to copy it ("Cannot
+ * migrate empty or read-only disk"), so block migration has to bring them
+ * some other way.
+ */
+export function selectReadOnlyDisks(domainXml: string, volumeDevs: readonly string[]): MigrateDisks {
+  return localDisks(domainXml, volumeDevs, (d) => d.readonly && d.type === 'file');
+}
+
+/** Disks that pass `keep`, with a source, neither shareable nor one of the volumes. */
+function localDisks(domainXml: string, volumeDevs: readonly string[], keep: (d: DiskInfo) => boolean): MigrateDisks {
   const volumes = new Set(volumeDevs.map((d) => d.slice(d.lastIndexOf('/') + 1)));
   const out: MigrateDisks = { paths: [], devs: [] };
   for (const disk of diskInfo(domainXml)) {
-    if (disk.readonly || disk.shareable) continue;
-    if (disk.type !== 'file' && disk.type !== 'block') continue;
+    if (disk.shareable || !keep(disk)) continue;
     if (volumes.has(disk.dev)) continue;
     if (disk.sourcePath === null) continue; // e.g. an empty cdrom: nothing to copy
     out.paths.push(disk.sourcePath);

@@ -59,6 +59,16 @@ export class HostStorage {
    */
   async createEmptyDisk(path: string, format: string, virtualSize: number, backing?: BackingImage): Promise<void> {
     if (await exists(path)) throw new Error(`disk ${path} already exists`);
+    if (format === 'raw' && !backing) {
+      // A sparse file of exactly that length (qemu-img rounds up to 512 bytes): a byte copy's target must match.
+      const file = await fs.open(path, 'wx');
+      try {
+        await file.truncate(virtualSize);
+      } finally {
+        await file.close();
+      }
+      return;
+    }
     const onBacking = backing ? ['-b', backing.path, '-F', backing.format] : [];
     await run('qemu-img', ['create', '-q', '-f', format, ...onBacking, path, String(virtualSize)]);
   }
@@ -88,6 +98,26 @@ export class HostStorage {
     const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', b.path]);
     const info = JSON.parse(stdout) as QemuImgInfo;
     return info.format === b.format && info['virtual-size'] === b.virtualSize;
+  }
+
+  /** The file's length in bytes. */
+  async fileBytes(path: string): Promise<number> {
+    return (await fs.stat(path)).size;
+  }
+
+  /** A local file's bytes in order, `chunkBytes` at a time (the last chunk may be shorter). */
+  async *readChunks(path: string, chunkBytes: number): AsyncGenerator<Uint8Array> {
+    const file = await fs.open(path, 'r');
+    try {
+      for (;;) {
+        const buf = new Uint8Array(chunkBytes);
+        const { bytesRead } = await file.read(buf, 0, chunkBytes, null);
+        if (bytesRead === 0) return;
+        yield buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await file.close();
+    }
   }
 
   async freeBytes(): Promise<number> {

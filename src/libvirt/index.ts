@@ -12,6 +12,9 @@ import type {
   JobStats,
   LifecycleEventData,
   MigrateParams,
+  StoragePool,
+  StorageVol,
+  Stream,
   VirError,
 } from './types.js';
 import { checkMigrate, type LibvirtVersions } from './features.js';
@@ -24,6 +27,14 @@ type NativeDomain = Omit<Domain, 'migrateToURI3'> & {
   migrateToURI3(dconnuri: string | null, params: MigrateParams, flags: number): Promise<void>;
   free(): void;
 };
+
+/** The addon's storage handles: the contract's, with the native stream passed to upload. */
+type NativeStream = Stream;
+type NativePool = StoragePool;
+interface NativeVol {
+  upload(stream: NativeStream, offset: number, length: number, flags: number): Promise<void>;
+  free(): void;
+}
 
 type EventKind = 'lifecycle' | 'jobCompleted' | 'close';
 
@@ -38,6 +49,9 @@ interface NativeConnection {
   lookupByName(name: string): Promise<NativeDomain>;
   defineXML(xml: string): Promise<NativeDomain>;
   createXML(xml: string, flags?: number): Promise<NativeDomain>;
+  storagePoolCreateXML(xml: string, flags: number): Promise<NativePool>;
+  storageVolLookupByPath(path: string): Promise<NativeVol>;
+  newStream(flags: number): Promise<NativeStream>;
   isAlive(): boolean;
   setEventHandler(handler: (kind: EventKind, data: unknown) => void): void;
   close(): Promise<number>;
@@ -164,6 +178,46 @@ export class LibvirtDomain implements Domain {
   }
 }
 
+class LibvirtStoragePool implements StoragePool {
+  constructor(private readonly h: NativePool) {}
+  destroy(): Promise<void> {
+    return call(() => this.h.destroy());
+  }
+  refresh(flags = 0): Promise<void> {
+    return call(() => this.h.refresh(flags));
+  }
+  free(): void {
+    this.h.free();
+  }
+}
+
+class LibvirtStream implements Stream {
+  constructor(readonly h: NativeStream) {}
+  send(data: Uint8Array): Promise<number> {
+    return call(() => this.h.send(data));
+  }
+  finish(): Promise<void> {
+    return call(() => this.h.finish());
+  }
+  abort(): Promise<void> {
+    return call(() => this.h.abort());
+  }
+  free(): void {
+    this.h.free();
+  }
+}
+
+class LibvirtStorageVol implements StorageVol {
+  constructor(private readonly h: NativeVol) {}
+  upload(stream: Stream, offset: number, length: number, flags = 0): Promise<void> {
+    if (!(stream instanceof LibvirtStream)) throw new TypeError('stream: expected a Stream of this binding');
+    return call(() => this.h.upload(stream.h, offset, length, flags));
+  }
+  free(): void {
+    this.h.free();
+  }
+}
+
 type Listener<T> = (e: T) => void;
 
 export class LibvirtConnection implements Connection {
@@ -212,6 +266,15 @@ export class LibvirtConnection implements Connection {
   }
   async createXML(xml: string, flags = 0): Promise<Domain> {
     return this.wrap(await call(() => this.h.createXML(xml, flags)));
+  }
+  async storagePoolCreateXML(xml: string, flags = 0): Promise<StoragePool> {
+    return new LibvirtStoragePool(await call(() => this.h.storagePoolCreateXML(xml, flags)));
+  }
+  async storageVolLookupByPath(path: string): Promise<StorageVol> {
+    return new LibvirtStorageVol(await call(() => this.h.storageVolLookupByPath(path)));
+  }
+  async newStream(flags = 0): Promise<Stream> {
+    return new LibvirtStream(await call(() => this.h.newStream(flags)));
   }
   isAlive(): boolean {
     return this.closeReason === undefined && this.h.isAlive();

@@ -110,6 +110,7 @@ export enum VirErrorCode {
   NO_SUPPORT = 3,
   OPERATION_FAILED = 9,
   NO_DOMAIN = 42,
+  NO_STORAGE_VOL = 50,
   OPERATION_INVALID = 55,
   OPERATION_ABORTED = 78,
   ARGUMENT_UNSUPPORTED = 74,
@@ -249,6 +250,31 @@ export interface Domain {
   migrateStartPostCopy(): Promise<void>;
 }
 
+/** A storage pool (virStoragePoolPtr). */
+export interface StoragePool {
+  /** virStoragePoolDestroy: stops the pool; a dir pool's files stay, a transient pool is gone. */
+  destroy(): Promise<void>;
+  refresh(flags?: number): Promise<void>;
+  free(): void;
+}
+
+/** A storage volume (virStorageVolPtr). */
+export interface StorageVol {
+  /** virStorageVolUpload: `length` bytes from `offset` now come through `stream` (send, then finish). */
+  upload(stream: Stream, offset: number, length: number, flags?: number): Promise<void>;
+  free(): void;
+}
+
+/** A blocking data stream (virStreamPtr). */
+export interface Stream {
+  /** virStreamSend: the number of bytes taken. */
+  send(data: Uint8Array): Promise<number>;
+  /** virStreamFinish: all data sent; the transfer succeeded on the far side or this rejects. */
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+  free(): void;
+}
+
 /** virConnectGetDomainCapabilities selectors; null or absent lets libvirt pick the default. */
 export interface DomainCapabilitiesOptions {
   emulatorBin?: string | null;
@@ -270,6 +296,11 @@ export interface Connection {
   lookupByName(name: string): Promise<Domain>;
   defineXML(xml: string): Promise<Domain>;
   createXML(xml: string, flags?: number): Promise<Domain>;
+  /** virStoragePoolCreateXML: a transient pool, started. */
+  storagePoolCreateXML(xml: string, flags?: number): Promise<StoragePool>;
+  storageVolLookupByPath(path: string): Promise<StorageVol>;
+  /** virStreamNew */
+  newStream(flags?: number): Promise<Stream>;
   isAlive(): boolean;
   /** Called once when libvirt closes the connection (e.g. libvirtd restarted). */
   onClose(cb: (reason: number) => void): void;

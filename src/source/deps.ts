@@ -15,6 +15,8 @@ export interface SourceDeps {
   host: string;
   config: FerryConfig;
   libvirt: Connection;
+  /** A connection to another host's libvirtd (the destination's, to upload read-only disks). */
+  openRemote(uri: string): Promise<Connection>;
   events: DomainEventHub;
   computeApi: ComputeRpcApi;
   notifications: MigrationNotifier;

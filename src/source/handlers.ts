@@ -25,6 +25,7 @@ import { authorize } from '../nova/authorize.js';
 import type { SourceDeps } from './deps.js';
 import { finishMigration } from './finish.js';
 import { planMigration } from './plan.js';
+import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
 import type { LiveMigrationRequest } from './request.js';
 import { rollbackMigration } from './rollback.js';
@@ -187,8 +188,9 @@ export class SourceHandlers {
         if (!(err instanceof RpcError) || err instanceof MessagingTimeout) destState = asked;
         throw err;
       }
-      if (abortClaimed()) throw new Cancelled('aborted while preparing');
       call = migrateCall(config.libvirt, req, plan, destState);
+      await copyReadOnlyDisks(this.deps, record, call.uri, plan.readOnlyDisks);
+      if (abortClaimed()) throw new Cancelled('aborted while preparing');
       outcome = await transfer(this.deps, record, dom, plan, call, (control) => (flight.control = control));
     } catch (err) {
       const cancelled = err instanceof Cancelled;

@@ -3,7 +3,7 @@
 // guest before the destination is asked to prepare.
 
 import type { LibvirtConfig } from '../config/index.js';
-import { selectMigrateDisks } from '../domain/disks.js';
+import { selectMigrateDisks, selectReadOnlyDisks } from '../domain/disks.js';
 import { guestFacts } from '../domain/facts.js';
 import type { HostStorage, LocalDiskInfo } from '../domain/host-storage.js';
 import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types.js';
@@ -20,8 +20,10 @@ export interface MigrationPlan {
   blockMigration: boolean;
   /** Target devs of the local disks to copy (migrate_disks). */
   devs: string[];
-  /** The same disks as pre_live_migration's `disk` argument describes them. */
+  /** The disks pre_live_migration creates empty: those copied, then the read-only ones. */
   disks: InstanceDiskInfo[];
+  /** Read-only local files (config drives) the destination gets by upload before the transfer. */
+  readOnlyDisks: InstanceDiskInfo[];
   settings: MigrationSettings;
   steps: DowntimeStep[];
 }
@@ -56,7 +58,12 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
   const selected = blockMigration ? selectMigrateDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
   const described = await Promise.all(selected.devs.map((dev, i) => storage.describeDisk(dev, selected.paths[i] ?? '')));
   const diskCopy = diskCopyMode(described, req.migrateData.disk_copy);
-  const disks = described.map((d) => diskInfoArg(d, diskCopy === 'top_layer'));
+  const copied = described.map((d) => diskInfoArg(d, diskCopy === 'top_layer'));
+  const readOnly = blockMigration ? selectReadOnlyDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
+  // Byte copies: the destination makes a raw file of the same length for the upload to fill.
+  const readOnlyDisks = await Promise.all(
+    readOnly.paths.map(async (path, i) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev: readOnly.devs[i] })),
+  );
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
   const state = await dom.getState();
@@ -86,5 +93,5 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     flags,
     dataGb: gb,
   };
-  return { xml, blockMigration, devs: selected.devs, disks, settings, steps };
+  return { xml, blockMigration, devs: selected.devs, disks: [...copied, ...readOnlyDisks], readOnlyDisks, settings, steps };
 }

@@ -2,9 +2,12 @@
 // RabbitMQ, a test conductor, real TCG guests that keep beating.
 
 import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
+import { run } from '../lab/exec.js';
 import { createLocalDisk, prepareInstanceDir, readDiskHead } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { Lab, LabHost } from '../lab/lab.js';
@@ -100,6 +103,32 @@ describe('live migration through two ferryd agents', () => {
 
     await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
     expect(await readDiskHead(join(b.hostInstancesDir, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
+    expect(await instanceDirExists(a, g.uuid)).toBe(false);
+  });
+
+  it('block-migrates a guest with an iso9660 config drive: the drive arrives byte for byte and the guest runs with it there', async () => {
+    await useAgents();
+    const uuid = randomUUID();
+    const disk = await createLocalDisk(a, uuid, 64);
+    // A config drive as Nova writes one: iso9660, volume label config-2, openstack/latest/meta_data.json.
+    const staging = await mkdtemp(join(tmpdir(), 'ferry-cd-'));
+    await mkdir(join(staging, 'openstack', 'latest'), { recursive: true });
+    await writeFile(join(staging, 'openstack', 'latest', 'meta_data.json'), JSON.stringify({ uuid, name: 'e2e' }));
+    const isoOnA = join(a.hostInstancesDir, uuid, 'disk.config');
+    await run('genisoimage', ['-quiet', '-o', isoOnA, '-V', 'config-2', '-r', '-J', staging]);
+    await rm(staging, { recursive: true, force: true });
+    const original = await readFile(isoOnA);
+    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }], configDrive: join(a.instancesPath, uuid, 'disk.config') });
+
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    const logs = (await agents[0]!.logs()).filter((l) => l.migration === migrationUuid);
+    expect(logs.find((l) => l.msg === 'migration transfer started')?.disks).toEqual(['vda']);
+    expect(logs.filter((l) => l.msg === 'read-only disk uploaded to the destination').map((l) => [l.disk, l.bytes])).toEqual([['hdd', original.length]]);
+    await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
+    expect(Buffer.compare(await readFile(join(b.hostInstancesDir, uuid, 'disk.config')), original)).toBe(0);
+    expect((await b.virsh(['domblklist', uuid])).stdout).toMatch(new RegExp(`hdd\\s+${join(b.instancesPath, uuid, 'disk.config')}`));
     expect(await instanceDirExists(a, g.uuid)).toBe(false);
   });
 

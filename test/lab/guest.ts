@@ -33,6 +33,8 @@ export interface GuestSpec {
   /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s. */
   dirty?: { mib: number; rateMBs: number };
   localDisks?: LocalDiskSpec[];
+  /** An iso9660 image (path as the host sees it) attached as Nova attaches a config drive: a read-only IDE cdrom. */
+  configDrive?: string;
   volumes?: VolumeDiskSpec[];
   /** Written once at boot to the first sector of vda as "ferry-marker:<word>"; vda is then printed each second. */
   diskMarker?: string;
@@ -105,6 +107,14 @@ export async function guestXml(spec: GuestSpec): Promise<string> {
       <driver name='qemu' type='${d.format ?? 'qcow2'}'/>
       <source file='${xmlEscape(d.path)}'/>
       <target dev='${d.dev}' bus='virtio'/>
+    </disk>`);
+  }
+  if (spec.configDrive) {
+    disks.push(`    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='${xmlEscape(spec.configDrive)}'/>
+      <target dev='hdd' bus='ide'/>
+      <readonly/>
     </disk>`);
   }
   for (const v of spec.volumes ?? []) {

@@ -235,7 +235,7 @@ export function cleanStaleLabs(name: string): void {
   }
 }
 
-const LAB_TOOLS = ['/usr/sbin/libvirtd', '/usr/bin/virsh', '/usr/bin/qemu-system-x86_64', '/usr/bin/qemu-img', '/usr/bin/unshare', '/usr/bin/nsenter', '/usr/bin/setpriv', '/usr/bin/busybox', '/usr/bin/gcc'];
+const LAB_TOOLS = ['/usr/sbin/libvirtd', '/usr/bin/virsh', '/usr/bin/qemu-system-x86_64', '/usr/bin/qemu-img', '/usr/bin/unshare', '/usr/bin/nsenter', '/usr/bin/setpriv', '/usr/bin/busybox', '/usr/bin/gcc', '/usr/bin/genisoimage'];
 
 /**
  * What this machine lacks to run a lab (root, libvirtd, QEMU, the namespace

@@ -19,7 +19,8 @@ import { MigrationRegistry, type MigrationRecord } from '../../../src/record/reg
 import { SourceHandlers } from '../../../src/source/handlers.js';
 import { isFinal, MigrationStatus } from '../../../src/record/status.js';
 import type { RequestContext } from '../../../src/rpc/types.js';
-import { FakeConnection, FakeLibvirtWorld, guestXml, type FakeDomain, type GuestDisk } from './libvirt.js';
+import { VirErrorCode } from '../../../src/libvirt/types.js';
+import { FakeConnection, FakeLibvirtWorld, guestXml, virError, type FakeDomain, type GuestDisk } from './libvirt.js';
 import { adminContext, FakeBus, RecordingNotifier } from './rpc.js';
 import { LOGICAL_INSTANCES_PATH, makeImage, MountedHostStorage } from './storage.js';
 
@@ -70,10 +71,17 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
   const registry = new MigrationRegistry();
   const notifier = new RecordingNotifier();
   const storage = new MountedHostStorage(storageDir);
+  conn.fileOf = (path) => storage.toReal(path);
   const deps = {
     host: name,
     config,
     libvirt: conn,
+    // The host named in the URI, as libvirt's remote driver would reach it.
+    openRemote: async (uri: string) => {
+      const remote = world.resolve(new URL(uri).hostname.replace(/^\[|\]$/g, ''));
+      if (!remote) throw virError(VirErrorCode.OPERATION_FAILED, `unable to connect to server at '${uri}': Name or service not known`);
+      return remote;
+    },
     events: new DomainEventHub(conn),
     computeApi: new ComputeRpcApi(bus.client(name), { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout }),
     notifications: new MigrationNotifier(notifier, name, silentLogger),
@@ -128,6 +136,8 @@ export interface GuestOptions {
   /** Local disks to create as real images in the source instance dir (names inside it); `backing`: the logical path of a qcow2 base on the source. */
   disks?: Array<{ dev: string; file: string; format?: 'qcow2' | 'raw'; size?: string; backing?: string }>;
   volumes?: Array<{ dev: string; devicePath: string; volumeId?: string }>;
+  /** A config drive with these bytes: `disk.config` in the instance folder, a read-only cdrom sda. */
+  configDrive?: Uint8Array;
 }
 
 export interface Guest {
@@ -150,6 +160,12 @@ export async function makeGuest(c: Cluster, o: GuestOptions = {}): Promise<Guest
       await makeImage(c.src.storage.toReal(path), d.format ?? 'qcow2', d.size ?? '64M', d.backing ? { path: c.src.storage.toReal(d.backing), format: 'qcow2' } : undefined);
       disks.push({ dev: d.dev, path, format: d.format ?? 'qcow2' });
     }
+  }
+  if (o.configDrive) {
+    if (!(await c.src.storage.instanceDirExists(uuid))) await c.src.storage.createInstanceDir(uuid);
+    const path = `${c.src.storage.instanceDir(uuid)}/disk.config`;
+    await fs.writeFile(c.src.storage.toReal(path), o.configDrive);
+    disks.push({ dev: 'sda', path, format: 'raw', cdrom: true });
   }
   const volumes: VolumeRef[] = (o.volumes ?? []).map((v) => {
     const volumeId = v.volumeId ?? randomUUID();

@@ -6,6 +6,8 @@
 // found by the URI's host in a FakeLibvirtWorld, so a wrong URI fails as it
 // would against a real libvirtd.
 
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   DomainState,
   JobType,
@@ -20,6 +22,9 @@ import {
   type JobStats,
   type LifecycleEventData,
   type MigrateParams,
+  type StoragePool,
+  type StorageVol,
+  type Stream,
   type VirError,
 } from '../../../src/libvirt/types.js';
 
@@ -394,6 +399,10 @@ export class FakeConnection implements Connection {
   readonly addresses: Set<string>;
   capabilities = CAPABILITIES;
   world: FakeLibvirtWorld | null = null;
+  /** The real file behind a path of this host (its storage); volume uploads write there. */
+  fileOf: (path: string) => string = (p) => p;
+  /** Target folders of the storage pools active now. */
+  readonly activePools = new Set<string>();
   private readonly lifecycle: Array<(e: LifecycleEventData) => void> = [];
   private readonly jobCompleted: Array<(e: JobCompletedEventData) => void> = [];
 
@@ -415,6 +424,41 @@ export class FakeConnection implements Connection {
     const d = this.domains.get(uuid);
     if (d) d.gone = true;
     this.domains.delete(uuid);
+  }
+
+  async storagePoolCreateXML(xml: string, flags?: number): Promise<StoragePool> {
+    await this.record('storagePoolCreateXML', xml, flags);
+    const dir = /<path>([^<]+)<\/path>/.exec(xml)?.[1];
+    if (!dir) throw virError(VirErrorCode.INTERNAL_ERROR, 'XML error: missing storage pool target path');
+    if (this.activePools.has(dir)) throw virError(VirErrorCode.OPERATION_FAILED, `operation failed: Storage source conflict with pool: '${dir}'`);
+    this.activePools.add(dir);
+    return {
+      destroy: async () => {
+        await this.record('storagePoolDestroy', dir);
+        this.activePools.delete(dir);
+      },
+      refresh: async () => {},
+      free: () => {},
+    };
+  }
+
+  async storageVolLookupByPath(path: string): Promise<StorageVol> {
+    await this.record('storageVolLookupByPath', path);
+    if (!this.activePools.has(dirname(path)) || !existsSync(this.fileOf(path))) {
+      throw virError(VirErrorCode.NO_STORAGE_VOL, `Storage volume not found: no storage vol with matching path '${path}'`);
+    }
+    return {
+      upload: async (stream, offset, length) => {
+        await this.record('storageVolUpload', path, offset, length);
+        (stream as FakeStream).target = { file: this.fileOf(path), offset, length };
+      },
+      free: () => {},
+    };
+  }
+
+  async newStream(flags?: number): Promise<Stream> {
+    await this.record('newStream', flags);
+    return new FakeStream();
   }
 
   emitJobCompleted(e: JobCompletedEventData): void {
@@ -511,6 +555,38 @@ export class FakeConnection implements Connection {
 }
 
 /** The hosts a migration URI can reach. */
+/** A stream into a volume upload: the bytes are written to the file at finish(), as a confirmed upload leaves them. */
+export class FakeStream implements Stream {
+  target: { file: string; offset: number; length: number } | null = null;
+  readonly chunks: Uint8Array[] = [];
+  aborted = false;
+
+  async send(data: Uint8Array): Promise<number> {
+    await threadPool();
+    if (!this.target) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: stream is not open');
+    this.chunks.push(Uint8Array.from(data));
+    return data.length;
+  }
+  async finish(): Promise<void> {
+    await threadPool();
+    const t = this.target;
+    if (!t) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: stream is not open');
+    const bytes = Buffer.concat(this.chunks);
+    if (bytes.length !== t.length) throw virError(VirErrorCode.OPERATION_FAILED, `stream carried ${bytes.length} bytes, ${t.length} expected`);
+    const fd = openSync(t.file, 'r+');
+    try {
+      writeSync(fd, bytes, 0, bytes.length, t.offset);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  async abort(): Promise<void> {
+    await threadPool();
+    this.aborted = true;
+  }
+  free(): void {}
+}
+
 export class FakeLibvirtWorld {
   readonly connections: FakeConnection[] = [];
 
@@ -529,6 +605,8 @@ export interface GuestDisk {
   dev: string;
   path: string;
   format?: string;
+  /** A read-only cdrom (a config drive) instead of a writable disk. */
+  cdrom?: boolean;
 }
 
 export interface GuestVolume {
@@ -540,8 +618,15 @@ export interface GuestVolume {
 
 /** A minimal libvirt domain XML with file disks and block volumes. */
 export function guestXml(o: { uuid: string; name: string; memoryMb?: number; disks?: GuestDisk[]; volumes?: GuestVolume[] }): string {
-  const disks = (o.disks ?? []).map(
-    (d) => `    <disk type='file' device='disk'>
+  const disks = (o.disks ?? []).map((d) =>
+    d.cdrom
+      ? `    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='${d.path}'/>
+      <target dev='${d.dev}' bus='sata'/>
+      <readonly/>
+    </disk>`
+      : `    <disk type='file' device='disk'>
       <driver name='qemu' type='${d.format ?? 'qcow2'}'/>
       <source file='${d.path}'/>
       <target dev='${d.dev}' bus='virtio'/>

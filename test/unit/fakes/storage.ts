@@ -55,6 +55,12 @@ export class MountedHostStorage extends HostStorage {
   override hasBacking(b: BackingImage) {
     return this.real.hasBacking({ ...b, path: this.toReal(b.path) });
   }
+  override fileBytes(path: string) {
+    return this.real.fileBytes(this.toReal(path));
+  }
+  override readChunks(path: string, chunkBytes: number) {
+    return this.real.readChunks(this.toReal(path), chunkBytes);
+  }
   override freeBytes() {
     return this.real.freeBytes();
   }
