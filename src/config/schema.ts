@@ -137,6 +137,7 @@ export function buildSchema(): SchemaNode {
     rpc_response_timeout: int(60, 'Seconds to wait for an RPC reply.', { min: 1 }),
     long_rpc_timeout: int(1800, 'Seconds to wait for a long-running RPC reply.', { min: 1 }),
     instances_path: str('/var/lib/nova/instances', 'Where instance directories live.', 'ferry-abs-path'),
+    state_path: str('/var/lib/ferry', "Where ferryd keeps what must survive a restart (what this host's pre_live_migration created).", 'ferry-abs-path'),
     conductor_topic: str('conductor', 'RPC topic of nova-conductor.'),
     management_roles: {
       doc: 'Context roles allowed to call ferry management methods.',

@@ -68,6 +68,8 @@ export interface FerryConfig {
   rpc_response_timeout: number;
   long_rpc_timeout: number;
   instances_path: string;
+  /** absolute; ferryd's own files that must survive a restart */
+  state_path: string;
   conductor_topic: string;
   management_roles: string[];
   max_message_bytes: number;

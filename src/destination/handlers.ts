@@ -8,12 +8,15 @@ import { checkCanLiveMigrateDestination } from './checks.js';
 import type { DestinationDeps } from './deps.js';
 import { preLiveMigration } from './prepare.js';
 import { Preparations } from './preparations.js';
+import { join } from 'node:path';
 import { rollbackLiveMigrationAtDestination } from './rollback.js';
 
 export class DestinationHandlers {
-  private readonly preparations = new Preparations();
+  private readonly preparations: Preparations;
 
-  constructor(private readonly deps: DestinationDeps) {}
+  constructor(private readonly deps: DestinationDeps) {
+    this.preparations = new Preparations(join(deps.config.state_path, 'preparations.json'), deps.log);
+  }
 
   checkCanLiveMigrateDestination(ctx: RequestContext, instance: InstanceRef, blockMigration: boolean | null, diskOverCommit: boolean | null): Promise<LiveMigrateData> {
     return checkCanLiveMigrateDestination(this.deps, ctx, instance, blockMigration, diskOverCommit);

@@ -1,15 +1,34 @@
 // What this host's pre_live_migration created, per incoming instance, so a
-// roll back removes exactly that and never what it did not make. Kept in
-// memory: a ferryd that restarted knows of nothing, and its roll back then
-// removes nothing (when in doubt, keep).
+// roll back removes exactly that and never what it did not make. Kept in a
+// file under state_path, written before the creation is reported, so a
+// ferryd that restarted still knows (and still removes nothing it did not
+// make). With a record it cannot read it knows nothing and removes nothing:
+// when in doubt, keep.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '../log/logger.js';
+
+interface Saved {
+  version: 1;
+  /** Instances whose folder this host created for an incoming migration. */
+  createdDirs: string[];
+}
 
 export class Preparations {
-  /** Instances whose folder this host created for an incoming migration. */
-  private readonly createdDirs = new Set<string>();
+  private readonly createdDirs: Set<string>;
+
+  constructor(
+    private readonly file: string,
+    log: Logger,
+  ) {
+    this.createdDirs = new Set(load(file, log));
+  }
 
   /** pre_live_migration made the instance folder (and the empty disks in it). */
   noteDirMade(instanceUuid: string): void {
     this.createdDirs.add(instanceUuid);
+    this.save();
   }
 
   /** Whether this host made the instance's folder for a migration still to finish or roll back. */
@@ -19,6 +38,39 @@ export class Preparations {
 
   /** The migration ended (arrived, or rolled back): nothing of it is left to undo. */
   forget(instanceUuid: string): void {
-    this.createdDirs.delete(instanceUuid);
+    if (!this.createdDirs.delete(instanceUuid)) return;
+    this.save();
+  }
+
+  /** Replaced whole (written aside, synced, renamed): a crash leaves the old record or the new one. */
+  private save(): void {
+    const saved: Saved = { version: 1, createdDirs: [...this.createdDirs].sort() };
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
+    const fd = openSync(tmp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.file);
+  }
+}
+
+/** The saved instances; an unreadable record is set aside (never overwritten) and counts as empty. */
+function load(file: string, log: Logger): string[] {
+  if (!existsSync(file)) return [];
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<Saved>;
+    if (saved.version !== 1 || !Array.isArray(saved.createdDirs) || !saved.createdDirs.every((u) => typeof u === 'string')) {
+      throw new Error('not a version 1 preparations record');
+    }
+    return saved.createdDirs;
+  } catch (err) {
+    const aside = `${file}.unreadable-${Date.now()}`;
+    renameSync(file, aside);
+    log.error({ err, file, aside }, 'preparations record unreadable: set aside; rollbacks remove no folder made before this start');
+    return [];
   }
 }

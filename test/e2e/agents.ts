@@ -51,6 +51,7 @@ export function agentConfig(host: LabHost, opts: AgentOptions): Record<string, u
     transport_url: opts.transportUrl ?? TRANSPORT_URL,
     control_exchange: opts.exchange,
     instances_path: host.instancesPath,
+    state_path: join(host.root, 'state'),
     conductor_topic: 'conductor',
     log_level: 'debug',
     metrics: { listen_address: host.addr, port: 9390 + host.index },

@@ -21,6 +21,7 @@ const DEFAULTS: FerryConfig = {
   rpc_response_timeout: 60,
   long_rpc_timeout: 1800,
   instances_path: '/var/lib/nova/instances',
+  state_path: '/var/lib/ferry',
   conductor_topic: 'conductor',
   management_roles: ['admin'],
   max_message_bytes: 1048576,

@@ -63,6 +63,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     overrides: {
       host: name,
       instances_path: LOGICAL_INSTANCES_PATH,
+      state_path: join(root, `${name}-state`),
       ...o.config,
       libvirt: { live_migration_inbound_addr: o.inboundAddr ?? null, ...((o.config?.libvirt as object) ?? {}) },
     },
@@ -100,7 +101,6 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     statuses.get(r.uuid)!.push(r.status);
     if (isFinal(r.status)) finals.set(r.uuid, (finals.get(r.uuid) ?? 0) + 1);
   });
-  void root;
   return { name, config, conn, storage, registry, notifier, source, dest, statuses, finals };
 }
 
