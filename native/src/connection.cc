@@ -172,6 +172,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                            InstanceMethod<&ConnectionWrap::DefineXML>("defineXML"),
                            InstanceMethod<&ConnectionWrap::CreateXML>("createXML"),
                            InstanceMethod<&ConnectionWrap::StoragePoolCreateXML>("storagePoolCreateXML"),
+                           InstanceMethod<&ConnectionWrap::StoragePoolLookupByName>("storagePoolLookupByName"),
                            InstanceMethod<&ConnectionWrap::StorageVolLookupByPath>("storageVolLookupByPath"),
                            InstanceMethod<&ConnectionWrap::NewStream>("newStream"),
                            InstanceMethod<&ConnectionWrap::IsAlive>("isAlive"),
@@ -319,6 +320,15 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     unsigned int flags = FlagsArg(info, 1);
     return Queue(info.Env(), Mode::Pool, "virStoragePoolCreateXML", [c = Hold(info.Env()), xml, flags](VirErr&) -> Finish {
       virStoragePoolPtr p = virStoragePoolCreateXML(c.get(), xml.c_str(), flags);
+      if (!p) return nullptr;
+      PoolHold h = storage::Adopt(p);
+      return [h](Napi::Env env) { return storage::NewPool(env, h); };
+    });
+  }
+  Napi::Value StoragePoolLookupByName(const Napi::CallbackInfo& info) {
+    std::string name = StringArg(info, 0, "name");
+    return Queue(info.Env(), Mode::Pool, "virStoragePoolLookupByName", [c = Hold(info.Env()), name](VirErr&) -> Finish {
+      virStoragePoolPtr p = virStoragePoolLookupByName(c.get(), name.c_str());
       if (!p) return nullptr;
       PoolHold h = storage::Adopt(p);
       return [h](Napi::Env env) { return storage::NewPool(env, h); };

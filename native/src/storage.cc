@@ -1,5 +1,5 @@
 // JS StoragePool, StorageVol and Stream: the handles of libvirt's volume
-// upload path (virStoragePoolCreateXML, virStorageVolLookupByPath,
+// upload path (virStoragePoolCreateXML/LookupByName, virStorageVolLookupByPath,
 // virStreamNew, virStorageVolUpload, virStreamSend, virStreamFinish,
 // virStreamAbort), each method one libvirt call. One reference per wrapper,
 // released off the JS thread like a domain's.
@@ -86,15 +86,10 @@ class PoolWrap : public HandleWrap<PoolWrap, virStoragePool> {
     return DefineClass(env, "StoragePool",
                        {
                            InstanceMethod<&PoolWrap::Destroy>("destroy"),
-                           InstanceMethod<&PoolWrap::Refresh>("refresh"),
                            InstanceMethod<&PoolWrap::FreeHandle>("free"),
                        });
   }
   Napi::Value Destroy(const Napi::CallbackInfo& info) { return Void(info, "virStoragePoolDestroy", virStoragePoolDestroy); }
-  Napi::Value Refresh(const Napi::CallbackInfo& info) {
-    unsigned int flags = FlagsArg(info, 0);
-    return Void(info, "virStoragePoolRefresh", [flags](virStoragePoolPtr p) { return virStoragePoolRefresh(p, flags); });
-  }
 };
 
 class StreamWrap : public HandleWrap<StreamWrap, virStream> {
@@ -111,7 +106,7 @@ class StreamWrap : public HandleWrap<StreamWrap, virStream> {
                        });
   }
 
-  // send(data: Uint8Array): bytes libvirt took (a blocking stream takes them all or fails).
+  // send(data: Uint8Array): the bytes libvirt took, which may be fewer than given.
   Napi::Value Send(const Napi::CallbackInfo& info) {
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       throw Napi::TypeError::New(info.Env(), "data: expected a Uint8Array");

@@ -27,8 +27,7 @@ export class Preparations {
 
   /** pre_live_migration made the instance folder (and the empty disks in it). */
   noteDirMade(instanceUuid: string): void {
-    this.createdDirs.add(instanceUuid);
-    this.save();
+    this.replace(new Set([...this.createdDirs, instanceUuid]));
   }
 
   /** Whether this host made the instance's folder for a migration still to finish or roll back. */
@@ -38,23 +37,35 @@ export class Preparations {
 
   /** The migration ended (arrived, or rolled back): nothing of it is left to undo. */
   forget(instanceUuid: string): void {
-    if (!this.createdDirs.delete(instanceUuid)) return;
-    this.save();
+    if (!this.createdDirs.has(instanceUuid)) return;
+    this.replace(new Set([...this.createdDirs].filter((u) => u !== instanceUuid)));
   }
 
-  /** Replaced whole (written aside, synced, renamed): a crash leaves the old record or the new one. */
-  private save(): void {
-    const saved: Saved = { version: 1, createdDirs: [...this.createdDirs].sort() };
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+  /**
+   * Saved first, then taken: what is known in memory is never more than the
+   * record says. The file is replaced whole (written aside, synced, renamed,
+   * folder synced): a crash leaves the old record or the new one.
+   */
+  private replace(next: Set<string>): void {
+    const saved: Saved = { version: 1, createdDirs: [...next].sort() };
+    const dir = dirname(this.file);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    syncPath(tmp);
     renameSync(tmp, this.file);
+    syncPath(dir);
+    this.createdDirs.clear();
+    for (const u of next) this.createdDirs.add(u);
+  }
+}
+
+function syncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -64,10 +64,11 @@ export function selectMigrateDisks(domainXml: string, volumeDevs: readonly strin
  * The read-only local files (an iso9660 config drive, `disk.config`): libvirt
  * migrates a read-only disk as if shared and refuses to copy it ("Cannot
  * migrate empty or read-only disk"), so block migration has to bring them
- * some other way.
+ * some other way. Raw files only: a byte copy of an image with a backing
+ * file would need that file too.
  */
 export function selectReadOnlyDisks(domainXml: string, volumeDevs: readonly string[]): MigrateDisks {
-  return localDisks(domainXml, volumeDevs, (d) => d.readonly && d.type === 'file');
+  return localDisks(domainXml, volumeDevs, (d) => d.readonly && d.type === 'file' && (d.format ?? 'raw') === 'raw');
 }
 
 /** Disks that pass `keep`, with a source, neither shareable nor one of the volumes. */

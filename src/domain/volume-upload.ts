@@ -5,11 +5,12 @@
 // as the upload runs, and destroying that pool leaves every file in place.
 
 import { dirname } from 'node:path';
-import type { Connection, StoragePool } from '../libvirt/types.js';
+import { isVirError, VirErrorCode, type Connection, type StoragePool, type Stream } from '../libvirt/types.js';
+import type { Logger } from '../log/logger.js';
 import type { HostStorage } from './host-storage.js';
 import { parseXml, serializeXml } from './xml.js';
 
-/** Bytes per virStreamSend: libvirt's own limit for one stream packet is 256 KiB. */
+/** Bytes read per virStreamSend; libvirt splits them into its own packets. */
 const CHUNK_BYTES = 256 * 1024;
 
 /** A transient dir pool named `name` over `dir`. */
@@ -23,31 +24,63 @@ export function dirPoolXml(name: string, dir: string): string {
 
 /**
  * Copies `path` on this host to the same path on the host behind `remote`;
- * resolves with the bytes sent once the far side confirmed them (virStreamFinish).
+ * resolves with the bytes sent once the far side confirmed them
+ * (virStreamFinish). `poolName` names the transient pool; one of that name
+ * left by an earlier attempt is destroyed first, or its folder would stay
+ * claimed ("Storage source conflict") for every later upload.
  */
-export async function uploadFile(storage: HostStorage, remote: Connection, path: string, size: number, poolName: string): Promise<number> {
-  const pool: StoragePool = await remote.storagePoolCreateXML(dirPoolXml(poolName, dirname(path)));
+export async function uploadFile(storage: HostStorage, remote: Connection, path: string, size: number, poolName: string, log: Logger): Promise<number> {
+  await destroyStalePool(remote, poolName, log);
+  const pool = await remote.storagePoolCreateXML(dirPoolXml(poolName, dirname(path)));
   try {
     const vol = await remote.storageVolLookupByPath(path);
-    const stream = await remote.newStream();
     try {
-      await vol.upload(stream, 0, size);
-      let sent = 0;
+      const stream = await remote.newStream();
       try {
-        for await (const chunk of storage.readChunks(path, CHUNK_BYTES)) sent += await stream.send(chunk);
-        if (sent !== size) throw new Error(`${path} changed while it was uploaded: ${sent} bytes read, ${size} expected`);
-        await stream.finish();
-      } catch (err) {
-        await stream.abort().catch(() => undefined);
-        throw err;
+        await vol.upload(stream, 0, size);
+        return await sendAll(storage, stream, path, size);
+      } finally {
+        stream.free();
       }
-      return sent;
     } finally {
-      stream.free();
       vol.free();
     }
   } finally {
-    await pool.destroy();
+    // The upload's own outcome stands; a pool left behind is destroyed by the next attempt.
+    await pool.destroy().catch((err: unknown) => log.error({ err, pool: poolName }, 'could not destroy the upload pool'));
     pool.free();
+  }
+}
+
+/** The file's bytes through the stream, every chunk until libvirt took all of it; aborted on any failure. */
+async function sendAll(storage: HostStorage, stream: Stream, path: string, size: number): Promise<number> {
+  let sent = 0;
+  try {
+    for await (const chunk of storage.readChunks(path, CHUNK_BYTES)) {
+      for (let off = 0; off < chunk.length; ) off += await stream.send(chunk.subarray(off));
+      sent += chunk.length;
+    }
+    if (sent !== size) throw new Error(`${path} changed while it was uploaded: ${sent} bytes read, ${size} expected`);
+    await stream.finish();
+    return sent;
+  } catch (err) {
+    await stream.abort().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function destroyStalePool(remote: Connection, name: string, log: Logger): Promise<void> {
+  let stale: StoragePool;
+  try {
+    stale = await remote.storagePoolLookupByName(name);
+  } catch (err) {
+    if (isVirError(err) && err.code === VirErrorCode.NO_STORAGE_POOL) return;
+    throw err;
+  }
+  try {
+    log.warn({ pool: name }, 'destroying an upload pool an earlier attempt left behind');
+    await stale.destroy();
+  } finally {
+    stale.free();
   }
 }

@@ -50,6 +50,7 @@ interface NativeConnection {
   defineXML(xml: string): Promise<NativeDomain>;
   createXML(xml: string, flags?: number): Promise<NativeDomain>;
   storagePoolCreateXML(xml: string, flags: number): Promise<NativePool>;
+  storagePoolLookupByName(name: string): Promise<NativePool>;
   storageVolLookupByPath(path: string): Promise<NativeVol>;
   newStream(flags: number): Promise<NativeStream>;
   isAlive(): boolean;
@@ -183,9 +184,6 @@ class LibvirtStoragePool implements StoragePool {
   destroy(): Promise<void> {
     return call(() => this.h.destroy());
   }
-  refresh(flags = 0): Promise<void> {
-    return call(() => this.h.refresh(flags));
-  }
   free(): void {
     this.h.free();
   }
@@ -269,6 +267,9 @@ export class LibvirtConnection implements Connection {
   }
   async storagePoolCreateXML(xml: string, flags = 0): Promise<StoragePool> {
     return new LibvirtStoragePool(await call(() => this.h.storagePoolCreateXML(xml, flags)));
+  }
+  async storagePoolLookupByName(name: string): Promise<StoragePool> {
+    return new LibvirtStoragePool(await call(() => this.h.storagePoolLookupByName(name)));
   }
   async storageVolLookupByPath(path: string): Promise<StorageVol> {
     return new LibvirtStorageVol(await call(() => this.h.storageVolLookupByPath(path)));

@@ -110,6 +110,7 @@ export enum VirErrorCode {
   NO_SUPPORT = 3,
   OPERATION_FAILED = 9,
   NO_DOMAIN = 42,
+  NO_STORAGE_POOL = 49,
   NO_STORAGE_VOL = 50,
   OPERATION_INVALID = 55,
   OPERATION_ABORTED = 78,
@@ -254,7 +255,6 @@ export interface Domain {
 export interface StoragePool {
   /** virStoragePoolDestroy: stops the pool; a dir pool's files stay, a transient pool is gone. */
   destroy(): Promise<void>;
-  refresh(flags?: number): Promise<void>;
   free(): void;
 }
 
@@ -267,7 +267,7 @@ export interface StorageVol {
 
 /** A blocking data stream (virStreamPtr). */
 export interface Stream {
-  /** virStreamSend: the number of bytes taken. */
+  /** virStreamSend: the number of bytes taken, which may be fewer than given. */
   send(data: Uint8Array): Promise<number>;
   /** virStreamFinish: all data sent; the transfer succeeded on the far side or this rejects. */
   finish(): Promise<void>;
@@ -298,6 +298,7 @@ export interface Connection {
   createXML(xml: string, flags?: number): Promise<Domain>;
   /** virStoragePoolCreateXML: a transient pool, started. */
   storagePoolCreateXML(xml: string, flags?: number): Promise<StoragePool>;
+  storagePoolLookupByName(name: string): Promise<StoragePool>;
   storageVolLookupByPath(path: string): Promise<StorageVol>;
   /** virStreamNew */
   newStream(flags?: number): Promise<Stream>;

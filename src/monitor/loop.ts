@@ -22,7 +22,7 @@ import {
 } from './policy.js';
 import { countersFromStats, progressPercent, statsFromJobInfo } from './progress.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
-import { MigrationStatus } from '../record/status.js';
+import { inPostcopy, MigrationStatus } from '../record/status.js';
 
 export type MonitorOutcome = FinishOutcome;
 
@@ -127,11 +127,24 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
             await sleep();
             continue;
           }
-          // Nova: a monitor that cannot read the job aborts it rather than leaving it unattended.
-          log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; aborting the job');
-          await abortBlind(o);
+          if (inPostcopy(record.status)) {
+            // Post-copy cannot be aborted (the destination runs the guest): its end is migrateToURI3's.
+            log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats in post-copy; waiting for the migration to end');
+          } else {
+            // Nova: a monitor that cannot read the job aborts it rather than leaving it unattended.
+            log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; aborting the job');
+            await abortBlind(o);
+          }
+          const result = await o.worker.then(
+            (): Settled => ({ ok: true }),
+            (e: unknown): Settled => ({ ok: false, err: e }),
+          );
           // migrateToURI3 may still have finished the move: then the guest runs on the destination.
-          if (await o.worker.then(() => true, () => false)) return 'completed';
+          if (result.ok) return 'completed';
+          if (await sourceHeldForResume(result, o)) {
+            registry.update(record, { error: errorMessage(result.err) });
+            return 'postcopy_paused';
+          }
           throw err;
         }
         recordSample(sample, o);

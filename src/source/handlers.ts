@@ -120,7 +120,6 @@ export class SourceHandlers {
           return;
         case MigrationStatus.running:
         case MigrationStatus.postcopy:
-        case MigrationStatus.postcopyPaused:
           break;
         default:
           throw new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, 'abort live migration');
@@ -199,8 +198,11 @@ export class SourceHandlers {
       outcome = cancelled ? 'cancelled' : 'failed';
     }
     try {
-      // The guest is split between the hosts: join it again, never roll it back.
-      if (outcome === 'postcopy_paused' && call && flight.control) outcome = await recoverPostcopy(this.deps, record, dom, flight.control, call, flight.resume);
+      if (outcome === 'postcopy_paused') {
+        // The guest is split between the hosts: join it again, never roll it back.
+        if (!call || !flight.control) throw new Error(`migration ${record.uuid} is post-copy paused without a transfer`);
+        outcome = await recoverPostcopy(this.deps, record, dom, flight.control, call, flight.resume);
+      }
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
       else if (outcome === 'error') return;
       else if (outcome === 'completed' && destState) await finishMigration(this.deps, ctx, record, req, destState);

@@ -7,6 +7,7 @@
 // backoff while the source half waits for it, and an operator can ask for an
 // attempt at once (`ferryctl resume`).
 
+import { FeatureUnavailableError } from '../libvirt/features.js';
 import { DomainState, isVirError, MigrateFlag, PausedReason, VirErrorCode, type Domain, type DomainStateInfo } from '../libvirt/types.js';
 import type { MigrationControl } from '../monitor/control.js';
 import { heldForPostcopyResume } from '../monitor/policy.js';
@@ -35,7 +36,7 @@ export type SourceProbe = { state: DomainStateInfo } | { errorCode: number };
 
 export type ResumeVerdict =
   | { kind: 'resume' }
-  /** Cannot tell now (libvirtd restarting): ask again at the next attempt. */
+  /** Cannot tell now (the state read failed, or libvirt has not marked the failure yet): ask again at the next attempt. */
   | { kind: 'wait'; why: string }
   /** There is no source half to resume: stop, touch nothing, report. */
   | { kind: 'stop'; error: string };
@@ -105,6 +106,11 @@ export async function recoverPostcopy(
 ): Promise<'completed' | 'error'> {
   const { registry, log } = deps;
   const flags = (record.settings?.flags ?? 0) | MigrateFlag.POSTCOPY_RESUME;
+  const stop = (error: string): 'error' => {
+    log.error({ migration: record.uuid, instance: record.instanceUuid }, error);
+    registry.update(record, { status: MigrationStatus.error, error });
+    return 'error';
+  };
   for (let attempt = 1; ; attempt++) {
     const delayMs = resumeDelayMs(attempt);
     registry.update(record, { status: MigrationStatus.postcopyPaused });
@@ -112,24 +118,29 @@ export async function recoverPostcopy(
     log.warn({ migration: record.uuid, instance: record.instanceUuid, error: record.error, attempt, delayMs }, 'post-copy migration paused; resuming');
     const kicked = await signal.wait(delayMs);
     const verdict = resumeVerdict(await probe(dom));
-    if (verdict.kind === 'stop') {
-      log.error({ migration: record.uuid, instance: record.instanceUuid }, verdict.error);
-      registry.update(record, { status: MigrationStatus.error, error: verdict.error });
-      return 'error';
-    }
+    if (verdict.kind === 'stop') return stop(verdict.error);
     if (verdict.kind === 'wait') {
       registry.update(record, { error: `resume attempt ${attempt} not tried: ${verdict.why}` });
       continue;
     }
-    registry.noteAction(record, 'postcopy_resume', kicked ? 'operator' : 'policy');
+    const source = kicked ? 'operator' : 'backoff';
+    registry.noteAction(record, 'postcopy_resume', source);
     registry.update(record, { status: MigrationStatus.postcopy });
-    log.info({ migration: record.uuid, attempt, source: kicked ? 'operator' : 'backoff' }, 'resuming post-copy migration');
+    log.info({ migration: record.uuid, attempt, source }, 'resuming post-copy migration');
+    // Refused before libvirt is called (a version without resume, or one it crashes): no attempt will ever take.
+    // A holder, not a let: the callback sets it behind TypeScript's back.
+    const refused: { err: FeatureUnavailableError | null } = { err: null };
+    const worker = dom.migrateToURI3(call.uri, call.params, flags).catch((err: unknown) => {
+      if (err instanceof FeatureUnavailableError) refused.err = err;
+      throw err;
+    });
     // The ramp is over: post-copy sends each page once, downtime no longer applies.
-    const outcome = await watchTransfer(deps, record, dom, control, dom.migrateToURI3(call.uri, call.params, flags), []);
+    const outcome = await watchTransfer(deps, record, dom, control, worker, []);
     if (outcome === 'completed') {
       registry.update(record, { error: null });
       return 'completed';
     }
+    if (refused.err) return stop(`post-copy recovery impossible on this host: ${refused.err.message}; the guest is split between the hosts, neither side was touched`);
     // Paused again, or the source is no longer paused for a resume: the next probe tells which.
   }
 }

@@ -19,10 +19,11 @@ export async function copyReadOnlyDisks(
   try {
     for (const disk of disks) {
       const started = performance.now();
-      const bytes = await uploadFile(deps.storage, remote, disk.path, disk.virt_disk_size, `ferry-upload-${record.uuid}`);
+      // Named after the instance, so a pool an interrupted attempt left is found and destroyed by the next.
+      const bytes = await uploadFile(deps.storage, remote, disk.path, disk.virt_disk_size, `ferry-upload-${record.instanceUuid}`, deps.log);
       deps.log.info({ migration: record.uuid, disk: disk.dev ?? disk.path, path: disk.path, bytes, ms: Math.round(performance.now() - started) }, 'read-only disk uploaded to the destination');
     }
   } finally {
-    await remote.close();
+    await remote.close().catch((err: unknown) => deps.log.warn({ err, uri: destUri }, 'closing the connection to the destination libvirtd failed'));
   }
 }

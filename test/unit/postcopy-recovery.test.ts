@@ -4,9 +4,11 @@
 // domain is destroyed on either side while the guest's memory is split.
 import { afterEach, describe, expect, it } from 'vitest';
 import { DomainState, MigrateFlag, PausedReason, VirErrorCode } from '../../src/libvirt/types.js';
+import { MAX_POLL_ERRORS } from '../../src/monitor/loop.js';
 import { decide, heldForPostcopyResume, initialMonitorState } from '../../src/monitor/policy.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import { JobType } from '../../src/libvirt/types.js';
+import { FeatureUnavailableError } from '../../src/libvirt/features.js';
 import { resumeDelayMs, resumeVerdict, ResumeSignal } from '../../src/source/postcopy-recovery.js';
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
@@ -133,6 +135,36 @@ describe('post-copy recovery', () => {
     expect(migrateCalls(g).map((x) => (x.flags & MigrateFlag.POSTCOPY_RESUME) !== 0)).toEqual([false, true, true]);
     expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused, S.postcopy, S.postcopyPaused, S.postcopy, S.completed]);
     expect(c.dst.conn.actions(g.uuid)).not.toContain('destroy');
+  });
+
+  it('a resume this host cannot make (refused before libvirt is called) ends in error at once, touching nothing', async () => {
+    const { g, uuid } = await inPostcopy();
+    g.dom.resumeErrors.push(new FeatureUnavailableError('post-copy resume (VIR_MIGRATE_POSTCOPY_RESUME) disabled on libvirt 11.3.0', 'post-copy resume'));
+    g.dom.pausePostcopy();
+    const r = await waitDone(c, uuid, 10_000);
+    expect(r.status).toBe(S.error);
+    expect(r.error).toContain('post-copy recovery impossible on this host: post-copy resume (VIR_MIGRATE_POSTCOPY_RESUME) disabled');
+    expect(migrateCalls(g)).toHaveLength(2);
+    expect(destDomain(g)?.state).toBe(DomainState.RUNNING);
+    expect(c.dst.conn.actions(g.uuid)).not.toContain('destroy');
+    expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
+  });
+
+  it('job stats that cannot be read in post-copy: no abort is tried, and the pause is still recovered, not rolled back', async () => {
+    const { g, uuid } = await inPostcopy();
+    g.dom.behaviour.postCopyCompleteMs = 30;
+    g.dom.jobStatsScript = [virError(VirErrorCode.INTERNAL_ERROR, 'internal error: unable to execute QEMU command')];
+    // Past MAX_POLL_ERRORS failed polls the monitor has stopped polling and waits for migrateToURI3: break it then.
+    const before = c.src.conn.callsOf('getJobStats', g.uuid).length;
+    await waitFor(() => c.src.conn.callsOf('getJobStats', g.uuid).length >= before + MAX_POLL_ERRORS, 'the failing polls', 10_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(c.src.conn.callsOf('getJobStats', g.uuid).length).toBe(before + MAX_POLL_ERRORS);
+    g.dom.pausePostcopy();
+    const r = await waitDone(c, uuid, 15_000);
+    expect(r.status).toBe(S.completed);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused, S.postcopy, S.completed]);
+    expect(c.src.conn.actions(g.uuid)).not.toContain('abortJob');
+    expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
   });
 
   it('when the source half is gone, recovery stops in error and touches nothing on either side', async () => {

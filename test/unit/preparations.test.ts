@@ -1,5 +1,6 @@
 // What a destination's pre_live_migration made is kept in a file (issue 10),
 // so a ferryd that restarted before the roll back still removes exactly that.
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,22 @@ describe('preparations record', () => {
     expect(entries.filter((e) => e.startsWith('preparations.json.unreadable-'))).toHaveLength(1);
     expect(entries).not.toContain('preparations.json');
     expect(lines.join('')).toContain('preparations record unreadable');
+  });
+
+  it('an entry left from an earlier migration does not survive a migration onto a shared instance path: its rollback keeps the folder', async () => {
+    const uuid = randomUUID();
+    await fs.writeFile(join(dir, 'preparations.json'), JSON.stringify({ version: 1, createdDirs: [uuid] }));
+    c = await makeCluster({ sharedStorage: true, dst: { config: { state_path: dir } } });
+    const g = await makeGuest(c, { uuid, disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.behaviour.autoCompleteMs = null;
+    const m = await startMigration(c, g);
+    await waitStatus(c.src, m.uuid, S.running);
+    await g.dom.whenMigrating();
+    g.dom.failMigration();
+    await waitStatus(c.src, m.uuid, S.failed);
+    // The folder is the running guest's, shared by both hosts: still there with its disk.
+    expect(await c.src.storage.instanceDirExists(uuid)).toBe(true);
+    await fs.access(c.src.storage.toReal(g.diskPaths[0]!));
   });
 
   it('a destination restarted after pre_live_migration still knows it made the instance folder', async () => {

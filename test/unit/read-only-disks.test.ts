@@ -14,7 +14,8 @@ afterEach(async () => {
   await c?.cleanup();
 });
 
-const CONFIG_DRIVE = randomBytes(700 * 1024 + 123); // more than one 256 KiB stream packet, not a multiple of it
+const CONFIG_DRIVE = randomBytes(700 * 1024 + 123); // more than one 256 KiB chunk, not a multiple of it
+const UPLOAD = new Set(['storagePoolLookupByName', 'storagePoolCreateXML', 'storageVolLookupByPath', 'newStream', 'storageVolUpload', 'storagePoolDestroy', 'close']);
 
 describe('read-only disks: selection', () => {
   const xml = guestXml({
@@ -47,23 +48,22 @@ describe('read-only disks: block migration', () => {
     const path = `${c.dst.storage.instanceDir(g.uuid)}/disk.config`;
     expect(Buffer.compare(await fs.readFile(c.dst.storage.toReal(path)), CONFIG_DRIVE)).toBe(0);
 
-    const UPLOAD = new Set(['storagePoolCreateXML', 'storageVolLookupByPath', 'newStream', 'storageVolUpload', 'storagePoolDestroy', 'close']);
     const dst = c.dst.conn.calls.filter((x) => UPLOAD.has(x.method));
-    expect(dst.map((x) => x.method)).toEqual(['storagePoolCreateXML', 'storageVolLookupByPath', 'newStream', 'storageVolUpload', 'storagePoolDestroy', 'close']);
-    expect(dst[0]!.args[0]).toContain(`<path>${c.dst.storage.instanceDir(g.uuid)}</path>`);
-    expect(dst[3]!.args).toEqual([path, 0, CONFIG_DRIVE.length]);
+    expect(dst.map((x) => x.method)).toEqual(['storagePoolLookupByName', 'storagePoolCreateXML', 'storageVolLookupByPath', 'newStream', 'storageVolUpload', 'storagePoolDestroy', 'close']);
+    expect(dst[1]!.args[0]).toContain(`<path>${c.dst.storage.instanceDir(g.uuid)}</path>`);
+    expect(dst[4]!.args).toEqual([path, 0, CONFIG_DRIVE.length]);
     expect(c.dst.conn.activePools.size).toBe(0);
     // Uploaded first, then migrated without it: libvirt would refuse a read-only disk in migrate_disks.
     const [migrate] = c.src.conn.callsOf('migrateToURI3', g.uuid);
-    expect(migrate!.at).toBeGreaterThan(dst[4]!.at);
+    expect(migrate!.at).toBeGreaterThan(dst[5]!.at);
     expect((migrate!.args[1] as { migrate_disks?: string[] }).migrate_disks).toEqual(['vda']);
   });
 
   it('a failed upload fails the migration before the transfer: the destination folder is removed, the guest stays', async () => {
     c = await makeCluster({ sharedStorage: false });
     const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }], configDrive: CONFIG_DRIVE });
-    // Another pool over the instance folder there: libvirt refuses a second one.
-    c.dst.conn.activePools.add(c.dst.storage.instanceDir(g.uuid));
+    // Someone else's pool over the instance folder there: libvirt refuses a second one.
+    c.dst.conn.activePools.set('operators-pool', c.dst.storage.instanceDir(g.uuid));
     const m = await startMigration(c, g, { blockMigration: true });
     const r = await waitDone(c, m.uuid);
     expect(r.status).toBe(S.failed);
@@ -72,6 +72,28 @@ describe('read-only disks: block migration', () => {
     expect(c.src.conn.callsOf('migrateToURI3', g.uuid)).toEqual([]);
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
     expect(c.src.conn.domains.get(g.uuid)?.active).toBe(true);
+  });
+
+  it('takes libvirt short sends in its stride, and destroys the upload pool an interrupted attempt left behind', async () => {
+    c = await makeCluster({ sharedStorage: false });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }], configDrive: CONFIG_DRIVE });
+    c.dst.conn.streamSendMax = 100_000;
+    c.dst.conn.activePools.set(`ferry-upload-${g.uuid}`, '/somewhere/left');
+    const m = await startMigration(c, g, { blockMigration: true });
+    expect((await waitDone(c, m.uuid)).status).toBe(S.completed);
+    const path = `${c.dst.storage.instanceDir(g.uuid)}/disk.config`;
+    expect(Buffer.compare(await fs.readFile(c.dst.storage.toReal(path)), CONFIG_DRIVE)).toBe(0);
+    expect(c.dst.conn.calls.filter((x) => UPLOAD.has(x.method)).map((x) => x.method).slice(0, 3)).toEqual(['storagePoolLookupByName', 'storagePoolDestroy', 'storagePoolCreateXML']);
+    expect(c.dst.conn.activePools.size).toBe(0);
+  });
+
+  it('a read-only disk outside the instance folder (a shared ISO library) is left as it is, not uploaded', async () => {
+    c = await makeCluster({ sharedStorage: false });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.xml = g.dom.xml.replace('</devices>', `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/srv/isos/tools.iso'/><target dev='sdb' bus='sata'/><readonly/></disk></devices>`);
+    const m = await startMigration(c, g, { blockMigration: true });
+    expect((await waitDone(c, m.uuid)).status).toBe(S.completed);
+    expect(c.dst.conn.calls.map((x) => x.method)).not.toContain('storageVolUpload');
   });
 
   it('on shared storage nothing is uploaded: the config drive is already there', async () => {

@@ -401,8 +401,10 @@ export class FakeConnection implements Connection {
   world: FakeLibvirtWorld | null = null;
   /** The real file behind a path of this host (its storage); volume uploads write there. */
   fileOf: (path: string) => string = (p) => p;
-  /** Target folders of the storage pools active now. */
-  readonly activePools = new Set<string>();
+  /** The storage pools active now: name -> target folder. */
+  readonly activePools = new Map<string, string>();
+  /** The most bytes one virStreamSend takes here (libvirt may take fewer than given). */
+  streamSendMax = Number.POSITIVE_INFINITY;
   private readonly lifecycle: Array<(e: LifecycleEventData) => void> = [];
   private readonly jobCompleted: Array<(e: JobCompletedEventData) => void> = [];
 
@@ -428,23 +430,34 @@ export class FakeConnection implements Connection {
 
   async storagePoolCreateXML(xml: string, flags?: number): Promise<StoragePool> {
     await this.record('storagePoolCreateXML', xml, flags);
+    const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1];
     const dir = /<path>([^<]+)<\/path>/.exec(xml)?.[1];
-    if (!dir) throw virError(VirErrorCode.INTERNAL_ERROR, 'XML error: missing storage pool target path');
-    if (this.activePools.has(dir)) throw virError(VirErrorCode.OPERATION_FAILED, `operation failed: Storage source conflict with pool: '${dir}'`);
-    this.activePools.add(dir);
+    if (!name || !dir) throw virError(VirErrorCode.INTERNAL_ERROR, 'XML error: missing storage pool name or target path');
+    if (this.activePools.has(name)) throw virError(VirErrorCode.OPERATION_FAILED, `operation failed: pool '${name}' already exists`);
+    if ([...this.activePools.values()].includes(dir)) throw virError(VirErrorCode.OPERATION_FAILED, `operation failed: Storage source conflict with pool: '${dir}'`);
+    this.activePools.set(name, dir);
+    return this.poolHandle(name);
+  }
+
+  async storagePoolLookupByName(name: string): Promise<StoragePool> {
+    await this.record('storagePoolLookupByName', name);
+    if (!this.activePools.has(name)) throw virError(VirErrorCode.NO_STORAGE_POOL, `Storage pool not found: no storage pool with matching name '${name}'`);
+    return this.poolHandle(name);
+  }
+
+  private poolHandle(name: string): StoragePool {
     return {
       destroy: async () => {
-        await this.record('storagePoolDestroy', dir);
-        this.activePools.delete(dir);
+        await this.record('storagePoolDestroy', name);
+        this.activePools.delete(name);
       },
-      refresh: async () => {},
       free: () => {},
     };
   }
 
   async storageVolLookupByPath(path: string): Promise<StorageVol> {
     await this.record('storageVolLookupByPath', path);
-    if (!this.activePools.has(dirname(path)) || !existsSync(this.fileOf(path))) {
+    if (![...this.activePools.values()].includes(dirname(path)) || !existsSync(this.fileOf(path))) {
       throw virError(VirErrorCode.NO_STORAGE_VOL, `Storage volume not found: no storage vol with matching path '${path}'`);
     }
     return {
@@ -458,7 +471,7 @@ export class FakeConnection implements Connection {
 
   async newStream(flags?: number): Promise<Stream> {
     await this.record('newStream', flags);
-    return new FakeStream();
+    return new FakeStream(this.streamSendMax);
   }
 
   emitJobCompleted(e: JobCompletedEventData): void {
@@ -561,11 +574,14 @@ export class FakeStream implements Stream {
   readonly chunks: Uint8Array[] = [];
   aborted = false;
 
+  constructor(private readonly sendMax: number) {}
+
   async send(data: Uint8Array): Promise<number> {
     await threadPool();
     if (!this.target) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: stream is not open');
-    this.chunks.push(Uint8Array.from(data));
-    return data.length;
+    const taken = data.subarray(0, Math.min(data.length, this.sendMax));
+    this.chunks.push(Uint8Array.from(taken));
+    return taken.length;
   }
   async finish(): Promise<void> {
     await threadPool();
