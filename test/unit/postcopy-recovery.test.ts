@@ -42,8 +42,8 @@ const migrateCalls = (g: Guest) => c.src.conn.callsOf('migrateToURI3', g.uuid).m
 const destDomain = (g: Guest) => c.dst.conn.domains.get(g.uuid);
 
 describe('post-copy recovery: pure parts', () => {
-  it('backs off 1 s, 2 s, 4 s ... up to 30 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 20].map(resumeDelayMs)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  it('tries at once, then backs off 1 s, 2 s, 4 s ... up to 30 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map(resumeDelayMs)).toEqual([0, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
   });
 
   it('resumes only a source held for it (post-copy failed); one still in post-copy or unreadable waits; a gone or running one stops', () => {
@@ -90,9 +90,11 @@ describe('post-copy recovery', () => {
   it('a paused post-copy is resumed with the same URI and params plus POSTCOPY_RESUME and completes; nothing is destroyed or rolled back', async () => {
     const { g, uuid } = await inPostcopy();
     g.dom.behaviour.postCopyCompleteMs = 30;
+    // The attempt made at once fails, so the migration stays paused for the 1 s backoff.
+    g.dom.resumeErrors.push(virError(VirErrorCode.OPERATION_FAILED, 'operation failed: migration out: connection refused'));
     g.dom.pausePostcopy();
-    await waitStatus(c.src, uuid, S.postcopyPaused);
-    expect(c.src.registry.get(uuid)?.error).toContain('failed in post-copy phase');
+    await waitFor(() => migrateCalls(g).length === 2 && c.src.registry.get(uuid)?.status === S.postcopyPaused, 'the first, failed, resume');
+    expect(c.src.registry.get(uuid)?.error).toContain('connection refused');
     // Both halves are there, paused here and running there.
     expect(c.src.conn.domains.get(g.uuid)?.state).toBe(DomainState.PAUSED);
     expect(destDomain(g)?.state).toBe(DomainState.RUNNING);
@@ -103,15 +105,25 @@ describe('post-copy recovery', () => {
     const r = await waitDone(c, uuid, 10_000);
     expect(r.status).toBe(S.completed);
     expect(r.error).toBeNull();
-    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused, S.postcopy, S.completed]);
-    const [first, second] = migrateCalls(g);
-    expect(second).toEqual({ uri: first!.uri, params: first!.params, flags: first!.flags | MigrateFlag.POSTCOPY_RESUME });
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused, S.postcopy, S.postcopyPaused, S.postcopy, S.completed]);
+    const [first, ...resumes] = migrateCalls(g);
+    expect(resumes).toEqual([0, 1].map(() => ({ uri: first!.uri, params: first!.params, flags: first!.flags | MigrateFlag.POSTCOPY_RESUME })));
     expect(first!.params).toMatchObject({ 'bandwidth.postcopy': 7 });
-    expect(c.src.conn.actions(g.uuid)).toEqual(['migrateToURI3', 'migrateStartPostCopy', 'migrateToURI3']);
+    expect(c.src.conn.actions(g.uuid)).toEqual(['migrateToURI3', 'migrateStartPostCopy', 'migrateToURI3', 'migrateToURI3']);
     expect(c.dst.conn.actions(g.uuid)).not.toContain('destroy');
     expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
     expect(c.bus.messages.map((m) => m.method)).toContain('post_live_migration_at_destination');
     expect(destDomain(g)).toMatchObject({ state: DomainState.RUNNING, persistent: true });
+  });
+
+  it('a pause whose first resume takes: paused once, resumed once, completed', async () => {
+    const { g, uuid } = await inPostcopy();
+    g.dom.behaviour.postCopyCompleteMs = 30;
+    g.dom.pausePostcopy();
+    expect((await waitDone(c, uuid)).status).toBe(S.completed);
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused, S.postcopy, S.completed]);
+    expect(migrateCalls(g).map((x) => (x.flags & MigrateFlag.POSTCOPY_RESUME) !== 0)).toEqual([false, true]);
+    expect(c.src.registry.get(uuid)?.error).toBeNull();
   });
 
   it('failed resumes are retried; the operator can ask for the next one at once, but only while it is paused', async () => {
@@ -125,8 +137,7 @@ describe('post-copy recovery', () => {
     g.dom.behaviour.postCopyCompleteMs = 30;
     g.dom.pausePostcopy();
     await waitStatus(c.src, uuid, S.postcopyPaused);
-    // The first attempt, asked for at once: it fails, so the migration waits again (2 s backoff now).
-    await resume(g);
+    // The first attempt comes at once by itself and fails, so the migration waits again (1 s); the operator cuts that short.
     await waitFor(() => migrateCalls(g).length === 2 && c.src.registry.get(uuid)?.status === S.postcopyPaused, 'the failed resume');
     expect(c.src.registry.get(uuid)?.error).toContain('Connection refused');
     await resume(g);
@@ -169,8 +180,9 @@ describe('post-copy recovery', () => {
 
   it('when the source half is gone, recovery stops in error and touches nothing on either side', async () => {
     const { g, uuid } = await inPostcopy();
+    g.dom.resumeErrors.push(virError(VirErrorCode.OPERATION_FAILED, 'operation failed: migration out: connection refused'));
     g.dom.pausePostcopy();
-    await waitStatus(c.src, uuid, S.postcopyPaused);
+    await waitFor(() => migrateCalls(g).length === 2 && c.src.registry.get(uuid)?.status === S.postcopyPaused, 'the first, failed, resume');
     c.src.conn.removeDomain(g.uuid);
     const r = await waitDone(c, uuid, 10_000);
     expect(r.status).toBe(S.error);
