@@ -435,3 +435,22 @@ describe('failures during the transfer', () => {
     expect(c.dst.notifier.types()).toContain('instance.live_migration_pre.error');
   });
 });
+
+describe("the destination's reply is not trusted", () => {
+  it.each(['127.0.0.22/system?command=/bin/sh&x=', 'root@evil', 'dst;touch /tmp/pwned'])(
+    'a target_connect_addr of %j is refused before libvirt is called; the guest stays, the destination is rolled back',
+    async (hostile) => {
+      c = await makeCluster({ sharedStorage: false });
+      const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+      const real = c.dst.dest.preLiveMigration.bind(c.dst.dest);
+      vi.spyOn(c.dst.dest, 'preLiveMigration').mockImplementation(async (...args) => ({ ...(await real(...args)), target_connect_addr: hostile }));
+      const { uuid } = await startMigration(c, g, { blockMigration: true });
+      const r = await waitDone(c, uuid);
+      expect(r.error).toContain(`target_connect_addr in ${c.dst.name}'s pre_live_migration reply: '${hostile}' is not an IP address or host name`);
+      expect(r.status).toBe(S.failed);
+      expect(c.src.conn.callsOf('migrateToURI3', g.uuid)).toEqual([]);
+      expect(c.src.conn.domains.get(g.uuid)?.active).toBe(true);
+      expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+    },
+  );
+});

@@ -1,35 +1,62 @@
 import { describe, expect, it } from 'vitest';
 import { RpcError } from '../../src/rpc/errors.js';
 import * as errors from '../../src/nova/errors.js';
-import { connectionUri, dataUri, escapeIpv6, validateHostname } from '../../src/source/uris.js';
+import { connectionUri, dataUri, uriHost, validateHostname } from '../../src/source/uris.js';
 
 describe('connectionUri (Nova test_driver)', () => {
   it.each(['127.0.0.1', '127.0.0.1:4444', '[::1]:4444', '[0:0:0:0:0:0:0:1]:4444', 'destination'])('qemu+tcp for %s', (dest) => {
-    expect(connectionUri(dest)).toBe(`qemu+tcp://${dest}/system`);
+    expect(connectionUri(dest, null, 'dest')).toBe(`qemu+tcp://${dest}/system`);
   });
   it('brackets a bare IPv6 address', () => {
-    expect(connectionUri('::1')).toBe('qemu+tcp://[::1]/system');
-    expect(connectionUri('fe80::1')).toBe('qemu+tcp://[fe80::1]/system');
+    expect(connectionUri('::1', null, 'dest')).toBe('qemu+tcp://[::1]/system');
+    expect(connectionUri('fe80::1', null, 'dest')).toBe('qemu+tcp://[fe80::1]/system');
   });
   it('uses the configured scheme, tcp when null or empty', () => {
-    expect(connectionUri('destination', 'ssh')).toBe('qemu+ssh://destination/system');
-    expect(connectionUri('destination', 'tls')).toBe('qemu+tls://destination/system');
-    expect(connectionUri('destination', null)).toBe('qemu+tcp://destination/system');
-    expect(connectionUri('destination', '')).toBe('qemu+tcp://destination/system');
+    expect(connectionUri('destination', 'ssh', 'dest')).toBe('qemu+ssh://destination/system');
+    expect(connectionUri('destination', 'tls', 'dest')).toBe('qemu+tls://destination/system');
+    expect(connectionUri('destination', null, 'dest')).toBe('qemu+tcp://destination/system');
+    expect(connectionUri('destination', '', 'dest')).toBe('qemu+tcp://destination/system');
   });
 });
 
 describe('dataUri', () => {
   it('tcp://dest', () => {
-    expect(dataUri('destination')).toBe('tcp://destination');
-    expect(dataUri('127.0.0.2')).toBe('tcp://127.0.0.2');
+    expect(dataUri('destination', 'addr')).toBe('tcp://destination');
+    expect(dataUri('127.0.0.2', 'addr')).toBe('tcp://127.0.0.2');
+    expect(dataUri('10.0.0.1:49152', 'addr')).toBe('tcp://10.0.0.1:49152');
   });
-  it('brackets IPv6', () => {
-    expect(dataUri('::1')).toBe('tcp://[::1]');
+  it('brackets IPv6, leaves a bracketed one alone', () => {
+    expect(dataUri('::1', 'addr')).toBe('tcp://[::1]');
+    expect(dataUri('[::1]', 'addr')).toBe('tcp://[::1]');
   });
-  it('leaves an already bracketed or host:port form alone', () => {
-    expect(escapeIpv6('[::1]')).toBe('[::1]');
-    expect(escapeIpv6('10.0.0.1:49152')).toBe('10.0.0.1:49152');
+});
+
+describe('uriHost: what a peer may put into a migration URI', () => {
+  it.each(['compute-1.example.org', 'compute_1', 'a', 'node.', '192.0.2.7', '192.0.2.7:16509', '::1', '[2001:db8::5]:49152', 'ferry-lab-b'])('accepts %s', (h) => {
+    expect(() => uriHost(h, 'target_connect_addr')).not.toThrow();
+  });
+  it.each([
+    '127.0.0.22/system?command=/bin/sh&x=',
+    'host/system',
+    'host?command=/bin/sh',
+    'root@host',
+    'host;touch /tmp/x',
+    'host touch',
+    '',
+    'host:',
+    'host:99999',
+    'host:22:33',
+    '[::1',
+    '[not-v6]:80',
+    '::1]:80',
+    'a..b',
+    '-host',
+    'host%2f',
+    `${'a'.repeat(64)}.example`,
+    'host\n',
+  ])('refuses %j, naming the value', (h) => {
+    expect(() => uriHost(h, 'target_connect_addr')).toThrow(errors.InvalidInput);
+    expect(() => uriHost(h, 'target_connect_addr')).toThrow(/^Invalid input received: target_connect_addr: '/);
   });
 });
 
