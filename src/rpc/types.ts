@@ -38,6 +38,8 @@ export interface RpcEndpoint {
    * ("args.instance.uuid: required"). Default: ArgsTypeError.
    */
   invalidArgs?: (problem: string) => Error;
+  /** Called with every request before its args are parsed; throws to refuse it. Default: all allowed. */
+  authorize?: (ctx: RequestContext, method: string) => void;
 }
 
 /** Where a message goes, as oslo's Target. */

@@ -21,7 +21,6 @@ import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
-import { authorize } from '../nova/authorize.js';
 import type { SourceDeps } from './deps.js';
 import { finishMigration } from './finish.js';
 import { planMigration } from './plan.js';
@@ -104,7 +103,6 @@ export class SourceHandlers {
 
   /** Operator abort (Nova's live_migration_abort), valid while queued, preparing or running. */
   async abort(ctx: RequestContext, instanceUuid: string, migrationId: number | string): Promise<void> {
-    authorize(ctx, this.deps.config.management_roles, 'os_compute_api:servers:migrations:delete', this.deps.log);
     const flight = this.findFlight(instanceUuid, migrationId);
     const { record } = flight;
     const { registry } = this.deps;
@@ -133,7 +131,6 @@ export class SourceHandlers {
 
   /** Operator force-complete (Nova's live_migration_force_complete), valid only while running. */
   async forceComplete(ctx: RequestContext, instanceUuid: string): Promise<void> {
-    authorize(ctx, this.deps.config.management_roles, 'os_compute_api:servers:migrations:force_complete', this.deps.log);
     const active = this.deps.registry.active(instanceUuid);
     const flight = active ? this.flights.get(active.uuid) : undefined;
     if (!flight) throw new NoActiveMigrationForInstance(instanceUuid);
@@ -153,8 +150,7 @@ export class SourceHandlers {
    * Operator resume of a paused post-copy migration (ferry's own method): the
    * next attempt now instead of at the end of its backoff.
    */
-  async resumePostcopy(ctx: RequestContext, instanceUuid: string): Promise<void> {
-    authorize(ctx, this.deps.config.management_roles, 'compute:live_migration_resume', this.deps.log);
+  async resumePostcopy(instanceUuid: string): Promise<void> {
     const active = this.deps.registry.active(instanceUuid);
     const flight = active ? this.flights.get(active.uuid) : undefined;
     if (!flight) throw new NoActiveMigrationForInstance(instanceUuid);

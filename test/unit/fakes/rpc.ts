@@ -6,10 +6,9 @@
 // back through oslo's serialize/deserialize, so the caller sees an RpcError
 // named after the remote class, exactly as over AMQP.
 
-import { parseArgs } from '../../../src/rpc/args.js';
 import { MessagingTimeout } from '../../../src/rpc/errors.js';
 import { contextFromDict, contextToDict } from '../../../src/rpc/context.js';
-import { findMethod } from '../../../src/rpc/dispatcher.js';
+import { findMethod, invoke } from '../../../src/rpc/dispatcher.js';
 import { deserializeFailure, serializeFailure } from '../../../src/rpc/failure.js';
 import type { CallOptions, NotificationPriority, Notifier, RequestContext, RpcClient, RpcEndpoint, Target } from '../../../src/rpc/types.js';
 
@@ -123,9 +122,8 @@ export class FakeBus {
       await gate.released;
     }
     try {
-      const { endpoint, method: m } = findMethod(srv.endpoints, target.namespace ?? null, target.version ?? '1.0', method);
-      const a = srv.opts.deserializeArgs ? srv.opts.deserializeArgs(wireArgs) : wireArgs;
-      return wire(await m.handler(wireCtx, parseArgs(endpoint, m, a)));
+      const found = findMethod(srv.endpoints, target.namespace ?? null, target.version ?? '1.0', method);
+      return wire(await invoke(found, method, wireCtx, srv.opts.deserializeArgs ? srv.opts.deserializeArgs(wireArgs) : wireArgs));
     } catch (err) {
       throw deserializeFailure(serializeFailure(err));
     }
