@@ -32,6 +32,7 @@ export const migrateData = z.looseObject({
   target_connect_addr: z.string().regex(HOSTNAME).nullish(),
   disk_available_mb: z.int().nullish(),
   filename: z.string().nullish(),
+  dst_supported_guests: z.array(z.string()).optional(),
 });
 
 export const diskInfo = z.looseObject({
@@ -80,7 +81,7 @@ export const checkCanLiveMigrateDestinationArgs = z.looseObject({
 
 export const checkCanLiveMigrateSourceArgs = z.looseObject({
   instance,
-  dest_check_data: z.looseObject({}),
+  dest_check_data: migrateData,
 });
 
 export const preLiveMigrationArgs = z.looseObject({

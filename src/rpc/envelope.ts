@@ -37,7 +37,24 @@ export function unwrap(body: Buffer): Record<string, unknown> {
     inner = undefined;
   }
   if (!isPlainObject(inner)) throw new InvalidMessage('oslo.message is not a JSON object');
+  // Everything after this (redaction, Nova object unwrapping, schemas) walks the message recursively.
+  if (nestedDeeperThan(inner, MAX_NESTING)) throw new InvalidMessage(`message nested deeper than ${MAX_NESTING} levels`);
   return inner;
+}
+
+/** No Nova or ferry message comes near this; a deeper one is refused before anything recurses into it. */
+export const MAX_NESTING = 64;
+
+/** Whether arrays and objects nest more than `max` levels deep, found without recursion. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [v, depth] = item;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /**

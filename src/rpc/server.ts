@@ -38,6 +38,24 @@ export interface RpcServerOptions {
 
 const DEFAULT_MAX_BYTES = 1024 * 1024;
 
+/** The longest caller timeout the call monitor honours: a heartbeat at least every 12 h. */
+export const MAX_CALL_MONITOR_SECONDS = 86_400;
+
+/**
+ * oslo's call monitor: a heartbeat reply every half of the caller's
+ * `_timeout`, which is clamped (a huge one overflows the timer, which Node
+ * then fires every millisecond); null when there is no sane interval.
+ *
+ *   callMonitorIntervalMs(60)     // 30000
+ *   callMonitorIntervalMs(1e300)  // 43200000
+ *   callMonitorIntervalMs('x')    // null
+ */
+export function callMonitorIntervalMs(clientTimeout: unknown): number | null {
+  const seconds = Math.min(MAX_CALL_MONITOR_SECONDS, Math.trunc(Number(clientTimeout)));
+  if (!Number.isFinite(seconds) || seconds / 2 < 1) return null;
+  return (seconds / 2) * 1000;
+}
+
 export class RpcServer {
   private readonly log: pino.Logger;
   private readonly exchange: string;
@@ -206,8 +224,8 @@ export class RpcServer {
   /** oslo call monitor: heartbeat replies every _timeout/2 s while the method runs. */
   private startCallMonitor(to: ReplyAddress, clientTimeout: unknown, log: pino.Logger): () => void {
     if (clientTimeout === null || clientTimeout === undefined) return () => {};
-    const seconds = Math.trunc(Number(clientTimeout));
-    if (!Number.isFinite(seconds) || seconds / 2 < 1) {
+    const intervalMs = callMonitorIntervalMs(clientTimeout);
+    if (intervalMs === null) {
       log.warn({ timeout: clientTimeout }, 'client provided an invalid call-monitor timeout');
       return () => {};
     }
@@ -215,7 +233,7 @@ export class RpcServer {
       sendReply(this.opts.connection, to, encodeReply(to.msgId, null, null, false)).catch((err: Error) =>
         log.debug({ err: err.message }, 'call-monitor heartbeat failed'),
       );
-    }, (seconds / 2) * 1000);
+    }, intervalMs);
     return () => clearInterval(timer);
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { disks, liveMigrationAbortArgs, liveMigrationArgs, preLiveMigrationArgs } from '../../src/compute/args.js';
+import { checkCanLiveMigrateSourceArgs, disks, liveMigrationAbortArgs, liveMigrationArgs, preLiveMigrationArgs } from '../../src/compute/args.js';
 import { parseArgs, rpcMethod } from '../../src/rpc/args.js';
 import { findMethod } from '../../src/rpc/dispatcher.js';
 import type { RpcEndpoint } from '../../src/rpc/types.js';
@@ -120,5 +120,13 @@ describe('compute args', () => {
     [{ instance: { ...instance, flavor: { vcpus: -1 } } }, 'args.instance.flavor.vcpus: must be >= 0'],
   ])('live_migration %j', (bad, message) => {
     expect(problemOf(liveMigrationArgs, { instance, dest: 'host2', ...bad })).toBe(message);
+  });
+});
+
+describe('compute args: shapes a hostile peer may send (issue 11)', () => {
+  it('dst_supported_guests that is not a list of strings is refused naming it', () => {
+    const r = checkCanLiveMigrateSourceArgs.safeParse({ instance: { uuid: '00000000-0000-0000-0000-000000000001' }, dest_check_data: { dst_supported_guests: 'x86_64' } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(['dest_check_data', 'dst_supported_guests']);
   });
 });

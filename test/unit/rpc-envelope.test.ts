@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isCompatible, salvage, unwrap, wrap } from '../../src/rpc/envelope.js';
+import { isCompatible, MAX_NESTING, nestedDeeperThan, salvage, unwrap, wrap } from '../../src/rpc/envelope.js';
+import { callMonitorIntervalMs } from '../../src/rpc/server.js';
 import { InvalidMessage } from '../../src/rpc/errors.js';
 import { z } from 'zod';
 import { rpcMethod } from '../../src/rpc/args.js';
@@ -77,5 +78,35 @@ describe('UniqueIdCache', () => {
     expect(c.checkAndAdd('a')).toBe(false);
     expect(c.checkAndAdd(undefined)).toBe(false);
     expect(c.checkAndAdd(undefined)).toBe(false);
+  });
+});
+
+describe('hostile shapes (issue 11)', () => {
+  const nest = (levels: number): unknown => {
+    let v: unknown = 'leaf';
+    for (let i = 0; i < levels; i++) v = i % 2 ? [v] : { k: v };
+    return v;
+  };
+  /** JSON text nested `levels` deep, written out: JSON.stringify itself would overflow the stack. */
+  const nestedJson = (levels: number) => `${'{"k":['.repeat(levels / 2)}"leaf"${']}'.repeat(levels / 2)}`;
+
+  it('nesting is measured without recursion: 64 levels pass, 65 do not, 100,000 do not overflow', () => {
+    expect(nestedDeeperThan({ a: nest(63) }, MAX_NESTING)).toBe(false);
+    expect(nestedDeeperThan({ a: nest(64) }, MAX_NESTING)).toBe(true);
+    expect(nestedDeeperThan(nest(100_000), MAX_NESTING)).toBe(true);
+    expect(nestedDeeperThan({ wide: Array.from({ length: 10_000 }, () => ({ x: 1 })) }, MAX_NESTING)).toBe(false);
+  });
+
+  it('a message with a context nested 5,000 deep is refused as invalid, not crashed on', () => {
+    const inner = `{"method":"echo","args":{},"_reply_q":"reply_x","_msg_id":"m1","_context_roles":${nestedJson(5000)}}`;
+    const raw = Buffer.from(JSON.stringify({ 'oslo.version': '2.0', 'oslo.message': inner }));
+    expect(() => unwrap(raw)).toThrow(InvalidMessage);
+    expect(() => unwrap(raw)).toThrow(`message nested deeper than ${MAX_NESTING} levels`);
+    // Still salvageable, so the caller gets that error as a reply.
+    expect(salvage(raw)).toMatchObject({ _reply_q: 'reply_x', _msg_id: 'm1' });
+  });
+
+  it('the call monitor clamps a caller timeout: half of it, at most every 12 h, none for nonsense', () => {
+    expect([60, 3, 1e300, Number.MAX_VALUE, '120', 'x', 1, -5, Number.NaN].map(callMonitorIntervalMs)).toEqual([30_000, 1500, 43_200_000, 43_200_000, 60_000, null, null, null, null]);
   });
 });
