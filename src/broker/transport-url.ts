@@ -1,6 +1,8 @@
 // Parses an oslo transport_url: rabbit://user:pass@h1:5672,user2:pass2@h2:5672/vhost?ssl=1
 // Several hosts are tried in order on each (re)connect.
 
+import { isIPv6 } from 'node:net';
+
 export interface BrokerHost {
   hostname: string;
   port: number;
@@ -80,6 +82,7 @@ function parseHost(part: string, defaultPort: number): BrokerHost {
   }
   if (hostname === '') hostname = 'localhost';
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid port in transport_url host ${hostname}`);
+  if (!/^[\w.-]+$/.test(hostname) && !isIPv6(hostname)) throw new Error(`invalid host in transport_url: ${hostname}`);
   return { hostname, port, username, password };
 }
 

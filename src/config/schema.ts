@@ -2,6 +2,7 @@
 // oslo.messaging) so an operator can carry values over from nova.conf.
 import { hostname } from 'node:os';
 import convict from 'convict';
+import { parseTransportUrl } from '../broker/transport-url.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const TIMEOUT_ACTIONS = ['abort', 'force_complete'] as const;
@@ -73,6 +74,8 @@ function addFormats(): void {
     'ferry-url': {
       validate(x: unknown) {
         if (typeof x !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\//i.test(x)) throw new Error('must be a URL such as rabbit://user:pass@host:5672/');
+        // The whole URL as the broker connection will read it: a bad host or port stops the start, naming the key.
+        parseTransportUrl(x);
       },
     },
     'ferry-scheme': {

@@ -105,6 +105,13 @@ describe('ferryd process', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('a transport_url with a bad port exits 78 naming the key, without a stack trace or the password', async () => {
+    const r = await ferryd([], { FERRY_TRANSPORT_URL: 'rabbit://guest:s3cret@127.0.0.1:99999/' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toBe('ferryd: invalid configuration: transport_url: invalid port in transport_url host 127.0.0.1\n');
+    expect(r.stdout).toBe('');
+  });
+
   it('an unknown key in the config file exits 78 naming the key and the file', async () => {
     const file = await configFile('unknown-key.json', JSON.stringify({ host: 'h1', libvirt: { live_migration_bandwith: 10 } }));
     const r = await ferryd(['--config', file]);
