@@ -9,11 +9,16 @@ export const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F
 
 const uuid = z.string().regex(UUID);
 const size = z.int().min(0);
+/** Nova's column sizes: a name or host name is at most 255 characters; a path at most PATH_MAX. */
+const name = z.string().max(255);
+const path = z.string().max(4096);
 
 export const instance = z.looseObject({
   uuid,
-  name: z.string().nullish(),
-  host: z.string().nullish(),
+  name: name.nullish(),
+  display_name: name.nullish(),
+  host: name.nullish(),
+  node: name.nullish(),
   flavor: z
     .looseObject({
       memory_mb: size.nullish(),
@@ -29,19 +34,19 @@ export const migrateData = z.looseObject({
   block_migration: z.boolean().nullish(),
   is_shared_instance_path: z.boolean().optional(),
   is_shared_block_storage: z.boolean().optional(),
-  target_connect_addr: z.string().regex(HOSTNAME).nullish(),
+  target_connect_addr: name.regex(HOSTNAME).nullish(),
   disk_available_mb: z.int().nullish(),
-  filename: z.string().nullish(),
+  filename: path.nullish(),
   dst_supported_guests: z.array(z.string()).optional(),
 });
 
 export const diskInfo = z.looseObject({
-  path: z.string(),
+  path,
   type: z.enum(['qcow2', 'raw']),
   virt_disk_size: size,
   disk_size: size.optional(),
-  dev: z.string().optional(),
-  backing_chain: z.array(z.looseObject({ path: z.string(), format: z.string(), virtual_size: size })).optional(),
+  dev: name.optional(),
+  backing_chain: z.array(z.looseObject({ path, format: name, virtual_size: size })).optional(),
 });
 
 const DISK_LIST = 'expected a list of disks';
@@ -92,7 +97,7 @@ export const preLiveMigrationArgs = z.looseObject({
 
 export const liveMigrationArgs = z.looseObject({
   instance,
-  dest: z.string(),
+  dest: name,
   block_migration: z.boolean().nullish(),
   migrate_data: migrateData.nullish(),
   migration: z.looseObject({ id: z.int().nullish(), uuid: uuid.nullish() }).nullish(),

@@ -130,3 +130,20 @@ describe('compute args: shapes a hostile peer may send (issue 11)', () => {
     expect(r.error?.issues[0]?.path).toEqual(['dest_check_data', 'dst_supported_guests']);
   });
 });
+
+describe('compute args: sizes are bounded (issue 11)', () => {
+  const inst = { uuid: '00000000-0000-0000-0000-000000000001' };
+  it.each([
+    ['instance.name', { instance: { ...inst, name: 'x'.repeat(900 * 1024) }, dest: 'b' }],
+    ['instance.display_name', { instance: { ...inst, display_name: 'x'.repeat(256) }, dest: 'b' }],
+    ['dest', { instance: inst, dest: 'b'.repeat(256) }],
+    ['migrate_data.filename', { instance: inst, dest: 'b', migrate_data: { filename: 'f'.repeat(4097) } }],
+  ])('%s over its size is refused naming it', (field, args) => {
+    const r = liveMigrationArgs.safeParse(args);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path.join('.')).toBe(field);
+  });
+  it('at the limit it passes', () => {
+    expect(liveMigrationArgs.safeParse({ instance: { ...inst, name: 'x'.repeat(255) }, dest: 'b'.repeat(255) }).success).toBe(true);
+  });
+});
