@@ -13,7 +13,7 @@ import {
   findJobType,
   initialMonitorState,
   MAX_TIMEOUT_ATTEMPTS,
-  heldForPostcopyResume,
+  pausedInPostcopy,
   timeoutGaveUp,
   type DowntimeStep,
   type FinishOutcome,
@@ -261,7 +261,7 @@ async function finalJobType(settled: Settled, o: MonitorOptions): Promise<JobTyp
 async function sourceHeldForResume(settled: Settled, o: MonitorOptions): Promise<boolean> {
   if (settled.ok || o.record.status !== MigrationStatus.postcopy) return false;
   try {
-    return heldForPostcopyResume(await o.domain.getState());
+    return pausedInPostcopy(await o.domain.getState());
   } catch (err) {
     o.log.error({ err, migration: o.record.uuid }, 'cannot read the source domain state after post-copy failed; holding it for a resume');
     return true;

@@ -93,6 +93,15 @@ export function heldForPostcopyResume({ state, reason }: DomainStateInfo): boole
   return state === DomainState.PAUSED && reason === PausedReason.POSTCOPY_FAILED;
 }
 
+/**
+ * A source domain still paused in post-copy, failed or not yet marked so:
+ * once migrateToURI3 failed, the half of a split guest. (The API's failure
+ * can come before libvirt changes the reason.)
+ */
+export function pausedInPostcopy({ state, reason }: DomainStateInfo): boolean {
+  return state === DomainState.PAUSED && (reason === PausedReason.POSTCOPY_FAILED || reason === PausedReason.POSTCOPY);
+}
+
 /** What the guest looked like when the job went NONE after migrateToURI3 returned. */
 export type GuestProbe = { active: boolean } | { errorCode: number };
 
@@ -174,9 +183,9 @@ export interface MonitorInput {
   /** findJobType() result; required when the sample is NONE and the worker finished */
   foundJobType?: JobType;
   /**
-   * Once migrateToURI3 failed in post-copy: the source domain is paused with
-   * VIR_DOMAIN_PAUSED_POSTCOPY_FAILED (or its state could not be read), so
-   * libvirt kept the job for a resume.
+   * Once migrateToURI3 failed in post-copy: the source domain is still paused
+   * in post-copy (see pausedInPostcopy), or its state could not be read; the
+   * guest is split and waits for a resume.
    */
   postcopyFailed?: boolean;
   settings: MonitorSettings;

@@ -34,8 +34,8 @@ const NEXT: Readonly<Record<MigrationStatus, readonly MigrationStatus[]>> = {
   [S.queued]: [S.preparing, S.cancelled, S.error],
   [S.preparing]: [S.running, S.failed, S.cancelled, S.error],
   [S.running]: [S.postcopy, S.completed, S.failed, S.cancelled, S.error],
-  // No cancel once post-copy started: the destination already runs the guest.
-  [S.postcopy]: [S.postcopyPaused, S.completed, S.failed, S.error],
+  // No cancel, no roll back once post-copy started: the destination already runs the guest.
+  [S.postcopy]: [S.postcopyPaused, S.completed, S.error],
   // Nothing is rolled back while the memory is split: a resume, or a report.
   [S.postcopyPaused]: [S.postcopy, S.completed, S.error],
   [S.completed]: [],

@@ -17,10 +17,11 @@ import type { SourceDeps } from './deps.js';
 import { watchTransfer, type MigrateCall } from './transfer.js';
 
 /**
- * The first resume is tried at once: the guest is frozen until one takes,
- * and a broken connection is often usable again right away. Each later try
- * waits twice as long as the one before, from RESUME_FIRST_DELAY_MS up to
- * RESUME_MAX_DELAY_MS.
+ * The first resume is tried this soon after the pause, each later one twice
+ * as late, up to RESUME_MAX_DELAY_MS. Not at once: libvirt marks the source
+ * failed before QEMU has given up on the broken stream, and a resume then is
+ * refused ("QEMU reports migration is still running"); in the lab the resume
+ * after such a refusal once never returned.
  */
 export const RESUME_FIRST_DELAY_MS = 1000;
 export const RESUME_MAX_DELAY_MS = 30_000;
@@ -28,14 +29,12 @@ export const RESUME_MAX_DELAY_MS = 30_000;
 /**
  * How long to wait before resume attempt `attempt` (1-based).
  *
- *   resumeDelayMs(1) === 0
- *   resumeDelayMs(2) === 1000
- *   resumeDelayMs(4) === 4000
+ *   resumeDelayMs(1) === 1000
+ *   resumeDelayMs(3) === 4000
  *   resumeDelayMs(9) === 30000   // capped
  */
 export function resumeDelayMs(attempt: number): number {
-  if (attempt <= 1) return 0;
-  return Math.min(RESUME_MAX_DELAY_MS, RESUME_FIRST_DELAY_MS * 2 ** (attempt - 2));
+  return Math.min(RESUME_MAX_DELAY_MS, RESUME_FIRST_DELAY_MS * 2 ** Math.max(0, attempt - 1));
 }
 
 /** The source domain's state, or the libvirt error code that stopped us reading it. */

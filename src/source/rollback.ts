@@ -1,5 +1,6 @@
 // Nova's _rollback_live_migration: the guest stays on this host (resumed if
-// we paused it) and the destination removes what it prepared.
+// we paused it) and the destination removes what it prepared. Never once
+// post-copy started: the destination has run the guest since.
 
 import type { MigrationControl } from '../monitor/control.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
@@ -25,9 +26,15 @@ export async function rollbackMigration(
   status: typeof MigrationStatus.failed | typeof MigrationStatus.cancelled,
 ): Promise<void> {
   const { computeApi, registry, notifications, log } = deps;
+  if (record.status === MigrationStatus.postcopy) {
+    // The guest ran on the destination and wrote to its disks there: nothing is rolled back on either side.
+    const error = `post-copy failed and the source is not paused for a resume (${record.error ?? 'no error given'}); nothing rolled back: the guest's domains and files on both hosts are left for an operator`;
+    log.error({ migration: record.uuid, instance: record.instanceUuid }, error);
+    registry.update(record, { status: MigrationStatus.error, error });
+    return;
+  }
   await control?.resumeIfPaused();
-  // A post-copy migration cannot be cancelled (its guest already runs on the destination): it failed.
-  let final: MigrationStatus = record.status === MigrationStatus.postcopy ? MigrationStatus.failed : status;
+  let final: MigrationStatus = status;
   try {
     await notifications.around(ctx, 'live_migration_rollback', req.instance, async () => {
       if (!prepared) return;

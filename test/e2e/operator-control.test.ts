@@ -184,7 +184,12 @@ describe('operator control of running migrations', () => {
     await Promise.all(agents.map((x) => x.stop()));
     // FERRY_TEST_KEEP_LOGS=DIR keeps the agents' logs after the lab is gone.
     const keep = process.env.FERRY_TEST_KEEP_LOGS;
-    if (keep && cluster) for (const h of cluster.lab.hosts) await cp(join(h.root, 'ferryd.log'), join(keep, `opctl-${h.name}.log`)).catch(() => {});
+    if (keep && cluster) {
+      for (const h of cluster.lab.hosts) {
+        await cp(join(h.root, 'ferryd.log'), join(keep, `opctl-${h.name}.log`)).catch(() => {});
+        await cp(h.logFile, join(keep, `opctl-${h.name}-libvirtd.log`)).catch(() => {});
+      }
+    }
     await raw?.close();
     await rawConnection?.close();
     await cluster?.close();
@@ -421,7 +426,7 @@ describe('operator control of running migrations', () => {
   async function expectRecovered({ migrationUuid, src, dst, startedAt }: Awaited<ReturnType<typeof inPostcopy>>): Promise<void> {
     const end = await conductor.waitForEnd(migrationUuid, 180_000);
     settle(g1, src, end);
-    expect(end).toMatchObject({ status: 'completed', action_taken: 'force_complete' });
+    expect(end, `error: ${end.error}; statuses ${conductor.statuses(migrationUuid).join(' -> ')}`).toMatchObject({ status: 'completed', action_taken: 'force_complete' });
     const statuses = conductor.statuses(migrationUuid);
     expect(statuses.slice(0, 5)).toEqual(['queued', 'preparing', 'running', 'running (post-copy)', 'post-copy paused']);
     expect(statuses.slice(-2)).toEqual(['running (post-copy)', 'completed']);

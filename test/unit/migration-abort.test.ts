@@ -201,17 +201,38 @@ describe('force-complete', () => {
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
   });
 
-  it('post-copy, then libvirt ends the job as aborted (an outside domjobabort): failed, never cancelled, nothing destroyed', async () => {
+  it('post-copy, then libvirt ends the job as aborted with the source still paused in post-copy: held for a resume, never cancelled or rolled back', async () => {
     const { g, uuid } = await running({ src: { config: { libvirt: { live_migration_permit_post_copy: true } } } });
     g.dom.behaviour.postCopyCompleteMs = 60_000;
     await forceComplete(g);
     expect(c.src.registry.get(uuid)?.status).toBe(S.postcopy);
+    // The fake also drops the destination's half, so no resume can take: the migration waits, paused.
     g.dom.failMigration(virError(VirErrorCode.OPERATION_ABORTED, 'operation aborted: migration out job: canceled by client'));
-    const r = await waitDone(c, uuid);
-    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.failed]);
-    expect(c.src.finals.get(uuid)).toBe(1);
+    await waitStatus(c.src, uuid, S.postcopyPaused);
     expect(c.src.conn.actions(g.uuid)).not.toContain('destroy');
-    expect(r.status).toBe(S.failed);
+    expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
+    // Once there is no source half either, it ends, reported once, with nothing rolled back.
+    c.src.conn.removeDomain(g.uuid);
+    const r = await waitDone(c, uuid, 10_000);
+    expect(r.status).toBe(S.error);
+    expect(statusesOf(c.src, uuid).slice(0, 5)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused]);
+    expect(c.src.finals.get(uuid)).toBe(1);
+    expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
+  });
+
+  it('post-copy, then the job fails with the source running again: an error, nothing rolled back on either side', async () => {
+    const { g, uuid } = await running({ src: { config: { libvirt: { live_migration_permit_post_copy: true } } } });
+    g.dom.behaviour.postCopyCompleteMs = 60_000;
+    await forceComplete(g);
+    g.dom.state = DomainState.RUNNING;
+    g.dom.reason = 1;
+    g.dom.failMigration();
+    const r = await waitDone(c, uuid);
+    expect(r.status).toBe(S.error);
+    expect(r.error).toContain('nothing rolled back');
+    expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.postcopy, S.error]);
+    expect(c.bus.messages.map((m) => m.method)).not.toContain('rollback_live_migration_at_destination');
+    expect(c.src.conn.actions(g.uuid)).not.toContain('destroy');
   });
 
   it('an operator pause that lands after the migration already failed is undone at once', async () => {

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DomainState, MigrateFlag, PausedReason, VirErrorCode } from '../../src/libvirt/types.js';
 import { MAX_POLL_ERRORS } from '../../src/monitor/loop.js';
-import { decide, heldForPostcopyResume, initialMonitorState } from '../../src/monitor/policy.js';
+import { decide, heldForPostcopyResume, initialMonitorState, pausedInPostcopy } from '../../src/monitor/policy.js';
 import { instanceArg } from '../../src/nova/objects.js';
 import { JobType } from '../../src/libvirt/types.js';
 import { FeatureUnavailableError } from '../../src/libvirt/features.js';
@@ -42,8 +42,8 @@ const migrateCalls = (g: Guest) => c.src.conn.callsOf('migrateToURI3', g.uuid).m
 const destDomain = (g: Guest) => c.dst.conn.domains.get(g.uuid);
 
 describe('post-copy recovery: pure parts', () => {
-  it('tries at once, then backs off 1 s, 2 s, 4 s ... up to 30 s', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map(resumeDelayMs)).toEqual([0, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+  it('backs off 1 s, 2 s, 4 s ... up to 30 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 20].map(resumeDelayMs)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
   });
 
   it('resumes only a source held for it (post-copy failed); one still in post-copy or unreadable waits; a gone or running one stops', () => {
@@ -54,6 +54,8 @@ describe('post-copy recovery: pure parts', () => {
     expect(resumeVerdict({ state: { state: DomainState.RUNNING, reason: 1 } })).toMatchObject({ kind: 'stop', error: expect.stringContaining('source domain is running') });
     expect(resumeVerdict({ state: { state: DomainState.PAUSED, reason: PausedReason.MIGRATION } })).toMatchObject({ kind: 'stop' });
     expect(heldForPostcopyResume({ state: DomainState.PAUSED, reason: PausedReason.POSTCOPY })).toBe(false);
+    // Once the API failed, either reason is the split guest's source half (the monitor holds it for recovery).
+    expect([PausedReason.POSTCOPY, PausedReason.POSTCOPY_FAILED, PausedReason.MIGRATION].map((reason) => pausedInPostcopy({ state: DomainState.PAUSED, reason }))).toEqual([true, true, false]);
   });
 
   it('the policy calls a post-copy failure with the source held for a resume paused, not failed or cancelled', () => {
@@ -90,7 +92,7 @@ describe('post-copy recovery', () => {
   it('a paused post-copy is resumed with the same URI and params plus POSTCOPY_RESUME and completes; nothing is destroyed or rolled back', async () => {
     const { g, uuid } = await inPostcopy();
     g.dom.behaviour.postCopyCompleteMs = 30;
-    // The attempt made at once fails, so the migration stays paused for the 1 s backoff.
+    // The first attempt fails, so the migration stays paused for the next (2 s) backoff.
     g.dom.resumeErrors.push(virError(VirErrorCode.OPERATION_FAILED, 'operation failed: migration out: connection refused'));
     g.dom.pausePostcopy();
     await waitFor(() => migrateCalls(g).length === 2 && c.src.registry.get(uuid)?.status === S.postcopyPaused, 'the first, failed, resume');
@@ -137,7 +139,7 @@ describe('post-copy recovery', () => {
     g.dom.behaviour.postCopyCompleteMs = 30;
     g.dom.pausePostcopy();
     await waitStatus(c.src, uuid, S.postcopyPaused);
-    // The first attempt comes at once by itself and fails, so the migration waits again (1 s); the operator cuts that short.
+    // The first attempt (after 1 s) fails, so the migration waits again (2 s); the operator cuts that short.
     await waitFor(() => migrateCalls(g).length === 2 && c.src.registry.get(uuid)?.status === S.postcopyPaused, 'the failed resume');
     expect(c.src.registry.get(uuid)?.error).toContain('Connection refused');
     await resume(g);
