@@ -209,10 +209,11 @@ describe('operator control of running migrations', () => {
     // Members may do neither; the refusal is logged and nothing changes.
     await expect(api().liveMigrationAbort(member, src.hostname, g1.g.instance, first.migrationUuid, 'call')).rejects.toMatchObject({ name: 'PolicyNotAuthorized' });
     await expect(api().liveMigrationForceComplete(member, src.hostname, g1.g.instance, 'call')).rejects.toMatchObject({ name: 'PolicyNotAuthorized' });
-    const refused = (await agentOf(src).logs()).filter((l) => l.msg === 'request refused by policy');
-    expect(refused.map((l) => l.action)).toEqual(
-      expect.arrayContaining(['os_compute_api:servers:migrations:delete', 'os_compute_api:servers:migrations:force_complete']),
-    );
+    // Polled: the reply can overtake the log line on its way to the file.
+    const refusedActions = async () => (await agentOf(src).logs()).filter((l) => l.msg === 'request refused by policy').map((l) => l.action);
+    await expect
+      .poll(refusedActions, { timeout: 10_000 })
+      .toEqual(expect.arrayContaining(['os_compute_api:servers:migrations:delete', 'os_compute_api:servers:migrations:force_complete']));
     expect(await listed(src, first.migrationUuid)).toMatchObject({ status: 'running', action_taken: null });
 
     // Abort the queued one: cancelled straight from queued.
