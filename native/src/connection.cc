@@ -314,43 +314,42 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                  });
   }
 
+  // A call returning a new storage handle (pool, volume, stream), wrapped for JS with its own reference.
+  template <typename T>
+  Napi::Value StorageCall(const Napi::CallbackInfo& info, const char* name, std::function<T*(virConnectPtr)> fn,
+                          Napi::Value (*wrap)(Napi::Env, std::shared_ptr<T>)) {
+    return Queue(info.Env(), Mode::Pool, name, [c = Hold(info.Env()), fn, wrap](VirErr&) -> Finish {
+      T* p = fn(c.get());
+      if (!p) return nullptr;
+      std::shared_ptr<T> h = storage::Adopt(p);
+      return [h, wrap](Napi::Env env) { return wrap(env, h); };
+    });
+  }
+
   // A transient pool: it exists until destroy(), which leaves its files alone.
   Napi::Value StoragePoolCreateXML(const Napi::CallbackInfo& info) {
     std::string xml = StringArg(info, 0, "xml");
     unsigned int flags = FlagsArg(info, 1);
-    return Queue(info.Env(), Mode::Pool, "virStoragePoolCreateXML", [c = Hold(info.Env()), xml, flags](VirErr&) -> Finish {
-      virStoragePoolPtr p = virStoragePoolCreateXML(c.get(), xml.c_str(), flags);
-      if (!p) return nullptr;
-      PoolHold h = storage::Adopt(p);
-      return [h](Napi::Env env) { return storage::NewPool(env, h); };
-    });
+    return StorageCall<virStoragePool>(info, "virStoragePoolCreateXML",
+                                       [xml, flags](virConnectPtr c) { return virStoragePoolCreateXML(c, xml.c_str(), flags); },
+                                       storage::NewPool);
   }
   Napi::Value StoragePoolLookupByName(const Napi::CallbackInfo& info) {
     std::string name = StringArg(info, 0, "name");
-    return Queue(info.Env(), Mode::Pool, "virStoragePoolLookupByName", [c = Hold(info.Env()), name](VirErr&) -> Finish {
-      virStoragePoolPtr p = virStoragePoolLookupByName(c.get(), name.c_str());
-      if (!p) return nullptr;
-      PoolHold h = storage::Adopt(p);
-      return [h](Napi::Env env) { return storage::NewPool(env, h); };
-    });
+    return StorageCall<virStoragePool>(info, "virStoragePoolLookupByName",
+                                       [name](virConnectPtr c) { return virStoragePoolLookupByName(c, name.c_str()); },
+                                       storage::NewPool);
   }
   Napi::Value StorageVolLookupByPath(const Napi::CallbackInfo& info) {
     std::string path = StringArg(info, 0, "path");
-    return Queue(info.Env(), Mode::Pool, "virStorageVolLookupByPath", [c = Hold(info.Env()), path](VirErr&) -> Finish {
-      virStorageVolPtr v = virStorageVolLookupByPath(c.get(), path.c_str());
-      if (!v) return nullptr;
-      VolHold h = storage::Adopt(v);
-      return [h](Napi::Env env) { return storage::NewVol(env, h); };
-    });
+    return StorageCall<virStorageVol>(info, "virStorageVolLookupByPath",
+                                      [path](virConnectPtr c) { return virStorageVolLookupByPath(c, path.c_str()); },
+                                      storage::NewVol);
   }
   Napi::Value NewStream(const Napi::CallbackInfo& info) {
     unsigned int flags = FlagsArg(info, 0);
-    return Queue(info.Env(), Mode::Pool, "virStreamNew", [c = Hold(info.Env()), flags](VirErr&) -> Finish {
-      virStreamPtr s = virStreamNew(c.get(), flags);
-      if (!s) return nullptr;
-      StreamHold h = storage::Adopt(s);
-      return [h](Napi::Env env) { return storage::NewStream(env, h); };
-    });
+    return StorageCall<virStream>(info, "virStreamNew", [flags](virConnectPtr c) { return virStreamNew(c, flags); },
+                                  storage::NewStream);
   }
 
   Napi::Value LookupByUUID(const Napi::CallbackInfo& info) {
