@@ -3,7 +3,7 @@
 
 import type { BackingImage, HostStorage } from '../domain/host-storage.js';
 import { InvalidInput } from '../nova/errors.js';
-import type { BackingFileInfo, InstanceDiskInfo } from '../nova/migrate-data.js';
+import type { BackingFileInfo } from '../nova/migrate-data.js';
 
 /** The first image of the chain this host lacks (missing, or another format or size), or null when it has them all. */
 export async function missingBacking(storage: HostStorage, chain: readonly BackingFileInfo[]): Promise<BackingFileInfo | null> {
@@ -18,11 +18,6 @@ export async function missingBacking(storage: HostStorage, chain: readonly Backi
 /** The wire form of a backing image as host storage takes it. */
 export function backingImage(b: BackingFileInfo): BackingImage {
   return { path: b.path, format: b.format, virtualSize: b.virtual_size };
-}
-
-/** How errors and logs name a disk: its guest device, else its path (Nova's disk info has no device). */
-export function diskName(d: InstanceDiskInfo): string {
-  return d.dev ?? d.path;
 }
 
 export function describeBacking(b: BackingFileInfo): string {

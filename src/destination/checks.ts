@@ -4,10 +4,10 @@
 
 import { hostArch, supportedGuests, usableCpuModels } from '../domain/facts.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
-import type { DiskCopy, InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
+import { diskName, type DiskCopy, type InstanceDiskInfo, type LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
-import { describeBacking, diskName, missingBacking } from './backing.js';
+import { describeBacking, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 
 const MiB = 1024 * 1024;

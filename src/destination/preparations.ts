@@ -16,7 +16,7 @@ interface Saved {
 }
 
 export class Preparations {
-  private readonly createdDirs: Set<string>;
+  private createdDirs: Set<string>;
 
   constructor(
     private readonly file: string,
@@ -55,8 +55,7 @@ export class Preparations {
     syncPath(tmp);
     renameSync(tmp, this.file);
     syncPath(dir);
-    this.createdDirs.clear();
-    for (const u of next) this.createdDirs.add(u);
+    this.createdDirs = next;
   }
 }
 

@@ -4,10 +4,10 @@
 
 import { isBlockDevice } from '../domain/host-storage.js';
 import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../nova/errors.js';
-import type { InstanceDiskInfo, LiveMigrateData, MigrateBdmInfo } from '../nova/migrate-data.js';
+import { diskName, type InstanceDiskInfo, type LiveMigrateData, type MigrateBdmInfo } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
-import { backingImage, describeBacking, diskName, missingBacking } from './backing.js';
+import { backingImage, describeBacking, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 import type { Preparations } from './preparations.js';
 

@@ -63,3 +63,8 @@ export interface InstanceDiskInfo {
   /** ferry: the images below the top layer; the destination makes an overlay on the first. Absent or empty: a flat image. */
   backing_chain?: BackingFileInfo[];
 }
+
+/** How errors and logs name a disk: its guest device, else its path (Nova's disk info has no device). */
+export function diskName(d: InstanceDiskInfo): string {
+  return d.dev ?? d.path;
+}

@@ -8,9 +8,9 @@
 // attempt at once (`ferryctl resume`).
 
 import { FeatureUnavailableError } from '../libvirt/features.js';
-import { DomainState, isVirError, MigrateFlag, PausedReason, VirErrorCode, type Domain, type DomainStateInfo } from '../libvirt/types.js';
+import { DomainState, isVirError, MigrateFlag, VirErrorCode, type Domain, type DomainStateInfo } from '../libvirt/types.js';
 import type { MigrationControl } from '../monitor/control.js';
-import { heldForPostcopyResume } from '../monitor/policy.js';
+import { heldForPostcopyResume, pausedInPostcopy } from '../monitor/policy.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
 import type { SourceDeps } from './deps.js';
@@ -61,9 +61,9 @@ export function resumeVerdict(probe: SourceProbe): ResumeVerdict {
       : { kind: 'wait', why: `cannot read the source domain state (libvirt error ${probe.errorCode})` };
   }
   if (heldForPostcopyResume(probe.state)) return { kind: 'resume' };
-  const { state, reason } = probe.state;
   // Still paused in post-copy proper: libvirt has not (yet) marked it failed.
-  if (state === DomainState.PAUSED && reason === PausedReason.POSTCOPY) return { kind: 'wait', why: 'the source is still paused in post-copy, not yet failed' };
+  if (pausedInPostcopy(probe.state)) return { kind: 'wait', why: 'the source is still paused in post-copy, not yet failed' };
+  const { state, reason } = probe.state;
   return {
     kind: 'stop',
     error: `post-copy recovery stopped: the source domain is ${DomainState[state]?.toLowerCase() ?? state} (reason ${reason}), not paused for a resume; neither side was touched`,

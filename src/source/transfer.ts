@@ -37,11 +37,11 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
   if (lv.live_migration_bandwidth_postcopy > 0) params['bandwidth.postcopy'] = lv.live_migration_bandwidth_postcopy;
   // The destination's own word: it goes into URIs only once checked.
   const replied = `target_connect_addr in ${req.dest}'s pre_live_migration reply`;
-  if (prepared.target_connect_addr) params.migrate_uri = dataUri(prepared.target_connect_addr, replied);
+  const addr = prepared.target_connect_addr;
+  if (addr) params.migrate_uri = dataUri(addr, replied);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;
   if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
-  const uri = prepared.target_connect_addr ? connectionUri(prepared.target_connect_addr, lv.live_migration_scheme, replied) : connectionUri(req.dest, lv.live_migration_scheme, 'dest');
-  return { uri, params };
+  return { uri: addr ? connectionUri(addr, lv.live_migration_scheme, replied) : connectionUri(req.dest, lv.live_migration_scheme, 'dest'), params };
 }
 
 /**
