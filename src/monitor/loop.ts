@@ -199,7 +199,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'save_stats':
       registry.update(record, { counters: action.counters, progress: action.progress });
       registry.reportProgress(record);
-      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, downtime: state.currentDowntime }, 'migration progress');
+      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, downtime: state.currentDowntime, elapsed_ms: Math.round(action.elapsedSeconds * 1000) }, 'migration progress');
       return;
   }
 }

@@ -143,7 +143,7 @@ export type MonitorAction =
   | { kind: 'abort'; reason: 'timeout' }
   | { kind: 'start_postcopy'; reason: 'timeout' }
   | { kind: 'pause'; reason: 'timeout' }
-  | { kind: 'save_stats'; counters: MigrationCounters; progress: number; logInfo: boolean }
+  | { kind: 'save_stats'; counters: MigrationCounters; progress: number; logInfo: boolean; elapsedSeconds: number }
   | { kind: 'resume_source' }
   | { kind: 'finish'; outcome: FinishOutcome };
 
@@ -264,6 +264,8 @@ function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
       counters: countersFromStats(input.sample),
       progress: progressPercent(input.sample),
       logInfo: s.pollCount % (every * INFO_LOG_EVERY_SAVES) === 0,
+      // the sample's time on the monitor's clock, which the downtime ramp and the timeout run on
+      elapsedSeconds: input.elapsedSeconds,
     });
   }
   s.pollCount += 1;

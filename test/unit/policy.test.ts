@@ -227,6 +227,7 @@ describe('decide: save_stats cadence', () => {
       counters: { memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 },
       progress: 25,
       logInfo: true,
+      elapsedSeconds: 0,
     });
   });
   it('logs at info every 6th save (30 s with the defaults)', () => {
