@@ -1,7 +1,7 @@
 // Parses an oslo transport_url: rabbit://user:pass@h1:5672,user2:pass2@h2:5672/vhost?ssl=1
 // Several hosts are tried in order on each (re)connect.
 
-import { isIPv6 } from 'node:net';
+import { parseHostPort } from '../validate/address.js';
 
 export interface BrokerHost {
   hostname: string;
@@ -67,23 +67,10 @@ function parseHost(part: string, defaultPort: number): BrokerHost {
     username = decodeURIComponent(colon >= 0 ? creds.slice(0, colon) : creds);
     password = colon >= 0 ? decodeURIComponent(creds.slice(colon + 1)) : '';
   }
-  let hostname = hostport;
-  let port = defaultPort;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(hostport);
-  if (v6) {
-    hostname = v6[1]!;
-    if (v6[2]) port = Number(v6[2]);
-  } else {
-    const colon = hostport.lastIndexOf(':');
-    if (colon >= 0) {
-      hostname = hostport.slice(0, colon);
-      port = Number(hostport.slice(colon + 1));
-    }
-  }
-  if (hostname === '') hostname = 'localhost';
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`invalid port in transport_url host ${hostname}`);
-  if (!/^[\w.-]+$/.test(hostname) && !isIPv6(hostname)) throw new Error(`invalid host in transport_url: ${hostname}`);
-  return { hostname, port, username, password };
+  if (hostport === '') return { hostname: 'localhost', port: defaultPort, username, password };
+  const hp = parseHostPort(hostport);
+  if (hp === null) throw new Error(`invalid host or port in transport_url: ${hostport}`);
+  return { hostname: hp.host, port: hp.port ?? defaultPort, username, password };
 }
 
 /** The URL with passwords replaced, for logs. */

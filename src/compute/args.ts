@@ -2,8 +2,9 @@
 // Objects are loose: Nova objects carry many fields ferry reads later
 // (readInstance reads display_name, node, vm_state) or passes back on.
 import { z } from 'zod';
-import { HOSTNAME, TIMEOUT_ACTIONS } from '../config/index.js';
+import { TIMEOUT_ACTIONS } from '../config/index.js';
 import { failsAs } from '../rpc/args.js';
+import { parseHostPort } from '../validate/address.js';
 
 export const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
 
@@ -34,7 +35,7 @@ export const migrateData = z.looseObject({
   block_migration: z.boolean().nullish(),
   is_shared_instance_path: z.boolean().optional(),
   is_shared_block_storage: z.boolean().optional(),
-  target_connect_addr: name.regex(HOSTNAME).nullish(),
+  target_connect_addr: name.refine((v) => parseHostPort(v) !== null, 'expected an IP address or host name, with an optional port').nullish(),
   disk_available_mb: z.int().nullish(),
   filename: path.nullish(),
   dst_supported_guests: z.array(z.string()).optional(),

@@ -8,7 +8,7 @@ import { buildSchema } from './schema.js';
 import type { FerryConfig } from './types.js';
 
 export type { FerryConfig, LibvirtConfig, ComputeConfig, MetricsConfig, RabbitConfig, LogLevel } from './types.js';
-export { envVarName, HOSTNAME, LOG_LEVELS, TIMEOUT_ACTIONS } from './schema.js';
+export { envVarName, LOG_LEVELS, TIMEOUT_ACTIONS } from './schema.js';
 
 /** Invalid configuration. The message and each issue start with the dotted key, e.g. "libvirt.live_migration_downtime: must be >= 100". */
 export class ConfigError extends Error {

@@ -3,12 +3,11 @@
 import { hostname } from 'node:os';
 import convict from 'convict';
 import { parseTransportUrl } from '../broker/transport-url.js';
+import { isHostName, parseHostPort } from '../validate/address.js';
+import { isNormalAbsolute } from '../validate/path.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const TIMEOUT_ACTIONS = ['abort', 'force_complete'] as const;
-
-/** Nova's is_valid_hostname character set: host names, IPv4 and bare IPv6 (no brackets). */
-export const HOSTNAME = /^[\w\-.:]+$/;
 
 /** FERRY_<KEY>, with "__" between a section and its key: libvirt.connection_uri -> FERRY_LIBVIRT__CONNECTION_URI. */
 export function envVarName(path: string): string {
@@ -68,7 +67,7 @@ function addFormats(): void {
     },
     'ferry-abs-path': {
       validate(x: unknown) {
-        if (typeof x !== 'string' || !x.startsWith('/')) throw new Error('must be an absolute path');
+        if (typeof x !== 'string' || !isNormalAbsolute(x)) throw new Error('must be an absolute path without ., .. or a trailing slash');
       },
     },
     'ferry-url': {
@@ -76,6 +75,12 @@ function addFormats(): void {
         if (typeof x !== 'string' || !/^[a-z][a-z0-9+.-]*:\/\//i.test(x)) throw new Error('must be a URL such as rabbit://user:pass@host:5672/');
         // The whole URL as the broker connection will read it: a bad host or port stops the start, naming the key.
         parseTransportUrl(x);
+      },
+    },
+    'ferry-host-name': {
+      validate(x: unknown) {
+        // The RPC server name, and the name conductors and peer hosts address this host by.
+        if (typeof x !== 'string' || !isHostName(x)) throw new Error('must be a host name');
       },
     },
     'ferry-scheme': {
@@ -88,8 +93,8 @@ function addFormats(): void {
     },
     'ferry-host-or-null': {
       validate(x: unknown) {
-        // Nova's hostname check: this ends up in the migration URIs.
-        if (x !== null && (typeof x !== 'string' || !HOSTNAME.test(x))) throw new Error('must be a host name or IP address, or null');
+        // The destination replies with it, and the source puts it into the migration URIs.
+        if (x !== null && (typeof x !== 'string' || parseHostPort(x) === null)) throw new Error('must be a host name or IP address (with an optional port), or null');
       },
       coerce: (v: string) => (v.trim() === '' ? null : v),
     },
@@ -131,7 +136,7 @@ function withEnv(node: SchemaNode, prefix = ''): SchemaNode {
 export function buildSchema(): SchemaNode {
   addFormats();
   return withEnv({
-    host: str(hostname(), 'Name of this compute host; RPC server name (compute.<host>).'),
+    host: str(hostname(), 'Name of this compute host; RPC server name (compute.<host>).', 'ferry-host-name'),
     transport_url: {
       ...str('rabbit://guest:guest@127.0.0.1:5672/', 'oslo.messaging transport URL.', 'ferry-url'),
       sensitive: true,

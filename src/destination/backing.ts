@@ -4,12 +4,13 @@
 import type { BackingImage, HostStorage } from '../domain/host-storage.js';
 import { InvalidInput } from '../nova/errors.js';
 import type { BackingFileInfo } from '../nova/migrate-data.js';
+import { isNormalAbsolute } from '../validate/path.js';
 
 /** The first image of the chain this host lacks (missing, or another format or size), or null when it has them all. */
 export async function missingBacking(storage: HostStorage, chain: readonly BackingFileInfo[]): Promise<BackingFileInfo | null> {
   for (const b of chain) {
     // A path from the other host is only ever looked at, never written; still, nothing relative.
-    if (!b.path.startsWith('/') || b.path.split('/').includes('..')) throw new InvalidInput(`backing file path ${b.path} is not absolute`);
+    if (!isNormalAbsolute(b.path)) throw new InvalidInput(`backing file path ${b.path} is not an absolute path without . or ..`);
     if (!(await storage.hasBacking(backingImage(b)))) return b;
   }
   return null;

@@ -7,6 +7,7 @@ import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../
 import { diskName, type InstanceDiskInfo, type LiveMigrateData, type MigrateBdmInfo } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
+import { isDirectlyInside } from '../validate/path.js';
 import { backingImage, describeBacking, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
 import type { Preparations } from './preparations.js';
@@ -71,8 +72,5 @@ async function connectVolumes(host: string, instance: InstanceRef): Promise<Migr
 
 /** A disk path from the source must name a file directly inside the instance folder, nowhere else. */
 function assertInInstanceDir(instanceDir: string, path: string): void {
-  const dir = instanceDir + '/';
-  if (!path.startsWith(dir) || path.includes('/../') || path.slice(dir.length).includes('/')) {
-    throw new InvalidInput(`disk path ${path} is not inside the instance folder ${dir}`);
-  }
+  if (!isDirectlyInside(instanceDir, path)) throw new InvalidInput(`disk path ${path} is not inside the instance folder ${instanceDir}`);
 }

@@ -2,7 +2,6 @@
 // scale with, the flags, the timeout and the downtime schedule. Read from the
 // guest before the destination is asked to prepare.
 
-import { dirname } from 'node:path';
 import type { LibvirtConfig } from '../config/index.js';
 import { selectMigrateDisks, selectReadOnlyDisks } from '../domain/disks.js';
 import { guestFacts } from '../domain/facts.js';
@@ -12,6 +11,7 @@ import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type Downt
 import { dataGb } from '../monitor/progress.js';
 import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings } from '../record/registry.js';
+import { isDirectlyInside } from '../validate/path.js';
 import { hasFlag, migrationFlags } from './flags.js';
 import type { LiveMigrationRequest } from './request.js';
 
@@ -62,7 +62,7 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
   const copied = described.map((d) => diskInfoArg(d, diskCopy === 'top_layer'));
   const readOnly = blockMigration ? selectReadOnlyDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
   // Those in the instance folder (Nova's disk.config) are the instance's own; one elsewhere (a shared ISO library) stays as it is.
-  const own = readOnly.paths.flatMap((path, i) => (dirname(path) === storage.instanceDir(req.instance.uuid) ? [{ path, dev: readOnly.devs[i] }] : []));
+  const own = readOnly.paths.flatMap((path, i) => (isDirectlyInside(storage.instanceDir(req.instance.uuid), path) ? [{ path, dev: readOnly.devs[i] }] : []));
   // Byte copies: the destination makes a raw file of the same length for the upload to fill.
   const readOnlyDisks = await Promise.all(own.map(async ({ path, dev }) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev })));
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;

@@ -25,6 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['rpc'],
   ['broker'],
   ['log'],
+  ['validate'],
 ];
 const MAX_FILES = 14;
 

@@ -112,7 +112,7 @@ describe('block migration of a disk on a backing image', () => {
       disk: [{ path: `${LOGICAL_INSTANCES_PATH}/${g.uuid}/disk`, type: 'qcow2', virt_disk_size: 1048576, backing_chain: [{ path: '../../etc/shadow', format: 'raw', virtual_size: 1 }] }],
       migrate_data: { block_migration: true, is_shared_instance_path: false },
     });
-    expect(err).toMatchObject({ name: 'InvalidInput', message: expect.stringContaining('not absolute') });
+    expect(err).toMatchObject({ name: 'InvalidInput', message: expect.stringContaining('is not an absolute path without . or ..') });
     expect(await c.dst.storage.instanceDirExists(g.uuid)).toBe(false);
   });
 });

@@ -113,7 +113,7 @@ describe('compute args', () => {
     expect(a.migrate_data).toEqual({ target_connect_addr: '10.0.0.2', bdms: [] });
   });
   it.each([
-    [{ migrate_data: { target_connect_addr: '1.2.3.4/x' } }, 'args.migrate_data.target_connect_addr: does not match /^[\\w\\-.:]+$/'],
+    [{ migrate_data: { target_connect_addr: '1.2.3.4/x' } }, 'args.migrate_data.target_connect_addr: expected an IP address or host name, with an optional port'],
     [{ instance: { uuid: 'nope' } }, 'args.instance.uuid: does not match /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/'],
     [{ timeout_seconds: 1.5 }, 'args.timeout_seconds: expected integer, got number'],
     [{ on_timeout: 'explode' }, 'args.on_timeout: expected one of abort, force_complete'],
