@@ -70,7 +70,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     log,
   };
   const source = new SourceHandlers(deps);
-  const endpoint = computeEndpoint(source, new DestinationHandlers(deps), registry, { managementRoles: config.management_roles, log });
+  const endpoint = computeEndpoint(source, new DestinationHandlers(deps), registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log });
   const server = new RpcServer({
     connection: amqp,
     topics: ['compute', 'compute-alt'],

@@ -34,9 +34,9 @@ export function deserializeComputeArgs(args: Record<string, unknown>): Record<st
 
 /**
  * The policy each method is checked against: Nova's rule where Nova has one.
- * Every method moves, destroys or reveals guests, so each one is for admins
- * or a role in management_roles; a ferry host passes its caller's context on
- * to the peer host.
+ * Every method moves, destroys or reveals guests, so each one is for admins,
+ * a role in management_roles or a service role; a ferry host passes its
+ * caller's context on to the peer host.
  */
 export const METHOD_POLICY: Readonly<Record<string, string>> = {
   check_can_live_migrate_destination: 'os_compute_api:os-migrate-server:migrate_live',
@@ -53,15 +53,17 @@ export const METHOD_POLICY: Readonly<Record<string, string>> = {
 
 export interface EndpointPolicy {
   managementRoles: readonly string[];
+  serviceRoles: readonly string[];
   log: Logger;
 }
 
 export function computeEndpoint(source: SourceHandlers, dest: DestinationHandlers, registry: MigrationRegistry, policy: EndpointPolicy): RpcEndpoint {
+  const allowedRoles = [...policy.managementRoles, ...policy.serviceRoles];
   return {
     version: COMPUTE_RPC_VERSION,
     // What Nova raises for bad input, so a Nova caller rebuilds nova.exception.InvalidInput.
     invalidArgs: (problem) => new InvalidInput(problem),
-    authorize: (ctx, method) => authorize(ctx, policy.managementRoles, METHOD_POLICY[method] ?? `compute:${method}`, policy.log),
+    authorize: (ctx, method) => authorize(ctx, allowedRoles, method, METHOD_POLICY[method] ?? `compute:${method}`, policy.log),
     methods: {
       check_can_live_migrate_destination: rpcMethod(checkCanLiveMigrateDestinationArgs, (ctx, a) =>
         dest.checkCanLiveMigrateDestination(ctx, readInstance(a.instance), a.block_migration ?? null, a.disk_over_commit ?? null),

@@ -152,6 +152,11 @@ export function buildSchema(): SchemaNode {
       format: 'ferry-string-list',
       default: ['admin'],
     },
+    service_roles: {
+      doc: 'Context roles of a service calling without a user (a conductor, or a peer host): allowed every ferry method, as management roles are.',
+      format: 'ferry-string-list',
+      default: ['service'],
+    },
     max_message_bytes: int(1048576, 'Largest AMQP message body accepted.', { min: 1 }),
     metrics: {
       listen_address: str('0.0.0.0', 'Prometheus endpoint address.'),

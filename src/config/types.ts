@@ -72,6 +72,7 @@ export interface FerryConfig {
   state_path: string;
   conductor_topic: string;
   management_roles: string[];
+  service_roles: string[];
   max_message_bytes: number;
   metrics: MetricsConfig;
   log_level: LogLevel;

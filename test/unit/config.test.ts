@@ -24,6 +24,7 @@ const DEFAULTS: FerryConfig = {
   state_path: '/var/lib/ferry',
   conductor_topic: 'conductor',
   management_roles: ['admin'],
+  service_roles: ['service'],
   max_message_bytes: 1048576,
   metrics: { listen_address: '0.0.0.0', port: 9393 },
   log_level: 'info',

@@ -92,7 +92,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
   };
   const source = new SourceHandlers(deps);
   const dest = new DestinationHandlers(deps);
-  bus.register(name, [computeEndpoint(source, dest, registry, { managementRoles: config.management_roles, log: silentLogger })], { deserializeArgs: deserializeComputeArgs });
+  bus.register(name, [computeEndpoint(source, dest, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log: silentLogger })], { deserializeArgs: deserializeComputeArgs });
   const statuses = new Map<string, string[]>();
   const finals = new Map<string, number>();
   registry.on('change', (r, previous) => {
