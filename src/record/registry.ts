@@ -89,6 +89,11 @@ export interface RegistryOptions {
   /** Finished records stay listable this long. Default 24 h. */
   keepFinishedMs?: number;
   /**
+   * At most this many finished records are kept, the oldest to finish going
+   * first, so a flood of refused requests cannot grow memory. Default 1000.
+   */
+  maxFinished?: number;
+  /**
    * Called with an illegal status change, which is then not applied (the
    * rest of the patch is). Default: throw, so tests fail on it; the daemon logs.
    */
@@ -96,13 +101,18 @@ export interface RegistryOptions {
 }
 
 export class MigrationRegistry extends EventEmitter<RegistryEvents> {
+  /** In creation order, which is the order list() gives. */
   private readonly records = new Map<string, MigrationRecord>();
+  /** uuids of finished records, in the order they finished. */
+  private readonly finished: string[] = [];
   private readonly keepFinishedMs: number;
+  private readonly maxFinished: number;
   private readonly onIllegalTransition: (err: IllegalTransition) => void;
 
   constructor(opts: RegistryOptions = {}) {
     super();
     this.keepFinishedMs = opts.keepFinishedMs ?? 24 * 3600 * 1000;
+    this.maxFinished = opts.maxFinished ?? 1000;
     this.onIllegalTransition =
       opts.onIllegalTransition ??
       ((err) => {
@@ -121,7 +131,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     const now = new Date().toISOString();
     const record: MigrationRecord = {
       ...init,
-      error: init.error ?? null,
+      error: boundedError(init.error ?? null),
       counters: { ...ZERO_COUNTERS },
       progress: 0,
       dirtyRateBytesPerSec: 0,
@@ -139,6 +149,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     };
     this.prune();
     this.records.set(record.uuid, record);
+    if (record.finishedAt) this.noteFinished(record);
     this.emit('change', record, MigrationStatus.accepted);
     return record;
   }
@@ -160,9 +171,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
 
   list(filter: { instanceUuid?: string } = {}): MigrationRecord[] {
     this.prune();
-    return [...this.records.values()]
-      .filter((r) => !filter.instanceUuid || r.instanceUuid === filter.instanceUuid)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return [...this.records.values()].filter((r) => !filter.instanceUuid || r.instanceUuid === filter.instanceUuid);
   }
 
   update(record: MigrationRecord, patch: RecordPatch): MigrationRecord {
@@ -173,7 +182,11 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       this.onIllegalTransition(new IllegalTransition(record.uuid, previous, refused));
     }
     Object.assign(record, patch, { updatedAt: new Date().toISOString() });
-    if (patch.status && isFinal(patch.status) && !record.finishedAt) record.finishedAt = record.updatedAt;
+    if (patch.error !== undefined) record.error = boundedError(patch.error);
+    if (patch.status && isFinal(patch.status) && !record.finishedAt) {
+      record.finishedAt = record.updatedAt;
+      this.noteFinished(record);
+    }
     if (patch.status === MigrationStatus.running && !record.startedAt) record.startedAt = record.updatedAt;
     this.emit('change', record, previous);
     return record;
@@ -203,10 +216,26 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     this.emit('action', record, action, source);
   }
 
+  private noteFinished(record: MigrationRecord): void {
+    this.finished.push(record.uuid);
+    while (this.finished.length > this.maxFinished) this.records.delete(this.finished.shift()!);
+  }
+
+  /** Drops finished records past their time: the oldest to finish are at the front. */
   private prune(): void {
     const cutoff = Date.now() - this.keepFinishedMs;
-    for (const [uuid, r] of this.records) {
-      if (r.finishedAt && Date.parse(r.finishedAt) < cutoff) this.records.delete(uuid);
+    while (this.finished.length > 0) {
+      const oldest = this.records.get(this.finished[0]!);
+      if (oldest?.finishedAt && Date.parse(oldest.finishedAt) >= cutoff) return;
+      this.finished.shift();
+      if (oldest) this.records.delete(oldest.uuid);
     }
   }
+}
+
+/** An error is kept for the operator to read, not as a copy of whatever payload caused it. */
+export const MAX_ERROR_CHARS = 2000;
+
+function boundedError(error: string | null): string | null {
+  return error !== null && error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}… (${error.length} characters)` : error;
 }

@@ -1,6 +1,6 @@
 // The migration record's state machine: the one table of legal status
 // changes, enforced by the registry, and the end-game claim kept on the record.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MigrationRegistry } from '../../src/record/registry.js';
 import { canTransition, IllegalTransition, isFinal, MigrationStatus as S, type MigrationStatus } from '../../src/record/status.js';
 
@@ -74,5 +74,48 @@ describe('the end-game claim', () => {
     registry.release(r);
     expect(registry.claim(r, 'abort')).toBe(true);
     expect(r.claimedAction).toBe('abort');
+  });
+});
+
+describe('the registry is bounded', () => {
+  const nth = (i: number) => ({ ...init, uuid: `a6f0c1a2-0000-4000-8000-${String(i).padStart(12, '0')}`, id: i });
+
+  it('keeps at most maxFinished finished records, dropping the first to finish; an unfinished one is never dropped', () => {
+    const registry = new MigrationRegistry({ maxFinished: 3 });
+    const running = registry.create({ ...nth(0), status: S.queued });
+    const early = registry.create({ ...nth(1), status: S.queued });
+    for (let i = 2; i <= 4; i++) registry.create({ ...nth(i), status: S.error, error: 'refused' });
+    // Finishing later makes it the newest finished, whatever its age.
+    registry.update(early, { status: S.cancelled });
+    expect(registry.list().map((r) => r.id)).toEqual([0, 1, 3, 4]);
+    for (let i = 5; i <= 100; i++) registry.create({ ...nth(i), status: S.error, error: 'refused' });
+    expect(registry.list().map((r) => r.id)).toEqual([0, 98, 99, 100]);
+    expect(registry.get(running.uuid)).toBe(running);
+  });
+
+  it('drops finished records past keepFinishedMs, keeps the rest', () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const registry = new MigrationRegistry({ keepFinishedMs: 60_000 });
+      registry.create({ ...nth(1), status: S.queued });
+      registry.create({ ...nth(2), status: S.error });
+      vi.setSystemTime(Date.now() + 30_000);
+      registry.create({ ...nth(3), status: S.error });
+      expect(registry.list().map((r) => r.id)).toEqual([1, 2, 3]);
+      vi.setSystemTime(Date.now() + 30_001);
+      expect(registry.list().map((r) => r.id)).toEqual([1, 3]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('keeps an error for the operator to read, not the payload it came with', () => {
+    const registry = new MigrationRegistry();
+    const r = registry.create({ ...nth(1), status: S.error, error: `instance x${'y'.repeat(900_000)} not found` });
+    expect(r.error!.length).toBeLessThan(2100);
+    expect(r.error).toMatch(/^instance xy+… \(900020 characters\)$/);
+    const q = registry.create({ ...nth(2), status: S.queued });
+    registry.update(q, { error: 'z'.repeat(5000) });
+    expect(q.error).toMatch(/… \(5000 characters\)$/);
   });
 });
