@@ -78,6 +78,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     endpoints: [endpoint],
     exchange: config.control_exchange,
     maxMessageBytes: config.max_message_bytes,
+    maxInFlight: config.executor_thread_pool_size,
     deserializeArgs: deserializeComputeArgs,
     logger: log,
     onDispatch: (method, outcome) => metrics.rpcRequests.inc({ method, outcome }),

@@ -158,6 +158,7 @@ export function buildSchema(): SchemaNode {
       default: ['service'],
     },
     max_message_bytes: int(1048576, 'Largest AMQP message body accepted.', { min: 1 }),
+    executor_thread_pool_size: int(64, 'RPC messages handled at once; more wait in RabbitMQ, unacked (oslo.messaging).', { min: 1 }),
     metrics: {
       listen_address: str('0.0.0.0', 'Prometheus endpoint address.'),
       port: int(9393, 'Prometheus endpoint port; 0 = off.', { min: 0, max: 65535 }),

@@ -74,6 +74,7 @@ export interface FerryConfig {
   management_roles: string[];
   service_roles: string[];
   max_message_bytes: number;
+  executor_thread_pool_size: number;
   metrics: MetricsConfig;
   log_level: LogLevel;
   libvirt: LibvirtConfig;

@@ -25,6 +25,12 @@ export interface RpcServerOptions {
   durable?: boolean;
   /** Larger messages are refused. Default 1 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Messages handled at once (oslo executor_thread_pool_size). Default 64.
+   * More wait unacked, at most this many per queue (basic.qos), so a flood
+   * stays in RabbitMQ instead of this process.
+   */
+  maxInFlight?: number;
   /** How many recent `_unique_id`s are remembered. Default 16 (oslo). */
   dedupSize?: number;
   /** TTL of the fanout queue in ms (rabbit_transient_queues_ttl). Default 1800000. */
@@ -64,6 +70,9 @@ export class RpcServer {
   /** Fanout queue per topic; the name survives reconnects. */
   private readonly fanoutQueues = new Map<string, string>();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly maxInFlight: number;
+  /** Delivered but not yet acked: they wait for a free slot. */
+  private waiting: Array<[ConfirmChannel, ConsumeMessage]> = [];
   private consumerTags: string[] = [];
   private consumerChannel: ConfirmChannel | null = null;
   private setup: SetupFn | null = null;
@@ -74,6 +83,7 @@ export class RpcServer {
     this.exchange = opts.exchange ?? 'nova';
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_BYTES;
     this.dedup = new UniqueIdCache(opts.dedupSize ?? 16);
+    this.maxInFlight = opts.maxInFlight ?? 64;
     for (const t of opts.topics) this.fanoutQueues.set(t, `${t}_fanout_${randomUUID().replace(/-/g, '')}`);
   }
 
@@ -100,6 +110,8 @@ export class RpcServer {
       for (const tag of this.consumerTags) await ch.cancel(tag).catch(() => {});
     }
     this.consumerTags = [];
+    // Never acked, so RabbitMQ delivers them again, to another server or to this one once restarted.
+    this.waiting = [];
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.inFlight]),
@@ -114,6 +126,9 @@ export class RpcServer {
     const ttl = this.opts.transientQueueTtlMs ?? 1_800_000;
     await ch.assertExchange(this.exchange, 'topic', { durable, autoDelete: false });
     const tags: string[] = [];
+    await ch.prefetch(this.maxInFlight);
+    // A reconnect leaves the old channel's deliveries unackable: the broker has them back.
+    this.waiting = this.waiting.filter(([c]) => c === ch);
     const consume = async (queue: string) => {
       const { consumerTag } = await ch.consume(queue, (msg) => this.onDelivery(ch, msg), { noAck: false });
       tags.push(consumerTag);
@@ -141,6 +156,14 @@ export class RpcServer {
       this.log.warn('consumer cancelled by the broker');
       return;
     }
+    if (this.inFlight.size >= this.maxInFlight) {
+      this.waiting.push([ch, msg]);
+      return;
+    }
+    this.dispatch(ch, msg);
+  }
+
+  private dispatch(ch: ConfirmChannel, msg: ConsumeMessage): void {
     // As oslo: ack before dispatch; a message that cannot be acked is not processed.
     try {
       ch.ack(msg);
@@ -152,7 +175,11 @@ export class RpcServer {
       this.log.error({ err }, 'unexpected error while handling a message');
     });
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    void p.finally(() => {
+      this.inFlight.delete(p);
+      const next = this.waiting.shift();
+      if (next) this.dispatch(...next);
+    });
   }
 
   private async handle(body: Buffer): Promise<void> {

@@ -341,6 +341,43 @@ describe('ferry client -> ferry server', () => {
   });
 });
 
+describe('a flood', () => {
+  it('is handled at most maxInFlight messages at a time; the rest wait in RabbitMQ and are all answered', async () => {
+    const topic = `${RUN}_gated`;
+    let running = 0;
+    let most = 0;
+    const gated = new RpcServer({
+      connection: serverConn,
+      exchange: EXCHANGE,
+      topics: [topic],
+      server: HOST,
+      maxInFlight: 2,
+      logger,
+      endpoints: [
+        {
+          version: '1.0',
+          methods: {
+            hold: rpcMethod(z.looseObject({ i: z.int() }), async (_c, a) => {
+              most = Math.max(most, ++running);
+              await sleep(200);
+              running -= 1;
+              return a.i;
+            }),
+          },
+        },
+      ],
+    });
+    await gated.start();
+    try {
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => client.call(ctx, { topic, version: '1.0' }, 'hold', { i })));
+      expect(results).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(most).toBe(2);
+    } finally {
+      await gated.stop();
+    }
+  });
+});
+
 describe('reconnect', () => {
   it('survives the broker closing its connections, with no lost calls', async () => {
     const t = { topic: TOPIC, server: HOST, version: '6.0' };

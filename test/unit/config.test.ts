@@ -25,6 +25,7 @@ const DEFAULTS: FerryConfig = {
   conductor_topic: 'conductor',
   management_roles: ['admin'],
   service_roles: ['service'],
+  executor_thread_pool_size: 64,
   max_message_bytes: 1048576,
   metrics: { listen_address: '0.0.0.0', port: 9393 },
   log_level: 'info',
