@@ -14,7 +14,7 @@ import { MigrationStatus } from '../record/status.js';
 import type { SourceDeps } from './deps.js';
 import type { MigrationPlan } from './plan.js';
 import type { LiveMigrationRequest } from './request.js';
-import { connectionUri, dataUri } from './uris.js';
+import { connectionUri, dataUri, listenAddress } from './uris.js';
 
 /** The monitor reads job stats every 0.5 s, as Nova does. */
 const POLL_MS = 500;
@@ -27,16 +27,20 @@ export interface MigrateCall {
 /** migrateToURI3's peer URI and params: the destination's XML, addresses, disks and bandwidth. */
 export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: MigrationPlan, prepared: LiveMigrateData): MigrateCall {
   const volumePaths = new Map(req.instance.volumes.map((v) => [v.serial ?? v.dev, v.devicePath ?? '']));
+  // The destination's own word: it goes into the domain XML and the URIs only once checked.
+  const from = (field: string) => `${field} in ${req.dest}'s pre_live_migration reply`;
   const destXml = destinationXml(plan.xml, {
-    graphicsListen: { vnc: prepared.graphics_listen_addr_vnc ?? null, spice: prepared.graphics_listen_addr_spice ?? null },
-    serialListenAddr: prepared.serial_listen_addr ?? null,
+    graphicsListen: {
+      vnc: listenAddress(prepared.graphics_listen_addr_vnc, from('graphics_listen_addr_vnc')),
+      spice: listenAddress(prepared.graphics_listen_addr_spice, from('graphics_listen_addr_spice')),
+    },
+    serialListenAddr: listenAddress(prepared.serial_listen_addr, from('serial_listen_addr')),
     volumes: (prepared.bdms ?? []).map((b) => ({ serial: b.serial, dev: b.dev, path: volumePaths.get(b.serial) ?? '' })),
     flatDisks: plan.settings.diskCopy === 'full' ? plan.devs : [],
   });
   const params: MigrateParams = { destination_xml: destXml, persistent_xml: destXml, bandwidth: lv.live_migration_bandwidth };
   if (lv.live_migration_bandwidth_postcopy > 0) params['bandwidth.postcopy'] = lv.live_migration_bandwidth_postcopy;
-  // The destination's own word: it goes into URIs only once checked.
-  const replied = `target_connect_addr in ${req.dest}'s pre_live_migration reply`;
+  const replied = from('target_connect_addr');
   const addr = prepared.target_connect_addr;
   if (addr) params.migrate_uri = dataUri(addr, replied);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;

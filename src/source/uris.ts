@@ -3,7 +3,7 @@
 // checked where the URI is built: an address, a host name, or either with a
 // port, nothing that could add a path, a query or a user to the URI.
 import { InvalidHostname, InvalidInput } from '../nova/errors.js';
-import { authority, NOVA_HOSTNAME, parseHostPort } from '../validate/address.js';
+import { authority, isAddress, NOVA_HOSTNAME, parseHostPort } from '../validate/address.js';
 
 /** Nova's check on the destination before anything is built from it (is_valid_hostname). */
 export function validateHostname(dest: string): void {
@@ -23,6 +23,13 @@ export function uriHost(value: string, what: string): string {
   const hp = parseHostPort(value);
   if (hp === null) throw new InvalidInput(`${what}: '${value}' is not an IP address or host name (with an optional port)`);
   return authority(hp);
+}
+
+/** A listen address the destination chose (VNC, SPICE, serial): an IP address or host name, or null; `what` names it. */
+export function listenAddress(value: string | null | undefined, what: string): string | null {
+  if (value === null || value === undefined) return null;
+  if (!isAddress(value)) throw new InvalidInput(`${what}: '${value}' is not an IP address or host name`);
+  return value;
 }
 
 /** Peer-to-peer connection URI: qemu+<scheme or tcp>://<dest>/system. */

@@ -453,4 +453,20 @@ describe("the destination's reply is not trusted", () => {
       expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
     },
   );
+  it.each([
+    ['serial_listen_addr', '0.0.0.0"/><evil'],
+    ['graphics_listen_addr_vnc', '10.0.0.1 -object x'],
+    ['graphics_listen_addr_spice', '::1/64'],
+  ])('a %s of %j, bound for the domain XML, is refused the same way', async (field, hostile) => {
+    c = await makeCluster({ sharedStorage: false });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const real = c.dst.dest.preLiveMigration.bind(c.dst.dest);
+    vi.spyOn(c.dst.dest, 'preLiveMigration').mockImplementation(async (...args) => ({ ...(await real(...args)), [field]: hostile }));
+    const { uuid } = await startMigration(c, g, { blockMigration: true });
+    const r = await waitDone(c, uuid);
+    expect(r.error).toContain(`${field} in ${c.dst.name}'s pre_live_migration reply: '${hostile}' is not an IP address or host name`);
+    expect(r.status).toBe(S.failed);
+    expect(c.src.conn.callsOf('migrateToURI3', g.uuid)).toEqual([]);
+    expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+  });
 });
