@@ -108,7 +108,7 @@ describe('ferryd process', () => {
   it('a transport_url with a bad port exits 78 naming the key, without a stack trace or the password', async () => {
     const r = await ferryd([], { FERRY_TRANSPORT_URL: 'rabbit://guest:s3cret@127.0.0.1:99999/' });
     expect(r.code).toBe(78);
-    expect(r.stderr).toBe('ferryd: invalid configuration: transport_url: invalid port in transport_url host 127.0.0.1\n');
+    expect(r.stderr).toBe('ferryd: invalid configuration: transport_url: invalid host or port in transport_url: 127.0.0.1:99999\n');
     expect(r.stdout).toBe('');
   });
 
