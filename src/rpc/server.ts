@@ -31,6 +31,12 @@ export interface RpcServerOptions {
    * stays in RabbitMQ instead of this process.
    */
   maxInFlight?: number;
+  /**
+   * Bytes of message bodies handled at once; a message that would go past it
+   * waits, unless nothing else is being handled. Default 4 x maxMessageBytes:
+   * a flood of large messages is handled a few at a time, as memory allows.
+   */
+  maxInFlightBytes?: number;
   /** How many recent `_unique_id`s are remembered. Default 16 (oslo). */
   dedupSize?: number;
   /** TTL of the fanout queue in ms (rabbit_transient_queues_ttl). Default 1800000. */
@@ -71,6 +77,8 @@ export class RpcServer {
   private readonly fanoutQueues = new Map<string, string>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly maxInFlight: number;
+  private readonly maxInFlightBytes: number;
+  private inFlightBytes = 0;
   /** Delivered but not yet acked: they wait for a free slot. */
   private waiting: Array<[ConfirmChannel, ConsumeMessage]> = [];
   private consumerTags: string[] = [];
@@ -84,6 +92,7 @@ export class RpcServer {
     this.maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_BYTES;
     this.dedup = new UniqueIdCache(opts.dedupSize ?? 16);
     this.maxInFlight = opts.maxInFlight ?? 64;
+    this.maxInFlightBytes = opts.maxInFlightBytes ?? 4 * this.maxBytes;
     for (const t of opts.topics) this.fanoutQueues.set(t, `${t}_fanout_${randomUUID().replace(/-/g, '')}`);
   }
 
@@ -156,11 +165,21 @@ export class RpcServer {
       this.log.warn('consumer cancelled by the broker');
       return;
     }
-    if (this.inFlight.size >= this.maxInFlight) {
-      this.waiting.push([ch, msg]);
-      return;
+    this.waiting.push([ch, msg]);
+    this.dispatchWaiting();
+  }
+
+  /** Dispatches waiting deliveries, in order, while there is room. */
+  private dispatchWaiting(): void {
+    for (let next = this.waiting[0]; next && this.hasRoomFor(next[1].content.length); next = this.waiting[0]) {
+      this.waiting.shift();
+      this.dispatch(...next);
     }
-    this.dispatch(ch, msg);
+  }
+
+  private hasRoomFor(bytes: number): boolean {
+    if (this.inFlight.size === 0) return true;
+    return this.inFlight.size < this.maxInFlight && this.inFlightBytes + bytes <= this.maxInFlightBytes;
   }
 
   private dispatch(ch: ConfirmChannel, msg: ConsumeMessage): void {
@@ -171,14 +190,16 @@ export class RpcServer {
       this.log.warn({ err: (err as Error).message }, 'cannot ack message; skipped');
       return;
     }
+    const bytes = msg.content.length;
+    this.inFlightBytes += bytes;
     const p = this.handle(msg.content).catch((err: Error) => {
       this.log.error({ err }, 'unexpected error while handling a message');
     });
     this.inFlight.add(p);
     void p.finally(() => {
       this.inFlight.delete(p);
-      const next = this.waiting.shift();
-      if (next) this.dispatch(...next);
+      this.inFlightBytes -= bytes;
+      this.dispatchWaiting();
     });
   }
 

@@ -5,6 +5,7 @@
 // bench, which differ in count and in what they print.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,7 +13,22 @@ import amqp from 'amqplib';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 import { hostileMessage, seededRandom } from './messages.js';
 
-const FERRYD = join(resolve(import.meta.dirname, '../..'), 'dist/cli/ferryd.js');
+const REPO_ROOT = resolve(import.meta.dirname, '../..');
+const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
+
+/** The environment systemd/ferryd.service gives ferryd (its Environment= lines), so what is measured is what ships. */
+export function unitEnvironment(): Record<string, string> {
+  const unit = readFileSync(join(REPO_ROOT, 'systemd/ferryd.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of unit.split('\n')) {
+    if (!line.startsWith('Environment=')) continue;
+    for (const pair of line.slice('Environment='.length).trim().split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
 export const HOST = 'ferry-under-fire';
 const EXCHANGE = 'nova';
 /** amqplib takes the same URL under its own scheme. */
@@ -32,7 +48,7 @@ export async function startFerryd(name: string): Promise<FerrydUnderFire> {
   let out = '';
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FERRY_')) env[k] = v;
-  Object.assign(env, {
+  Object.assign(env, unitEnvironment(), {
     FERRY_HOST: HOST,
     FERRY_TRANSPORT_URL: broker.transportUrl,
     FERRY_CONTROL_EXCHANGE: EXCHANGE,

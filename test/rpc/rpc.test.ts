@@ -342,7 +342,7 @@ describe('ferry client -> ferry server', () => {
 });
 
 describe('a flood', () => {
-  it('is handled at most maxInFlight messages at a time; the rest wait in RabbitMQ and are all answered', async () => {
+  it('is handled at most maxInFlight messages (and maxInFlightBytes of bodies) at a time; the rest wait in RabbitMQ and are all answered', async () => {
     const topic = `${RUN}_gated`;
     let running = 0;
     let most = 0;
@@ -351,7 +351,8 @@ describe('a flood', () => {
       exchange: EXCHANGE,
       topics: [topic],
       server: HOST,
-      maxInFlight: 2,
+      maxInFlight: 3,
+      maxInFlightBytes: 50_000,
       logger,
       endpoints: [
         {
@@ -371,6 +372,11 @@ describe('a flood', () => {
     try {
       const results = await Promise.all(Array.from({ length: 8 }, (_, i) => client.call(ctx, { topic, version: '1.0' }, 'hold', { i })));
       expect(results).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(most).toBe(3);
+      // Large messages: room for two 20 KB bodies in 50 KB of bodies at once, whatever the count allows.
+      most = 0;
+      const large = await Promise.all(Array.from({ length: 6 }, (_, i) => client.call(ctx, { topic, version: '1.0' }, 'hold', { i, pad: 'p'.repeat(20_000) })));
+      expect(large).toEqual([0, 1, 2, 3, 4, 5]);
       expect(most).toBe(2);
     } finally {
       await gated.stop();
