@@ -13,6 +13,8 @@ const size = z.int().min(0);
 /** Nova's column sizes: a name or host name is at most 255 characters; a path at most PATH_MAX. */
 const name = z.string().max(255);
 const path = z.string().max(4096);
+/** The longest per-migration completion timeout a caller may set. */
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
 export const instance = z.looseObject({
   uuid,
@@ -102,7 +104,8 @@ export const liveMigrationArgs = z.looseObject({
   block_migration: z.boolean().nullish(),
   migrate_data: migrateData.nullish(),
   migration: z.looseObject({ id: z.int().nullish(), uuid: uuid.nullish() }).nullish(),
-  timeout_seconds: z.int().min(0).nullish(),
+  // Any longer is no timeout at all, and the downtime ramp would never climb.
+  timeout_seconds: z.int().min(0).max(MAX_TIMEOUT_SECONDS).nullish(),
   on_timeout: z.enum(TIMEOUT_ACTIONS).nullish(),
 });
 

@@ -10,9 +10,10 @@ abstract class NovaError extends RpcError {
   }
 }
 
+/** Nova's message, led by the argument that carried the name (ferry's addition). */
 export class InvalidHostname extends NovaError {
-  constructor(hostname: string) {
-    super('InvalidHostname', `Invalid characters in hostname '${hostname}'`, { hostname });
+  constructor(hostname: string, argument: string) {
+    super('InvalidHostname', `${argument}: Invalid characters in hostname '${hostname}'`, { hostname });
   }
 }
 

@@ -7,7 +7,7 @@ import { authority, isAddress, NOVA_HOSTNAME, parseHostPort } from '../validate/
 
 /** Nova's check on the destination before anything is built from it (is_valid_hostname). */
 export function validateHostname(dest: string): void {
-  if (!NOVA_HOSTNAME.test(dest)) throw new InvalidHostname(dest);
+  if (!NOVA_HOSTNAME.test(dest)) throw new InvalidHostname(dest, 'dest');
 }
 
 /**

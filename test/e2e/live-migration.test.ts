@@ -252,7 +252,7 @@ describe('live migration through two ferryd agents', () => {
     const bad = await cast('foo/?com=/bin/sh', g.instance);
     const badEnd = await conductor.waitForEnd(bad, 10_000);
     expect(badEnd.status).toBe('error');
-    expect(badEnd.error).toMatch(/Invalid characters in hostname/);
+    expect(badEnd.error).toMatch(/^dest: Invalid characters in hostname '/);
 
     const ghost = await cast(b.hostname, { uuid: randomUUID() });
     expect((await conductor.waitForEnd(ghost, 10_000)).error).toMatch(/could not be found/);

@@ -289,7 +289,7 @@ describe('bad input', () => {
     expect(err).toMatchObject({ name: 'InvalidHostname' });
     const r = c.src.registry.get(migrationUuid);
     expect(r).toMatchObject({ status: S.error, id: 9, destCompute: 'foo/?com=/bin/sh' });
-    expect(r?.error).toContain('Invalid characters in hostname');
+    expect(r?.error).toContain("dest: Invalid characters in hostname '");
     expect(statusesOf(c.src, migrationUuid)).toEqual([S.error]);
     expect(c.src.conn.calls).toEqual([]);
     expect(c.dst.conn.calls).toEqual([]);

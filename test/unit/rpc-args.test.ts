@@ -116,6 +116,7 @@ describe('compute args', () => {
     [{ migrate_data: { target_connect_addr: '1.2.3.4/x' } }, 'args.migrate_data.target_connect_addr: expected an IP address or host name, with an optional port'],
     [{ instance: { uuid: 'nope' } }, 'args.instance.uuid: does not match /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/'],
     [{ timeout_seconds: 1.5 }, 'args.timeout_seconds: expected integer, got number'],
+    [{ timeout_seconds: 1e15 }, 'args.timeout_seconds: must be <= 604800'],
     [{ on_timeout: 'explode' }, 'args.on_timeout: expected one of abort, force_complete'],
     [{ instance: { ...instance, flavor: { vcpus: -1 } } }, 'args.instance.flavor.vcpus: must be >= 0'],
   ])('live_migration %j', (bad, message) => {

@@ -77,7 +77,7 @@ describe('validateHostname', () => {
       expect(err.name).toBe('InvalidHostname');
       expect(err.module).toBe('nova.exception');
       expect(err.kwargs).toEqual({ hostname: 'foo/?com=/bin/sh' });
-      expect(err.message).toBe("Invalid characters in hostname 'foo/?com=/bin/sh'");
+      expect(err.message).toBe("dest: Invalid characters in hostname 'foo/?com=/bin/sh'");
     }
   });
 });
