@@ -21,6 +21,7 @@ import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import {
   agentLogs,
+  benchElapsedMs,
   castMigration,
   fmt,
   formatTable,
@@ -28,6 +29,7 @@ import {
   guestAlive,
   logTime,
   machineNote,
+  since,
   summarize,
   waitForLog,
   type LogLine,
@@ -62,8 +64,6 @@ interface Sample {
   end: string;
 }
 
-const t0 = Date.now();
-const since = () => `${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s`;
 
 async function oneRun(bl: LabCluster, action: Action, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ sample: Sample | null; note: string; on: LabHost | null }> {
   const { migrationUuid } = await castMigration(bl, guest, source, dest);
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     for (const action of ['abort', 'force_complete'] as Action[]) {
       let dead = 0;
       for (let i = 0; i < RUNS; i++) {
-        if (Date.now() - t0 > BUDGET_MS) {
+        if (benchElapsedMs() > BUDGET_MS) {
           notes.push(`${action}: stopped after ${i} runs (time budget)`);
           break;
         }
@@ -221,7 +221,7 @@ async function main(): Promise<void> {
   }
   console.log(`with ${RUNS} samples p99 is the maximum; log times have 1 ms resolution; timings noisy (2 cores shared with other labs, TCG guests).`);
   if (notes.length) console.log(`notes:\n  ${notes.join('\n  ')}`);
-  console.log(`bench wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`bench wall time ${(benchElapsedMs() / 1000).toFixed(0)} s`);
 }
 
 runBench(main);

@@ -1,6 +1,6 @@
-// Shared plumbing for the lab benchmarks (migration.ts, control-latency.ts):
-// the lab cluster (test/e2e/cluster.ts) plus timestamped casts, log and
-// statistics helpers.
+// Shared plumbing for the lab benchmarks (migration.ts, control-latency.ts,
+// postcopy-recovery.ts): the lab cluster (test/e2e/cluster.ts) plus the bench
+// clock, timestamped casts, log and statistics helpers.
 
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg as osLoad } from 'node:os';
@@ -13,6 +13,12 @@ import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 export const MIB = 1024 * 1024;
+
+/** The bench's clock, from when it loaded this module. */
+const benchStart = Date.now();
+export const benchElapsedMs = (): number => Date.now() - benchStart;
+/** `[ 42s]`-style prefix for a bench's progress lines. */
+export const since = (): string => `${(benchElapsedMs() / 1000).toFixed(0).padStart(3)}s`;
 
 /**
  * Nova's conductor flow (check_can_live_migrate_destination call, then the

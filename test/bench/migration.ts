@@ -17,7 +17,7 @@ import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { readConsole, waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
-import { agentLogs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, type MigrationView } from './lab-bench.js';
+import { agentLogs, benchElapsedMs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type MigrationView } from './lab-bench.js';
 
 const CAPS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [20, 50, 100, 0];
 const COMPLETION_TIMEOUT_PER_GIB = 15;
@@ -58,8 +58,6 @@ interface JobInfo {
   downtimeMs?: number;
 }
 
-const t0 = Date.now();
-const since = () => `${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s`;
 
 /** libvirt's own completed-job stats on the destination (exact, unlike the last 0.5 s poll in the view). */
 async function completedJobInfo(host: LabHost, uuid: string): Promise<JobInfo | null> {
@@ -170,7 +168,7 @@ async function main(): Promise<void> {
       let guest: LabGuest | null = null;
       let on: LabHost | null = null;
       for (const cap of CAPS) {
-        if (Date.now() - t0 > BUDGET_MS) {
+        if (benchElapsedMs() > BUDGET_MS) {
           skipped.push(`${kind.label} cap=${cap}`);
           continue;
         }
@@ -238,7 +236,7 @@ async function main(): Promise<void> {
       '*action = finished by the completion-timeout action. guest DEAD = no fresh heartbeat within 10 s after the migration.',
   );
   if (skipped.length) console.log(`skipped to stay within the time budget: ${skipped.join(', ')}`);
-  console.log(`bench wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`bench wall time ${(benchElapsedMs() / 1000).toFixed(0)} s`);
 }
 
 runBench(main);

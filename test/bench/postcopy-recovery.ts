@@ -20,7 +20,7 @@ import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { run } from '../lab/exec.js';
 import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { agentLogs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, runBench, summarize } from './lab-bench.js';
+import { agentLogs, benchElapsedMs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, runBench, since, summarize } from './lab-bench.js';
 
 const RUNS = Number(process.argv[2] ?? 3);
 const CAP = Number(process.env.BENCH_CAP ?? 20);
@@ -44,8 +44,6 @@ interface Sample {
   alive: boolean;
 }
 
-const t0 = Date.now();
-const since = () => `${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function breakMigration(kind: Break, guest: LabGuest, src: LabHost, dst: LabHost): Promise<void> {
@@ -106,7 +104,7 @@ async function main(): Promise<void> {
     await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
     for (const kind of ['pause', 'kill'] as Break[]) {
       for (let i = 0; i < RUNS; i++) {
-        if (Date.now() - t0 > BUDGET_MS) {
+        if (benchElapsedMs() > BUDGET_MS) {
           notes.push(`${kind}: stopped after ${i} runs (time budget)`);
           break;
         }
@@ -143,7 +141,7 @@ async function main(): Promise<void> {
   console.log(`recovered with the guest beating on the destination: ${samples.filter((s) => s.alive).length}/${samples.length}; resume attempts per run: ${samples.map((s) => s.attempts).join(', ')}`);
   console.log('Nova, for comparison: no post-copy recovery; the migration ends in error and the guest has to be rebooted (Nova docs).');
   if (notes.length) console.log(`notes:\n  ${notes.join('\n  ')}`);
-  console.log(`bench wall time ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`bench wall time ${(benchElapsedMs() / 1000).toFixed(0)} s`);
 }
 
 runBench(main);
