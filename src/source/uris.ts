@@ -1,7 +1,8 @@
-// Migration URIs (Nova libvirt driver: _live_migration_uri / _migrate_uri).
-// Their host comes from the caller or from the destination's reply, so it is
-// checked where the URI is built: an address, a host name, or either with a
-// port, nothing that could add a path, a query or a user to the URI.
+// Migration URIs (Nova libvirt driver: _live_migration_uri / _migrate_uri)
+// and the listen addresses of the destination's domain XML. They come from
+// the caller or from the destination's reply, so each is checked where it is
+// used: an address, a host name, or (in a URI) either with a port; nothing
+// that could add a path, a query or a user.
 import { InvalidHostname, InvalidInput } from '../nova/errors.js';
 import { authority, isAddress, NOVA_HOSTNAME, parseHostPort } from '../validate/address.js';
 

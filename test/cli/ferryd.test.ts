@@ -5,11 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, FERRYD, REPO_ROOT } from '../e2e/agents.js';
 
-const REPO_ROOT = resolve(import.meta.dirname, '../..');
-const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
 
 interface Result {
   code: number | null;
@@ -18,12 +17,6 @@ interface Result {
   stderr: string;
 }
 
-/** The environment without the caller's FERRY_* variables, plus `env`. */
-function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FERRY_')) out[k] = v;
-  return { ...out, ...env };
-}
 
 describe('ferryd process', () => {
   const procs = new Set<ChildProcess>();

@@ -14,6 +14,13 @@ export const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
 export const FERRYCTL = join(REPO_ROOT, 'dist/cli/ferryctl.js');
 export { TRANSPORT_URL } from './broker.js';
 
+/** The environment without the caller's FERRY_* variables, plus `env`: a ferryd started by a test reads only the config it is given. */
+export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FERRY_')) out[k] = v;
+  return { ...out, ...env };
+}
+
 export interface Agent {
   host: LabHost;
   /** The RPC server name: the host's hostname. */

@@ -8,13 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import amqp from 'amqplib';
+import { cleanEnv, FERRYD, REPO_ROOT } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 import { hostileMessage, seededRandom } from './messages.js';
 
-const REPO_ROOT = resolve(import.meta.dirname, '../..');
-const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
 
 /** The environment systemd/ferryd.service gives ferryd (its Environment= lines), so what is measured is what ships. */
 export function unitEnvironment(): Record<string, string> {
@@ -46,9 +45,8 @@ export async function startFerryd(name: string): Promise<FerrydUnderFire> {
   const broker = await privateBroker(name);
   const dir = await mkdtemp(join(tmpdir(), `${name}-`));
   let out = '';
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FERRY_')) env[k] = v;
-  Object.assign(env, unitEnvironment(), {
+  const env = cleanEnv({
+    ...unitEnvironment(),
     FERRY_HOST: HOST,
     FERRY_TRANSPORT_URL: broker.transportUrl,
     FERRY_CONTROL_EXCHANGE: EXCHANGE,
