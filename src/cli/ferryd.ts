@@ -59,7 +59,11 @@ async function main(): Promise<void> {
   let daemon: Daemon | null = null;
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // Safe to leave at once: records and unsent messages are on disk, and the next start carries them on.
+      log.warn({ signal }, 'second signal: exiting now; the next start carries on the migrations under way');
+      process.exit(1);
+    }
     stopping = true;
     log.info({ signal }, 'stopping');
     // Still starting (e.g. retrying RabbitMQ): nothing to drain. exitCode is 1 if libvirt's close asked for the stop.

@@ -1,8 +1,11 @@
 // Wires ferryd's parts: libvirt, RabbitMQ, the compute endpoint, reporting,
 // metrics. Start order matters: libvirt first (nothing to serve without it),
-// then the RPC server last, so no request arrives before handlers exist.
+// then the records and the outbox kept in state_path, then the migrations an
+// earlier ferryd left are carried on, and the RPC server last, so no request
+// arrives before handlers (and the carried-on migrations) exist.
 
 import type { Server } from 'node:http';
+import { join } from 'node:path';
 import { amqpOptions } from '../config/amqp.js';
 import type { FerryConfig } from '../config/index.js';
 import { DomainEventHub } from '../libvirt/domain-events.js';
@@ -16,8 +19,9 @@ import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../destination/handlers.js';
 import { HostStorage } from '../domain/host-storage.js';
 import { MigrationNotifier } from '../nova/notifications.js';
-import { abortOrphanedMigrations } from '../source/recovery.js';
+import { conductorOutbox } from '../nova/conductor-outbox.js';
 import { MigrationRegistry } from '../record/registry.js';
+import { FileRecordStore } from '../record/store.js';
 import { MigrationReporter } from '../nova/reporter.js';
 import { SourceHandlers } from '../source/handlers.js';
 import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
@@ -45,18 +49,22 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     { uri: config.libvirt.connection_uri, hostname: await libvirt.getHostname(), libvirt_version: formatVersion(await libvirt.getLibVersion()) },
     'connected to libvirt',
   );
-  await abortOrphanedMigrations(libvirt, log);
 
   const amqp = new AmqpConnection(amqpOptions(config, `ferryd:${config.host}`, log));
   await amqp.start();
   const rpc = new AmqpRpcClient({ connection: amqp, exchange: config.control_exchange, defaultTimeout: config.rpc_response_timeout, logger: log });
   await rpc.start();
   const notifier = new AmqpNotifier({ connection: amqp, host: config.host, exchange: config.control_exchange, logger: log });
+  const conductor = conductorOutbox(join(config.state_path, 'outbox'), rpc, notifier, log);
 
-  // An illegal status change is a bug: logged, not applied, and the migration carries on to its end.
-  const registry = new MigrationRegistry({ onIllegalTransition: (err) => log.error({ err, migration: err.migration }, 'illegal migration status change refused') });
+  const registry = new MigrationRegistry({
+    store: new FileRecordStore(join(config.state_path, 'migrations'), log),
+    keepFinishedMs: config.finished_migration_keep_seconds * 1000,
+    // An illegal status change is a bug: logged, not applied, and the migration carries on to its end.
+    onIllegalTransition: (err) => log.error({ err, migration: err.migration }, 'illegal migration status change refused'),
+  });
   observeMigrations(registry, metrics);
-  new MigrationReporter(registry, rpc, config.conductor_topic, log);
+  new MigrationReporter(registry, conductor.caster, config.conductor_topic, log);
   const deps = {
     host: config.host,
     config,
@@ -64,13 +72,16 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     openRemote: (uri: string) => openConnection(uri, keepalive),
     events: new DomainEventHub(libvirt),
     computeApi: new ComputeRpcApi(rpc, { rpcResponseTimeout: config.rpc_response_timeout, longRpcTimeout: config.long_rpc_timeout }),
-    notifications: new MigrationNotifier(notifier, config.host, log),
+    notifications: new MigrationNotifier(conductor.notifier, config.host, log),
     registry,
     storage: new HostStorage(config.instances_path),
     log,
   };
   const source = new SourceHandlers(deps);
-  const endpoint = computeEndpoint(source, new DestinationHandlers(deps), registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log });
+  const destination = new DestinationHandlers(deps);
+  conductor.outbox.start();
+  await source.reconcile();
+  const endpoint = computeEndpoint(source, destination, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log });
   const server = new RpcServer({
     connection: amqp,
     topics: ['compute', 'compute-alt'],
@@ -84,6 +95,8 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     onDispatch: (method, outcome) => metrics.rpcRequests.inc({ method, outcome }),
   });
   await server.start();
+  // Asks the source hosts over RPC: after the server, so two hosts restarted together can answer each other.
+  void destination.reconcile().catch((err: unknown) => log.error({ err }, 'incoming migrations not reconciled'));
 
   let http: Server | null = null;
   if (config.metrics.port > 0) http = await metrics.serve(config.metrics.listen_address, config.metrics.port);
@@ -92,14 +105,18 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   return {
     registry,
     metrics,
-    async stop(graceMs = 30_000) {
-      // Refuse new outgoing migrations and wait for ours to end. Requests keep being
-      // served meanwhile, those of migrations coming in included, but those are not waited for.
+    async stop(graceMs = config.shutdown_grace_seconds * 1000) {
+      // Refuse new outgoing migrations and wait for those going out and coming in to end.
+      // Requests keep being served meanwhile: the migrations under way need them.
       source.drain();
+      destination.stop();
       const deadline = performance.now() + graceMs;
-      while (source.inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-      if (source.inFlight > 0) log.warn({ running: source.inFlight }, 'stopping with migrations still running; libvirt carries on with them');
+      const running = () => source.inFlight + destination.inFlight;
+      while (running() > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      if (running() > 0) log.warn({ outgoing: source.inFlight, incoming: destination.inFlight }, 'stopping with migrations under way; libvirt carries on with them and the next start reconciles');
       await server.stop(Math.max(0, Math.min(deadline - performance.now(), 10_000)));
+      // What the conductor has not heard yet goes now, or with the next start.
+      await conductor.outbox.stop(5_000);
       http?.close();
       await rpc.close();
       await amqp.close();

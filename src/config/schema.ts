@@ -145,7 +145,10 @@ export function buildSchema(): SchemaNode {
     rpc_response_timeout: int(60, 'Seconds to wait for an RPC reply.', { min: 1 }),
     long_rpc_timeout: int(1800, 'Seconds to wait for a long-running RPC reply.', { min: 1 }),
     instances_path: str('/var/lib/nova/instances', 'Where instance directories live.', 'ferry-abs-path'),
-    state_path: str('/var/lib/ferry', "Where ferryd keeps what must survive a restart (what this host's pre_live_migration created).", 'ferry-abs-path'),
+    state_path: str('/var/lib/ferry', 'Where ferryd keeps what must survive a restart: migration records, unsent messages to the conductor, what pre_live_migration created.', 'ferry-abs-path'),
+    finished_migration_keep_seconds: int(86400, 'Seconds a finished migration stays listed (list_migrations), across restarts.', { min: 60 }),
+    incoming_migration_grace_seconds: int(900, "Seconds after pre_live_migration before a destination rolls back an incoming migration that never arrived when its source cannot be asked.", { min: 60 }),
+    shutdown_grace_seconds: int(30, 'On SIGTERM, seconds to let running migrations (outgoing and incoming) finish before exiting; the next start carries on the rest.', { min: 0 }),
     conductor_topic: str('conductor', 'RPC topic of nova-conductor.'),
     management_roles: {
       doc: 'Context roles allowed to call ferry management methods.',

@@ -70,6 +70,9 @@ export interface FerryConfig {
   instances_path: string;
   /** absolute; ferryd's own files that must survive a restart */
   state_path: string;
+  finished_migration_keep_seconds: number;
+  incoming_migration_grace_seconds: number;
+  shutdown_grace_seconds: number;
   conductor_topic: string;
   management_roles: string[];
   service_roles: string[];

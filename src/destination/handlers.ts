@@ -9,13 +9,45 @@ import type { DestinationDeps } from './deps.js';
 import { preLiveMigration } from './prepare.js';
 import { Preparations } from './preparations.js';
 import { join } from 'node:path';
+import { reconcileIncoming } from './reconcile.js';
 import { rollbackLiveMigrationAtDestination } from './rollback.js';
+
+/** Incoming migrations not settled at start are looked at again this often. */
+const RECONCILE_EVERY_MS = 30_000;
 
 export class DestinationHandlers {
   private readonly preparations: Preparations;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(private readonly deps: DestinationDeps) {
     this.preparations = new Preparations(join(deps.config.state_path, 'preparations.json'), deps.log);
+  }
+
+  /** Incoming migrations prepared here and not yet arrived or rolled back. */
+  get inFlight(): number {
+    return this.preparations.list().length;
+  }
+
+  /**
+   * Settles the incoming migrations an earlier ferryd prepared (reconcile.ts),
+   * now and then every 30 s until none is left undecided.
+   */
+  async reconcile(): Promise<void> {
+    const undecided = await reconcileIncoming(this.deps, this.preparations);
+    if (undecided > 0 && !this.stopped && this.reconcileTimer === null) {
+      this.reconcileTimer = setTimeout(() => {
+        this.reconcileTimer = null;
+        void this.reconcile();
+      }, RECONCILE_EVERY_MS);
+      this.reconcileTimer.unref();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    this.reconcileTimer = null;
   }
 
   checkCanLiveMigrateDestination(ctx: RequestContext, instance: InstanceRef, blockMigration: boolean | null, diskOverCommit: boolean | null): Promise<LiveMigrateData> {

@@ -1,85 +1,98 @@
-// What this host's pre_live_migration created, per incoming instance, so a
-// roll back removes exactly that and never what it did not make. Kept in a
-// file under state_path, written before the creation is reported, so a
-// ferryd that restarted still knows (and still removes nothing it did not
-// make). With a record it cannot read it knows nothing and removes nothing:
-// when in doubt, keep.
+// What this host's pre_live_migration prepared, per incoming instance: the
+// source host, when, and whether it made the instance folder. A roll back
+// removes exactly what was made here and never what was not; the start-up
+// reconcile (reconcile.ts) finds here the incoming migrations a previous
+// ferryd left. Kept in a file under state_path, written before the
+// preparation is reported: a ferryd that restarted still knows. With a record
+// it cannot read it knows nothing and removes nothing: when in doubt, keep.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { setAside, writeFileDurably } from '../record/durable-file.js';
 import type { Logger } from '../log/logger.js';
 
-interface Saved {
+export interface Preparation {
+  instanceUuid: string;
+  /** The host the guest comes from (the instance's host when prepared); null when not known. */
+  source: string | null;
+  /** When pre_live_migration prepared it (ISO time). */
+  at: string;
+  /** This host created the instance folder (and the empty disks in it). */
+  madeDir: boolean;
+}
+
+interface SavedV2 {
+  version: 2;
+  prepared: Preparation[];
+}
+
+/** Version 1 knew only the folders made. */
+interface SavedV1 {
   version: 1;
-  /** Instances whose folder this host created for an incoming migration. */
   createdDirs: string[];
 }
 
 export class Preparations {
-  private createdDirs: Set<string>;
+  private prepared: ReadonlyMap<string, Preparation>;
 
   constructor(
     private readonly file: string,
     log: Logger,
   ) {
-    this.createdDirs = new Set(load(file, log));
+    this.prepared = new Map(load(file, log).map((p) => [p.instanceUuid, p]));
   }
 
-  /** pre_live_migration made the instance folder (and the empty disks in it). */
-  noteDirMade(instanceUuid: string): void {
-    this.replace(new Set([...this.createdDirs, instanceUuid]));
+  /** pre_live_migration prepared the instance; `madeDir`: it made the folder here. */
+  note(instanceUuid: string, source: string | null, madeDir: boolean): void {
+    const next = new Map(this.prepared);
+    next.set(instanceUuid, { instanceUuid, source, at: new Date().toISOString(), madeDir });
+    this.replace(next);
   }
 
   /** Whether this host made the instance's folder for a migration still to finish or roll back. */
   madeDir(instanceUuid: string): boolean {
-    return this.createdDirs.has(instanceUuid);
+    return this.prepared.get(instanceUuid)?.madeDir ?? false;
+  }
+
+  /** Incoming migrations prepared and not yet arrived or rolled back. */
+  list(): Preparation[] {
+    return [...this.prepared.values()];
   }
 
   /** The migration ended (arrived, or rolled back): nothing of it is left to undo. */
   forget(instanceUuid: string): void {
-    if (!this.createdDirs.has(instanceUuid)) return;
-    this.replace(new Set([...this.createdDirs].filter((u) => u !== instanceUuid)));
+    if (!this.prepared.has(instanceUuid)) return;
+    const next = new Map(this.prepared);
+    next.delete(instanceUuid);
+    this.replace(next);
   }
 
-  /**
-   * Saved first, then taken: what is known in memory is never more than the
-   * record says. The file is replaced whole (written aside, synced, renamed,
-   * folder synced): a crash leaves the old record or the new one.
-   */
-  private replace(next: Set<string>): void {
-    const saved: Saved = { version: 1, createdDirs: [...next].sort() };
-    const dir = dirname(this.file);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(saved)}\n`, { mode: 0o600 });
-    syncPath(tmp);
-    renameSync(tmp, this.file);
-    syncPath(dir);
-    this.createdDirs = next;
+  /** Saved first, then taken: what is known in memory is never more than the record says. */
+  private replace(next: Map<string, Preparation>): void {
+    const saved: SavedV2 = { version: 2, prepared: [...next.values()].sort((a, b) => a.instanceUuid.localeCompare(b.instanceUuid)) };
+    writeFileDurably(this.file, `${JSON.stringify(saved)}\n`);
+    this.prepared = next;
   }
 }
 
-function syncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+function isPreparation(p: unknown): p is Preparation {
+  if (typeof p !== 'object' || p === null) return false;
+  const o = p as Record<string, unknown>;
+  return typeof o.instanceUuid === 'string' && (o.source === null || typeof o.source === 'string') && typeof o.at === 'string' && typeof o.madeDir === 'boolean';
 }
 
-/** The saved instances; an unreadable record is set aside (never overwritten) and counts as empty. */
-function load(file: string, log: Logger): string[] {
+/** The saved preparations; an unreadable record is set aside (never overwritten) and counts as empty. */
+function load(file: string, log: Logger): Preparation[] {
   if (!existsSync(file)) return [];
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<Saved>;
-    if (saved.version !== 1 || !Array.isArray(saved.createdDirs) || !saved.createdDirs.every((u) => typeof u === 'string')) {
-      throw new Error('not a version 1 preparations record');
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<SavedV1> | Partial<SavedV2>;
+    if (saved.version === 2 && Array.isArray(saved.prepared) && saved.prepared.every(isPreparation)) return saved.prepared;
+    if (saved.version === 1 && Array.isArray(saved.createdDirs) && saved.createdDirs.every((u) => typeof u === 'string')) {
+      const at = new Date().toISOString();
+      return saved.createdDirs.map((instanceUuid) => ({ instanceUuid, source: null, at, madeDir: true }));
     }
-    return saved.createdDirs;
+    throw new Error('not a version 1 or 2 preparations record');
   } catch (err) {
-    const aside = `${file}.unreadable-${Date.now()}`;
-    renameSync(file, aside);
+    const aside = setAside(file);
     log.error({ err, file, aside }, 'preparations record unreadable: set aside; rollbacks remove no folder made before this start');
     return [];
   }

@@ -42,8 +42,7 @@ export async function preLiveMigration(
       }
       const bdms = await connectVolumes(deps.host, instance);
       // A folder this host did not make (shared instance path) must never count as made here, even from an earlier migration.
-      if (createdDir) preparations.noteDirMade(instance.uuid);
-      else preparations.forget(instance.uuid);
+      preparations.note(instance.uuid, instance.host, createdDir);
       return {
         ...migrateData,
         bdms,

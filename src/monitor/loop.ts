@@ -39,6 +39,8 @@ export interface MonitorOptions {
   /** save_stats every N polls (Nova: monitor_interval / 0.5). */
   statsEvery: number;
   events?: DomainEventHub;
+  /** Seconds the migration had already run (a monitor re-attached after a restart): the ramp and the timeout go on from there. */
+  elapsedBeforeSeconds?: number;
 }
 
 type Settled = { ok: true } | { ok: false; err: unknown };
@@ -63,7 +65,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     statsEvery: o.statsEvery,
   };
   // Monotonic: a wall-clock step (NTP, an operator) must not fire or delay the timeout.
-  const started = performance.now();
+  const started = performance.now() - (o.elapsedBeforeSeconds ?? 0) * 1000;
   // A holder, not a let: the callbacks set it behind TypeScript's back.
   const worker: { settled: Settled | null } = { settled: null };
   let wake: () => void = () => {};

@@ -1,5 +1,8 @@
 // Progress back to the conductor: a `migration_update` cast at every status
-// change and at each save_stats moment while running.
+// change and at each save_stats moment while running. Each carries `seq`,
+// the migration's own sequence number (1, 2, ...), kept in its record: the
+// daemon sends through the outbox, which delivers at least once and in
+// order, so a conductor drops an update whose seq it has seen.
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
@@ -9,8 +12,8 @@ import { migrationView } from './migration-view.js';
 
 export class MigrationReporter {
   constructor(
-    registry: MigrationRegistry,
-    private readonly rpc: RpcClient,
+    private readonly registry: MigrationRegistry,
+    private readonly rpc: Pick<RpcClient, 'cast'>,
     private readonly conductorTopic: string,
     private readonly log: Logger,
   ) {
@@ -22,11 +25,15 @@ export class MigrationReporter {
 
   private async send(record: MigrationRecord): Promise<void> {
     const view = migrationView(record);
+    // The number is kept before the update leaves: a restart never sends two different updates under one seq.
+    const seq = record.seq + 1;
+    this.registry.update(record, { seq });
     try {
       await this.rpc.cast(serviceContext(), { topic: this.conductorTopic }, 'migration_update', {
         migration: view,
         instance_uuid: record.instanceUuid,
         progress: record.progress,
+        seq,
       });
     } catch (err) {
       // The record stays authoritative; the next update carries the latest state.

@@ -1,10 +1,12 @@
 // One record per migration, shared by the RPC handlers, the monitor and the
 // reporter. Every change goes through the registry so listeners (reporter,
 // metrics) see it, so status changes are checked against the table in
-// status.ts, and so a later change can persist records in one place.
+// status.ts, and so records are persisted in one place (store.ts): every
+// change but the live figures of each poll is on disk before the next step.
 
 import { EventEmitter } from 'node:events';
 import { canTransition, IllegalTransition, isFinal, MigrationStatus, type TimeoutAction } from './status.js';
+import type { RecordStore } from './store.js';
 
 /** The six counters Nova copies into the Migration object. */
 export interface MigrationCounters {
@@ -68,6 +70,14 @@ export interface MigrationRecord {
   /** We suspended the guest on the source to force completion: resume it there if the migration fails. */
   pausedByUs: boolean;
   error: string | null;
+  /**
+   * What the host running the migration needs to carry it on after a
+   * restart (request, context, what the destination prepared, libvirt's
+   * call). Plain JSON; its shape belongs to source/journal.ts.
+   */
+  journal: Record<string, unknown> | null;
+  /** Sequence number of the last update sent to the conductor for this migration (1, 2, ...). */
+  seq: number;
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
@@ -75,6 +85,9 @@ export interface MigrationRecord {
 }
 
 export type RecordPatch = Partial<Omit<MigrationRecord, 'uuid' | 'createdAt'>>;
+
+/** Figures every poll refreshes: saved with the next durable change or progress report, not on their own. */
+const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration']);
 
 export interface RegistryEvents {
   /** Emitted for every update; `previous` is the status before it. */
@@ -98,6 +111,8 @@ export interface RegistryOptions {
    * rest of the patch is). Default: throw, so tests fail on it; the daemon logs.
    */
   onIllegalTransition?: (err: IllegalTransition) => void;
+  /** Where records are kept across restarts; none: in memory only. Records found there are loaded. */
+  store?: RecordStore;
 }
 
 export class MigrationRegistry extends EventEmitter<RegistryEvents> {
@@ -108,6 +123,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
   private readonly keepFinishedMs: number;
   private readonly maxFinished: number;
   private readonly onIllegalTransition: (err: IllegalTransition) => void;
+  private readonly store: RecordStore | null;
 
   constructor(opts: RegistryOptions = {}) {
     super();
@@ -118,12 +134,25 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       ((err) => {
         throw err;
       });
+    this.store = opts.store ?? null;
+    if (this.store) this.restore(this.store.load());
+  }
+
+  /** Records kept by an earlier ferryd, in creation order; the finished ones in the order they finished. */
+  private restore(saved: MigrationRecord[]): void {
+    for (const r of saved.sort((a, b) => a.createdAt.localeCompare(b.createdAt))) {
+      this.records.set(r.uuid, { ...r, journal: r.journal ?? null, seq: r.seq ?? 0 });
+    }
+    const finished = [...this.records.values()].filter((r) => r.finishedAt).sort((a, b) => a.finishedAt!.localeCompare(b.finishedAt!));
+    for (const r of finished) this.noteFinished(r);
+    this.prune();
   }
 
   /** New records come from Nova's `accepted` (the conductor's status) to `status`. */
   create(init: Pick<MigrationRecord, 'uuid' | 'id' | 'instanceUuid' | 'instanceName' | 'sourceCompute' | 'destCompute'> & {
     status: MigrationStatus;
     error?: string | null;
+    journal?: Record<string, unknown> | null;
   }): MigrationRecord {
     if (!canTransition(MigrationStatus.accepted, init.status)) {
       throw new IllegalTransition(init.uuid, MigrationStatus.accepted, init.status);
@@ -132,6 +161,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     const record: MigrationRecord = {
       ...init,
       error: boundedError(init.error ?? null),
+      journal: init.journal ?? null,
       counters: { ...ZERO_COUNTERS },
       progress: 0,
       dirtyRateBytesPerSec: 0,
@@ -142,6 +172,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       settings: null,
       claimedAction: null,
       pausedByUs: false,
+      seq: 0,
       createdAt: now,
       updatedAt: now,
       startedAt: null,
@@ -149,6 +180,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     };
     this.prune();
     this.records.set(record.uuid, record);
+    this.store?.save(record);
     if (record.finishedAt) this.noteFinished(record);
     this.emit('change', record, MigrationStatus.accepted);
     return record;
@@ -188,6 +220,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       this.noteFinished(record);
     }
     if (patch.status === MigrationStatus.running && !record.startedAt) record.startedAt = record.updatedAt;
+    if (Object.keys(patch).some((k) => !LIVE_FIELDS.has(k))) this.store?.save(record);
     this.emit('change', record, previous);
     return record;
   }
@@ -209,6 +242,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
   }
 
   reportProgress(record: MigrationRecord): void {
+    this.store?.save(record);
     this.emit('progress', record);
   }
 
@@ -218,7 +252,12 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
 
   private noteFinished(record: MigrationRecord): void {
     this.finished.push(record.uuid);
-    while (this.finished.length > this.maxFinished) this.records.delete(this.finished.shift()!);
+    while (this.finished.length > this.maxFinished) this.drop(this.finished.shift()!);
+  }
+
+  private drop(uuid: string): void {
+    this.records.delete(uuid);
+    this.store?.remove(uuid);
   }
 
   /** Drops finished records past their time: the oldest to finish are at the front. */
@@ -227,8 +266,8 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
     while (this.finished.length > 0) {
       const oldest = this.records.get(this.finished[0]!);
       if (oldest?.finishedAt && Date.parse(oldest.finishedAt) >= cutoff) return;
-      this.finished.shift();
-      if (oldest) this.records.delete(oldest.uuid);
+      const uuid = this.finished.shift()!;
+      this.drop(uuid);
     }
   }
 }

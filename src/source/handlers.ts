@@ -1,11 +1,13 @@
 // The source side's entry points: the source pre-check, and each outgoing
 // migration from queued through preparing and running to its final status.
-// Operator abort and force-complete act on the migrations held here.
+// Operator abort and force-complete act on the migrations held here. At
+// start, the unfinished migrations an earlier ferryd left are carried on
+// (reconcile.ts decides how, from what libvirt says now).
 
 import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
-import type { Domain } from '../libvirt/types.js';
-import type { MigrationControl } from '../monitor/control.js';
+import { DomainState, JobType, PausedReason, type Domain } from '../libvirt/types.js';
+import { MigrationControl } from '../monitor/control.js';
 import type { MonitorOutcome } from '../monitor/loop.js';
 import {
   InstanceNotFound,
@@ -18,7 +20,8 @@ import {
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import type { MigrationRecord } from '../record/registry.js';
-import { MigrationStatus } from '../record/status.js';
+import { isFinal, MigrationStatus } from '../record/status.js';
+import { contextFromDict } from '../rpc/context.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
@@ -26,12 +29,16 @@ import { finishMigration } from './finish.js';
 import { planMigration } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
-import type { LiveMigrationRequest } from './request.js';
+import { keepJournal, newJournal, readJournal, type LiveMigrationRequest, type SourceJournal } from './request.js';
 import { rollbackMigration } from './rollback.js';
 import { SlotQueue } from './slots.js';
 import { migrateCall, transfer, type MigrateCall } from './transfer.js';
 import { recoverPostcopy, ResumeSignal } from './postcopy-recovery.js';
-import { validateHostname } from './uris.js';
+import { carryOnFrom, reattachTransfer, type SourceFinding } from './reconcile.js';
+import { connectionUri, validateHostname } from './uris.js';
+
+/** A destination that cannot show where the guest is yet is asked again this often. */
+const CONFIRM_RETRY_MS = 10_000;
 
 /** A migration this host is running: its record, and the end-game control once the transfer started. */
 interface Flight {
@@ -93,12 +100,31 @@ export class SourceHandlers {
     if (registry.get(uuid)) reject(new MigrationError(`migration ${uuid} already exists`));
     const active = registry.active(req.instance.uuid);
     if (active) reject(new MigrationError(`instance ${req.instance.uuid} is already migrating (migration ${active.uuid}, ${active.status})`));
-    const record = registry.create({ ...this.recordInit(uuid, req), status: MigrationStatus.queued });
-    const flight: Flight = { record, instance: req.instance, control: null, resume: new ResumeSignal() };
-    this.flights.set(uuid, flight);
-    this.run(ctx, flight, dom, req)
-      .catch((err: unknown) => this.deps.log.error({ err, migration: uuid }, 'migration bookkeeping failed'))
-      .finally(() => this.flights.delete(uuid));
+    const journal = newJournal(ctx, req);
+    const record = registry.create({ ...this.recordInit(uuid, req), status: MigrationStatus.queued, journal: journal as unknown as Record<string, unknown> });
+    this.launch(record, req.instance, (flight) => this.run(ctx, flight, dom, req, journal));
+  }
+
+  /**
+   * Carries on every unfinished outgoing migration an earlier ferryd left.
+   * Those libvirt still works on come first (they hold their slots), then
+   * those queued or preparing, in the order they came. Each is in flight
+   * when this returns: an operator's abort or force-complete reaches it as
+   * soon as ferryd serves.
+   */
+  async reconcile(): Promise<void> {
+    const { registry, log } = this.deps;
+    const early = (s: MigrationStatus) => s === MigrationStatus.queued || s === MigrationStatus.preparing;
+    const unfinished = registry.list().filter((r) => !isFinal(r.status));
+    for (const record of [...unfinished.filter((r) => !early(r.status)), ...unfinished.filter((r) => early(r.status))]) {
+      try {
+        await this.carryOn(record);
+      } catch (err) {
+        // libvirt could not be asked: nothing is known, nothing is touched.
+        log.error({ err, migration: record.uuid }, 'cannot carry on a migration left by an earlier ferryd');
+        registry.update(record, { status: MigrationStatus.error, error: `ferryd restarted and could not carry the migration on: ${(err as Error).message}; neither host was touched` });
+      }
+    }
   }
 
   /** Operator abort (Nova's live_migration_abort), valid while queued, preparing or running. */
@@ -161,7 +187,16 @@ export class SourceHandlers {
     this.deps.log.info({ migration: record.uuid, instance: instanceUuid }, 'operator asked to resume the post-copy migration');
   }
 
-  private async run(ctx: RequestContext, flight: Flight, dom: Domain, req: LiveMigrationRequest): Promise<void> {
+  /** Holds the migration in flight while `body` runs it to its end. */
+  private launch(record: MigrationRecord, instance: InstanceRef, body: (flight: Flight) => Promise<void>): void {
+    const flight: Flight = { record, instance, control: null, resume: new ResumeSignal() };
+    this.flights.set(record.uuid, flight);
+    body(flight)
+      .catch((err: unknown) => this.deps.log.error({ err, migration: record.uuid }, 'migration bookkeeping failed'))
+      .finally(() => this.flights.delete(record.uuid));
+  }
+
+  private async run(ctx: RequestContext, flight: Flight, dom: Domain, req: LiveMigrationRequest, journal: SourceJournal): Promise<void> {
     const { registry, log, config } = this.deps;
     const { record } = flight;
     const abortClaimed = () => record.claimedAction === 'abort';
@@ -176,14 +211,18 @@ export class SourceHandlers {
       registry.update(record, { status: MigrationStatus.preparing });
       const plan = await planMigration(config.libvirt, this.deps.storage, dom, req);
       const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
+      // Kept before the call: a restart while it is out finds a destination that may hold something.
+      keepJournal(registry, record, { ...journal, prepared: asked });
       try {
         destState = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), plan.disks, asked);
       } catch (err) {
         // A lost reply may hide a prepared destination: clean it unless it answered with a refusal.
         if (!(err instanceof RpcError) || err instanceof MessagingTimeout) destState = asked;
+        else keepJournal(registry, record, { ...journal, prepared: null });
         throw err;
       }
       call = migrateCall(config.libvirt, req, plan, destState);
+      keepJournal(registry, record, { ...journal, prepared: destState, call, steps: plan.steps });
       await copyReadOnlyDisks(this.deps, record, call.uri, plan.readOnlyDisks);
       if (abortClaimed()) throw new Cancelled('aborted while preparing');
       outcome = await transfer(this.deps, record, dom, plan, call, (control) => (flight.control = control));
@@ -194,9 +233,28 @@ export class SourceHandlers {
       outcome = cancelled ? 'cancelled' : 'failed';
     }
     try {
+      await this.conclude(ctx, flight, dom, req, destState, call, outcome);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** From the transfer's outcome to the final status: post-copy recovery, then finish or roll back. */
+  private async conclude(
+    ctx: RequestContext,
+    flight: Flight,
+    dom: Domain | null,
+    req: LiveMigrationRequest,
+    destState: LiveMigrateData | null,
+    call: MigrateCall | null,
+    outcome: MonitorOutcome | 'error',
+  ): Promise<void> {
+    const { registry, log } = this.deps;
+    const { record } = flight;
+    try {
       if (outcome === 'postcopy_paused') {
         // The guest is split between the hosts: join it again, never roll it back.
-        if (!call || !flight.control) throw new Error(`migration ${record.uuid} is post-copy paused without a transfer`);
+        if (!call || !flight.control || !dom) throw new Error(`migration ${record.uuid} is post-copy paused without a transfer`);
         outcome = await recoverPostcopy(this.deps, record, dom, flight.control, call, flight.resume);
       }
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
@@ -207,8 +265,137 @@ export class SourceHandlers {
       // The guest runs on the destination already: never roll back, report.
       log.error({ err, migration: record.uuid }, 'clean-up after the transfer failed');
       registry.update(record, { status: MigrationStatus.error, error: (err as Error).message });
-    } finally {
-      release?.();
+    }
+  }
+
+  /** One unfinished migration found at start: carried on the way libvirt's state allows. */
+  private async carryOn(record: MigrationRecord): Promise<void> {
+    const { registry, log, libvirt } = this.deps;
+    const journal = readJournal(record);
+    if (!journal) {
+      registry.update(record, { status: MigrationStatus.error, error: 'ferryd restarted and the record keeps nothing to carry the migration on with; neither host was touched' });
+      return;
+    }
+    const req = journal.request;
+    const ctx = contextFromDict(journal.context);
+    const dom = await findDomain(libvirt, req.instance.uuid);
+    const found: SourceFinding = dom
+      ? { domain: 'present', state: await dom.getState(), job: await dom.getJobStats().catch(() => ({ type: JobType.NONE })) }
+      : { domain: 'missing' };
+    const next = carryOnFrom(record.status, found);
+    log.info({ migration: record.uuid, instance: record.instanceUuid, status: record.status, carry_on: next.kind }, 'carrying on a migration left by an earlier ferryd');
+    const { prepared, call } = journal;
+    const withControl = (flight: Flight, d: Domain) => (flight.control = new MigrationControl(record, registry, d, log));
+    switch (next.kind) {
+      case 'report':
+        registry.update(record, { status: MigrationStatus.error, error: next.error });
+        return;
+      case 'restart':
+        if (!dom) {
+          registry.update(record, { status: MigrationStatus.error, error: `${new InstanceNotFound(req.instance.uuid).message} after a restart` });
+          return;
+        }
+        this.launch(record, req.instance, async (flight) => {
+          // What an interrupted preparation left at the destination goes first: pre_live_migration refuses a folder that exists.
+          if (prepared && !(await this.undoPreparation(ctx, record, req, prepared))) return;
+          await this.run(ctx, flight, dom, req, { ...journal, prepared: null, call: null });
+        });
+        return;
+      case 'reattach':
+        this.launch(record, req.instance, async (flight) => {
+          const release = this.slots.take();
+          try {
+            const outcome = await reattachTransfer(this.deps, record, dom!, journal.steps, (c) => (flight.control = c)).catch((err: unknown) => {
+              registry.update(record, { error: (err as Error).message });
+              return 'failed' as const;
+            });
+            await this.conclude(ctx, flight, dom!, req, prepared, call, outcome);
+          } finally {
+            release();
+          }
+        });
+        return;
+      case 'resume_postcopy':
+      case 'roll_back':
+        this.launch(record, req.instance, async (flight) => {
+          const release = this.slots.take();
+          try {
+            withControl(flight, dom!);
+            if (next.kind === 'roll_back') registry.update(record, { error: record.error ?? 'the migration job ended while ferryd was down; the guest stayed on this host' });
+            await this.conclude(ctx, flight, dom!, req, prepared, call, next.kind === 'roll_back' ? 'failed' : 'postcopy_paused');
+          } finally {
+            release();
+          }
+        });
+        return;
+      case 'confirm_at_destination':
+        this.launch(record, req.instance, async (flight) => {
+          const arrived = await this.confirmArrival(record, journal);
+          if (!arrived) return;
+          await this.conclude(ctx, flight, dom, req, prepared ?? req.migrateData, call, 'completed');
+        });
+        return;
+    }
+  }
+
+  /**
+   * Rolls back what an interrupted preparation left at the destination
+   * (which removes only what it made itself). False when it could not: the
+   * migration then ends failed, and the destination cleans up by itself.
+   */
+  private async undoPreparation(ctx: RequestContext, record: MigrationRecord, req: LiveMigrationRequest, prepared: LiveMigrateData): Promise<boolean> {
+    const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
+    try {
+      await this.deps.computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
+      return true;
+    } catch (err) {
+      this.deps.log.error({ err, migration: record.uuid }, 'restarted while preparing: the destination could not be rolled back');
+      this.deps.registry.update(record, {
+        status: MigrationStatus.failed,
+        error: `ferryd restarted while preparing and ${req.dest} could not be rolled back (${(err as Error).message}); it removes what it prepared when its source says so`,
+      });
+      return false;
+    }
+  }
+
+  /**
+   * The source domain is gone: the guest left with the migration, but only
+   * the destination's libvirt can show it runs there. Asked until it answers;
+   * true once the guest runs there, false (migration in error, nothing
+   * touched) when the destination has no running guest either.
+   */
+  private async confirmArrival(record: MigrationRecord, journal: SourceJournal): Promise<boolean> {
+    const { registry, log, config } = this.deps;
+    const { dest, instance } = journal.request;
+    const uri = journal.call?.uri ?? connectionUri(dest, config.libvirt.live_migration_scheme, 'dest');
+    for (let attempt = 1; ; attempt++) {
+      let why: string;
+      try {
+        const remote = await this.deps.openRemote(uri);
+        try {
+          const there = await findDomain(remote, instance.uuid);
+          const state = there ? await there.getState() : null;
+          if (state && state.state !== DomainState.SHUTOFF && !(state.state === DomainState.PAUSED && state.reason === PausedReason.MIGRATION)) {
+            log.info({ migration: record.uuid, dest, state: DomainState[state.state] }, 'the guest runs on the destination: finishing the migration');
+            registry.update(record, { error: null });
+            return true;
+          }
+          if (!state || state.state === DomainState.SHUTOFF) {
+            const error = `ferryd restarted: the guest is no longer on this host and ${dest} has it ${state ? 'shut off' : 'nowhere'}; neither host was touched`;
+            log.error({ migration: record.uuid, dest }, error);
+            registry.update(record, { status: MigrationStatus.error, error });
+            return false;
+          }
+          why = 'the guest is still arriving there';
+        } finally {
+          await remote.close().catch(() => {});
+        }
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      log.warn({ migration: record.uuid, dest, attempt, why }, 'cannot yet confirm where the guest runs; asking again');
+      registry.update(record, { error: `waiting for ${dest} to show the guest running (attempt ${attempt}): ${why}` });
+      await new Promise((r) => setTimeout(r, CONFIRM_RETRY_MS));
     }
   }
 

@@ -7,6 +7,7 @@ import type { LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg } from '../nova/objects.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
+import { MessagingTimeout } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import type { LiveMigrationRequest } from './request.js';
@@ -42,9 +43,13 @@ export async function rollbackMigration(
       await computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
     });
   } catch (err) {
-    log.error({ err, migration: record.uuid }, 'rollback on the destination failed');
-    final = MigrationStatus.error;
-    registry.update(record, { error: `rollback failed: ${(err as Error).message}` });
+    log.error({ err, migration: record.uuid, reason: record.error }, 'rollback on the destination failed');
+    // Unreachable (its ferryd is down): the destination rolls back by itself when it is back (destination/reconcile.ts).
+    // Refused: something there needs an operator.
+    const unreachable = err instanceof MessagingTimeout;
+    if (!unreachable) final = MigrationStatus.error;
+    const why = unreachable ? `${req.dest} did not answer the rollback (${(err as Error).message}); it rolls back by itself when its ferryd is back` : `rollback failed: ${(err as Error).message}`;
+    registry.update(record, { error: record.error ? `${record.error}; ${why}` : why });
   }
   registry.update(record, { status: final });
 }

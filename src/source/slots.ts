@@ -11,19 +11,25 @@ export class SlotQueue {
   /** Resolves with a release function when a slot is free. */
   acquire(key: string): Promise<() => void> {
     return new Promise((resolve, reject) => {
-      const grant = () => {
-        this.running++;
-        let released = false;
-        resolve(() => {
-          if (released) return;
-          released = true;
-          this.running--;
-          this.next();
-        });
-      };
+      const grant = () => resolve(this.take());
       if (this.limit === 0 || this.running < this.limit) grant();
       else this.waiting.push({ key, grant, reject });
     });
+  }
+
+  /**
+   * A slot now, over the limit if need be: for a migration libvirt already
+   * runs (carried on after a restart), which held its slot before. Returns its release.
+   */
+  take(): () => void {
+    this.running++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      this.next();
+    };
   }
 
   /** Withdraws a waiter; its acquire() rejects with `reason`. False if it is not waiting. */

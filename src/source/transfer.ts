@@ -17,7 +17,7 @@ import type { LiveMigrationRequest } from './request.js';
 import { connectionUri, dataUri, listenAddress } from './uris.js';
 
 /** The monitor reads job stats every 0.5 s, as Nova does. */
-const POLL_MS = 500;
+export const POLL_MS = 500;
 
 export interface MigrateCall {
   uri: string;
@@ -80,8 +80,10 @@ export function watchTransfer(
   control: MigrationControl,
   worker: Promise<void>,
   steps: readonly DowntimeStep[],
+  elapsedBeforeSeconds = 0,
 ): Promise<MonitorOutcome> {
   return runMonitor({
+    elapsedBeforeSeconds,
     domain: dom,
     events: deps.events,
     record,

@@ -26,11 +26,16 @@ describe('preparations record', () => {
   it('survives a restart: what was noted is known to the next instance, what was forgotten is not', () => {
     const file = join(dir, 'state', 'preparations.json');
     const first = new Preparations(file, silentLogger);
-    first.noteDirMade('a');
-    first.noteDirMade('b');
+    first.note('a', 'src', true);
+    first.note('b', 'src', true);
+    first.note('c', 'src', false);
     first.forget('a');
     const again = new Preparations(file, silentLogger);
-    expect([again.madeDir('a'), again.madeDir('b')]).toEqual([false, true]);
+    expect([again.madeDir('a'), again.madeDir('b'), again.madeDir('c')]).toEqual([false, true, false]);
+    expect(again.list().map((p) => [p.instanceUuid, p.source, p.madeDir])).toEqual([
+      ['b', 'src', true],
+      ['c', 'src', false],
+    ]);
   });
 
   it('an unreadable record is set aside, not overwritten, and counts as nothing made (remove nothing)', async () => {
