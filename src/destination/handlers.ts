@@ -19,14 +19,18 @@ export class DestinationHandlers {
   private readonly preparations: Preparations;
   private reconcileTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly deps: DestinationDeps) {
     this.preparations = new Preparations(join(deps.config.state_path, 'preparations.json'), deps.log);
   }
 
-  /** Incoming migrations prepared here and not yet arrived or rolled back. */
+  /**
+   * Incoming migrations this run prepared that have not arrived or been
+   * rolled back. Those an earlier run left are the reconcile's, not waited for.
+   */
   get inFlight(): number {
-    return this.preparations.list().length;
+    return this.preparations.list().filter((p) => Date.parse(p.at) >= this.startedAt).length;
   }
 
   /**

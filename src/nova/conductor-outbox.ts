@@ -29,7 +29,8 @@ export function conductorOutbox(dir: string, rpc: RpcClient, notifier: Notifier,
     dir,
     (m) =>
       m.kind === 'cast'
-        ? rpc.cast(contextFromDict(m.context), m.target, m.method, m.args)
+        ? // The conductor's queue is declared as it would declare it: an update waits there while the conductor is away.
+          rpc.cast(contextFromDict(m.context), m.target, m.method, m.args, { declareQueue: true })
         : notifier.notify(contextFromDict(m.context), m.eventType, m.payload, m.priority),
     log.child({ component: 'outbox' }),
   );

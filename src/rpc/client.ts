@@ -8,7 +8,7 @@ import { unwrap, wrap } from './envelope.js';
 import { MessagingTimeout, RpcError } from './errors.js';
 import { deserializeFailure } from './failure.js';
 import { MESSAGE_PROPERTIES, newUniqueId } from './reply.js';
-import type { CallOptions, RequestContext, RpcClient, Target } from './types.js';
+import type { CallOptions, CastOptions, RequestContext, RpcClient, Target } from './types.js';
 
 export interface RpcClientOptions {
   connection: AmqpConnection;
@@ -97,10 +97,10 @@ export class AmqpRpcClient implements RpcClient {
     return result as Promise<T>;
   }
 
-  async cast(ctx: RequestContext, target: Target, method: string, args: Record<string, unknown>): Promise<void> {
+  async cast(ctx: RequestContext, target: Target, method: string, args: Record<string, unknown>, opts: CastOptions = {}): Promise<void> {
     if (this.closed) throw new Error('RPC client closed');
     await this.opts.connection.start();
-    await this.publish(target, this.buildMessage(ctx, target, method, args), MESSAGE_PROPERTIES);
+    await this.publish(target, this.buildMessage(ctx, target, method, args), MESSAGE_PROPERTIES, opts.declareQueue ?? false);
   }
 
   /** Fails pending calls, stops consuming and deletes the reply queue. */
@@ -125,7 +125,7 @@ export class AmqpRpcClient implements RpcClient {
     return msg;
   }
 
-  private publish(target: Target, msg: Record<string, unknown>, props: typeof MESSAGE_PROPERTIES): Promise<void> {
+  private publish(target: Target, msg: Record<string, unknown>, props: typeof MESSAGE_PROPERTIES, declareQueue = false): Promise<void> {
     const body = wrap(msg);
     if (target.fanout) {
       const ex = `${target.topic}_fanout`;
@@ -133,7 +133,17 @@ export class AmqpRpcClient implements RpcClient {
     }
     const key = target.server ? `${target.topic}.${target.server}` : target.topic;
     const durable = this.opts.durable ?? false;
-    return this.opts.connection.publish(this.exchange, key, body, props, declare(this.exchange, 'topic', durable, false));
+    const exchange = declare(this.exchange, 'topic', durable, false);
+    if (!declareQueue) return this.opts.connection.publish(this.exchange, key, body, props, exchange);
+    // The queue as the server declares it (server.ts): same name, durability and binding.
+    return this.opts.connection.publish(this.exchange, key, body, props, {
+      key: `${exchange.key} queue:${key}`,
+      fn: async (ch) => {
+        await exchange.fn(ch);
+        await ch.assertQueue(key, { durable, autoDelete: false });
+        await ch.bindQueue(key, this.exchange, key);
+      },
+    });
   }
 
   private onReply(m: ConsumeMessage | null): void {

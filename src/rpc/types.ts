@@ -66,7 +66,17 @@ export interface RpcClient {
     args: Record<string, unknown>,
     opts?: CallOptions,
   ): Promise<T>;
-  cast(ctx: RequestContext, target: Target, method: string, args: Record<string, unknown>): Promise<void>;
+  cast(ctx: RequestContext, target: Target, method: string, args: Record<string, unknown>, opts?: CastOptions): Promise<void>;
+}
+
+export interface CastOptions {
+  /**
+   * Declare the target's topic queue first, as its server does: the message
+   * then waits in RabbitMQ while no server consumes it (one restarting, or a
+   * broker restarted before the server declared its queue again) instead of
+   * being dropped unroutable.
+   */
+  declareQueue?: boolean;
 }
 
 export type NotificationPriority = 'INFO' | 'ERROR';

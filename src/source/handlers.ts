@@ -6,8 +6,9 @@
 
 import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, JobType, PausedReason, type Domain } from '../libvirt/types.js';
+import { DomainState, JobStatsFlag, JobType, PausedReason, type Domain } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
+import { countersFromStats, progressPercent } from '../monitor/progress.js';
 import type { MonitorOutcome } from '../monitor/loop.js';
 import {
   InstanceNotFound,
@@ -377,7 +378,10 @@ export class SourceHandlers {
           const state = there ? await there.getState() : null;
           if (state && state.state !== DomainState.SHUTOFF && !(state.state === DomainState.PAUSED && state.reason === PausedReason.MIGRATION)) {
             log.info({ migration: record.uuid, dest, state: DomainState[state.state] }, 'the guest runs on the destination: finishing the migration');
-            registry.update(record, { error: null });
+            // The source's figures went with its domain; the destination keeps the finished job's.
+            const done = await there!.getJobStats(JobStatsFlag.COMPLETED).catch(() => null);
+            const figures = typeof done?.memory_total === 'number' ? { counters: countersFromStats(done), progress: progressPercent(done) } : {};
+            registry.update(record, { ...figures, ...(typeof done?.downtime === 'number' ? { downtimeMs: done.downtime } : {}), error: null });
             return true;
           }
           if (!state || state.state === DomainState.SHUTOFF) {

@@ -20,7 +20,6 @@ import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import {
-  agentLogs,
   benchElapsedMs,
   castMigration,
   fmt,
@@ -84,10 +83,10 @@ async function oneRun(bl: LabCluster, action: Action, guest: LabGuest, source: L
   const endAt = Date.now();
   const on = await where(bl, guest);
   if (!returned) {
-    const failed = (await agentLogs(agent)).find((l) => l.request_id === ctx.request_id && /failed/.test(l.msg));
+    const failed = (await agent.logs()).find((l) => l.request_id === ctx.request_id && /failed/.test(l.msg));
     return { sample: null, note: `no 'migration action returned' line (${failed ? `${failed.msg}: ${String(failed.error ?? '')}` : 'no failure logged'}); end ${end?.status ?? 'none'}`, on };
   }
-  const logs = await agentLogs(agent);
+  const logs = await agent.logs();
   const dispatch = logs.find((l) => l.msg === 'dispatch' && l.request_id === ctx.request_id);
   const start = logs.find((l) => l.msg === START_MSG[action] && l.migration === migrationUuid);
   const need = (l: LogLine | undefined, what: string): number => {

@@ -8,7 +8,7 @@ import { operatorContext } from '../../src/cli/conductor.js';
 import type { MigrationView } from '../../src/nova/migration-view.js';
 import type { RequestContext } from '../../src/rpc/types.js';
 import type { LabCluster } from '../e2e/cluster.js';
-import type { Agent } from '../e2e/agents.js';
+import type { LogLine } from '../e2e/agents.js';
 import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
@@ -61,22 +61,7 @@ export async function guestAlive(host: LabHost, guest: LabGuest, timeoutMs = 10_
   }
 }
 
-export type LogLine = Record<string, unknown> & { time: string; msg: string };
-
-export async function agentLogs(agent: Agent): Promise<LogLine[]> {
-  return (await agent.logs()) as LogLine[];
-}
-
-/** Waits until a log line satisfying `pred` appears in the agent's log. */
-export async function waitForLog(agent: Agent, pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = (await agentLogs(agent)).find(pred);
-    if (hit) return hit;
-    if (Date.now() > deadline) throw new Error(`no matching log line in ${agent.logFile} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitForLog, type LogLine } from '../e2e/agents.js';
 
 export const logTime = (l: LogLine): number => Date.parse(l.time);
 

@@ -17,7 +17,7 @@ import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { readConsole, waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
-import { agentLogs, benchElapsedMs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type MigrationView } from './lab-bench.js';
+import { benchElapsedMs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type MigrationView } from './lab-bench.js';
 
 const CAPS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [20, 50, 100, 0];
 const COMPLETION_TIMEOUT_PER_GIB = 15;
@@ -110,8 +110,8 @@ async function migrateOnce(bl: LabCluster, kind: GuestKind, cap: number, guest: 
     consoleTail = lines.slice(-6).join('\n      ');
   }
   let phases: Result['phases'] = null;
-  const transferStarted = (await agentLogs(bl.agentOn(source))).find((l) => l.msg === 'migration transfer started' && l.migration === migrationUuid);
-  const post = (await agentLogs(bl.agentOn(dest))).find((l) => l.msg === 'dispatch' && l.method === 'post_live_migration_at_destination' && l.request_id === ctx.request_id);
+  const transferStarted = (await bl.agentOn(source).logs()).find((l) => l.msg === 'migration transfer started' && l.migration === migrationUuid);
+  const post = (await bl.agentOn(dest).logs()).find((l) => l.msg === 'dispatch' && l.method === 'post_live_migration_at_destination' && l.request_id === ctx.request_id);
   if (transferStarted && post && end.started_at && end.finished_at) {
     phases = {
       toTransfer: (logTime(transferStarted) - Date.parse(end.started_at)) / 1000,

@@ -20,7 +20,7 @@ import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { run } from '../lab/exec.js';
 import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { agentLogs, benchElapsedMs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, runBench, since, summarize } from './lab-bench.js';
+import { benchElapsedMs, castMigration, fmt, formatTable, guestAlive, logTime, machineNote, runBench, since, summarize } from './lab-bench.js';
 
 const RUNS = Number(process.argv[2] ?? 3);
 const CAP = Number(process.env.BENCH_CAP ?? 20);
@@ -75,7 +75,7 @@ async function oneRun(bl: LabCluster, kind: Break, guest: LabGuest, src: LabHost
   const endAt = Date.now();
   if (!paused) return { sample: null, note: `never reported paused; statuses ${bl.conductor.statuses(migrationUuid).join(' -> ')}` };
   if (end?.status !== 'completed') return { sample: null, note: `ended ${end?.status ?? 'never'}: ${end?.error ?? ''}` };
-  const resumes = (await agentLogs(bl.agentOn(src))).filter((l) => l.msg === 'resuming post-copy migration' && l.migration === migrationUuid);
+  const resumes = (await bl.agentOn(src).logs()).filter((l) => l.msg === 'resuming post-copy migration' && l.migration === migrationUuid);
   guest.instance.host = dst.hostname;
   return {
     sample: {

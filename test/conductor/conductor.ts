@@ -1,6 +1,7 @@
 // A small conductor for tests and the demo: drives ferryd agents with the
 // compute RPC API, consumes their `migration_update` casts on the conductor
-// topic and records versioned notifications.
+// topic (dropping a repeat of a seq it has seen, as the README tells a
+// conductor to) and records versioned notifications.
 
 import { z } from 'zod';
 import { operatorContext, startLiveMigration, type StartMigrationRequest, type StartedMigration } from '../../src/cli/conductor.js';
@@ -21,6 +22,12 @@ const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
 
 export class TestConductor {
   readonly updates: MigrationView[] = [];
+  /** Updates dropped because their migration's seq was seen before (at-least-once delivery). */
+  duplicates = 0;
+  /** Updates whose seq was not above the last one seen for the migration (out of order). */
+  outOfOrder = 0;
+  private readonly lastSeq = new Map<string, number>();
+  private readonly seenSeqs = new Map<string, Set<number>>();
   readonly notifications: Notification[] = [];
   readonly api: ComputeRpcApi;
   readonly ctx = operatorContext();
@@ -51,8 +58,8 @@ export class TestConductor {
           version: '1.0',
           methods: {
             // ferryd's own view, recorded as sent.
-            migration_update: rpcMethod(z.looseObject({ migration: z.custom<MigrationView>(isPlainObject) }), async (_ctx, args) => {
-              self?.record(args.migration);
+            migration_update: rpcMethod(z.looseObject({ migration: z.custom<MigrationView>(isPlainObject), seq: z.int().positive() }), async (_ctx, args) => {
+              self?.record(args.migration, args.seq);
               return null;
             }),
           },
@@ -77,7 +84,16 @@ export class TestConductor {
     return conductor;
   }
 
-  private record(view: MigrationView): void {
+  private record(view: MigrationView, seq: number): void {
+    const seen = this.seenSeqs.get(view.uuid) ?? new Set<number>();
+    this.seenSeqs.set(view.uuid, seen);
+    if (seen.has(seq)) {
+      this.duplicates += 1;
+      return;
+    }
+    seen.add(seq);
+    if (seq <= (this.lastSeq.get(view.uuid) ?? 0)) this.outOfOrder += 1;
+    this.lastSeq.set(view.uuid, Math.max(seq, this.lastSeq.get(view.uuid) ?? 0));
     this.updates.push(view);
     for (const l of this.listeners) l();
   }
@@ -125,6 +141,11 @@ export class TestConductor {
 
   waitForEnd(migrationUuid: string, timeoutMs?: number): Promise<MigrationView> {
     return this.waitFor(migrationUuid, (v) => FINAL.has(v.status), timeoutMs);
+  }
+
+  /** How many final updates of the migration the conductor kept (one, when all went well). */
+  finalUpdates(migrationUuid: string): number {
+    return this.updates.filter((u) => u.uuid === migrationUuid && FINAL.has(u.status)).length;
   }
 
   events(prefix: string): string[] {

@@ -3,7 +3,7 @@
 // test conductor that drives them over RabbitMQ.
 
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Lab, LabHost } from '../lab/lab.js';
@@ -21,6 +21,9 @@ export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...env };
 }
 
+/** A ferryd log line (pino JSON). */
+export type LogLine = Record<string, unknown> & { time: string; msg: string };
+
 export interface Agent {
   host: LabHost;
   /** The RPC server name: the host's hostname. */
@@ -28,8 +31,8 @@ export interface Agent {
   metricsPort: number;
   logFile: string;
   proc: ChildProcess;
-  /** Every log line so far, parsed. */
-  logs(): Promise<Array<Record<string, unknown>>>;
+  /** Every log line so far, parsed (of every run that wrote to logFile). */
+  logs(): Promise<LogLine[]>;
   stop(): Promise<void>;
 }
 
@@ -77,6 +80,8 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
   const logFile = join(host.root, 'ferryd.log');
   // ferryd writes its log file itself (pino writes synchronously), so a line
   // is on disk before the reply or effect it precedes: tests can read it at once.
+  // The file may hold an earlier run's lines (a restart): readiness is judged on this run's only.
+  const linesBefore = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').length - 1;
   const out = openSync(logFile, 'a');
   const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', out, out] });
   closeSync(out);
@@ -90,7 +95,7 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
     async logs() {
       const text = await readFile(logFile, 'utf8').catch(() => '');
       // Only whole lines: the last one may still be being written.
-      return text.split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return text.split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
     },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
@@ -104,7 +109,7 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
   // Ready when it says it serves; fail fast if it dies first.
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if ((await agent.logs()).some((l) => l.msg === 'ferryd serving')) return agent;
+    if ((await agent.logs()).slice(linesBefore).some((l) => l.msg === 'ferryd serving')) return agent;
     if (proc.exitCode !== null) throw new Error(`ferryd on ${host.name} exited ${proc.exitCode}: ${await readFile(logFile, 'utf8')}`);
     if (Date.now() > deadline) {
       await agent.stop();
@@ -123,4 +128,46 @@ export async function startAgents(lab: Lab, opts: AgentOptions): Promise<Agent[]
     throw err;
   }
   return agents;
+}
+
+/** The pid of the node process running ferryd.js: the agent's own process, or its child if it is a wrapper. */
+export function ferrydPid(agent: Agent): number {
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      return [];
+    }
+  };
+  const isFerryd = (pid: number) => cmdline(pid).some((a) => a.endsWith('/ferryd.js'));
+  const root = agent.proc.pid;
+  if (root === undefined) throw new Error(`agent on ${agent.host.name} has no pid`);
+  if (isFerryd(root)) return root;
+  const children = readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const child = children.find(isFerryd);
+  if (child === undefined) throw new Error(`no ferryd.js process under pid ${root} (${cmdline(root).join(' ')})`);
+  return child;
+}
+
+/** Exit code of the agent's process (null if killed by a signal), or a rejection after timeoutMs. */
+export function exitOf(proc: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: string | null }> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pid ${proc.pid} still running after ${timeoutMs} ms`)), timeoutMs);
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
+}
+
+/** Waits until a log line satisfying `pred` appears in the agent's log. */
+export async function waitForLog(agent: Agent, pred: (l: LogLine) => boolean, timeoutMs = 30_000): Promise<LogLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = (await agent.logs()).find(pred);
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`no matching log line from ferryd on ${agent.host.name} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

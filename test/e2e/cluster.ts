@@ -1,10 +1,12 @@
 // One 2-host lab with ferryd agents, a private RabbitMQ vhost and the test
 // conductor: the fixture of the end-to-end tests, the benchmarks and the demo.
 
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
 import { TestConductor } from '../conductor/conductor.js';
 import { ensureGuestImage } from '../lab/guest-image.js';
 import { startLab, type Lab, type LabHost } from '../lab/lab.js';
-import { startAgents, type Agent } from './agents.js';
+import { exitOf, ferrydPid, startAgent, startAgents, type Agent, type AgentOptions } from './agents.js';
 import { privateBroker, type PrivateBroker } from './broker.js';
 import { bootGuest, removeGuest, type LabGuest } from './fixture.js';
 
@@ -19,6 +21,10 @@ export interface LabCluster {
   /** Stops the running agents and starts fresh ones with this config (merged over the lab defaults). */
   useAgents(config?: Record<string, unknown>, perHost?: Record<string, Record<string, unknown>>): Promise<Agent[]>;
   agentOn(host: LabHost): Agent;
+  /** SIGKILL of the host's ferryd (no drain, nothing flushed), awaited. */
+  killAgent(host: LabHost): Promise<void>;
+  /** A new ferryd on the host with the config of the last useAgents(), appending to the same log file. */
+  restartAgent(host: LabHost): Promise<Agent>;
   /** Boots a guest (on A by default); removeGuests() or close() takes it away again. */
   boot(spec?: Parameters<typeof bootGuest>[1], host?: LabHost): Promise<LabGuest>;
   removeGuests(): Promise<void>;
@@ -35,6 +41,7 @@ export async function startLabCluster(opts: { name: string; addrBase?: number })
     const conductor = await TestConductor.start(broker.transportUrl, exchange);
     const [a, b] = lab.hosts as [LabHost, LabHost];
     const guests = new Set<string>();
+    let agentOptions: AgentOptions = { exchange, transportUrl: broker.transportUrl };
     const started = lab;
     const cluster: LabCluster = {
       lab,
@@ -47,8 +54,22 @@ export async function startLabCluster(opts: { name: string; addrBase?: number })
       async useAgents(config = {}, perHost = {}) {
         await Promise.all(cluster.agents.map((x) => x.stop()));
         cluster.agents = [];
-        cluster.agents = await startAgents(started, { exchange, transportUrl: broker.transportUrl, config, perHost });
+        agentOptions = { exchange, transportUrl: broker.transportUrl, config, perHost };
+        cluster.agents = await startAgents(started, agentOptions);
         return cluster.agents;
+      },
+      async killAgent(host) {
+        const agent = cluster.agentOn(host);
+        const exited = exitOf(agent.proc, 15_000);
+        process.kill(ferrydPid(agent), 'SIGKILL');
+        await exited;
+      },
+      async restartAgent(host) {
+        const old = cluster.agentOn(host);
+        await old.stop();
+        const agent = await startAgent(host, agentOptions);
+        cluster.agents = cluster.agents.map((x) => (x === old ? agent : x));
+        return agent;
       },
       agentOn(host) {
         const agent = cluster.agents.find((x) => x.host === host);
@@ -66,6 +87,14 @@ export async function startLabCluster(opts: { name: string; addrBase?: number })
       },
       async close() {
         await Promise.all(cluster.agents.map((x) => x.stop().catch(() => {})));
+        // FERRY_TEST_KEEP_LOGS=DIR keeps the agents' and libvirtds' logs after the lab is gone.
+        const keep = process.env.FERRY_TEST_KEEP_LOGS;
+        if (keep) {
+          for (const h of started.hosts) {
+            await cp(join(h.root, 'ferryd.log'), join(keep, `${opts.name}-${h.name}.log`)).catch(() => {});
+            await cp(h.logFile, join(keep, `${opts.name}-${h.name}-libvirtd.log`)).catch(() => {});
+          }
+        }
         await conductor.close().catch(() => {});
         await cluster.removeGuests().catch(() => {});
         await started.stop();

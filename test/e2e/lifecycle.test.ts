@@ -3,57 +3,15 @@
 // takes its ferryd down with exit 1 so a supervisor restarts it.
 
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { agentConfig, FERRYD, type Agent } from './agents.js';
+import { agentConfig, exitOf, FERRYD, ferrydPid, waitForLog } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState } from './fixture.js';
-
-/** The pid of the node process running ferryd.js: the agent's own process, or its child if it is a wrapper. */
-function ferrydPid(agent: Agent): number {
-  const cmdline = (pid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    } catch {
-      return [];
-    }
-  };
-  const isFerryd = (pid: number) => cmdline(pid).some((a) => a.endsWith('/ferryd.js'));
-  const root = agent.proc.pid;
-  if (root === undefined) throw new Error(`agent on ${agent.host.name} has no pid`);
-  if (isFerryd(root)) return root;
-  const children = readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  const child = children.find(isFerryd);
-  if (child === undefined) throw new Error(`no ferryd.js process under pid ${root} (${cmdline(root).join(' ')})`);
-  return child;
-}
-
-/** Exit code of the agent's process (null if killed by a signal), or a rejection after timeoutMs. */
-function exitOf(proc: ChildProcess, timeoutMs: number): Promise<{ code: number | null; signal: string | null }> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pid ${proc.pid} still running after ${timeoutMs} ms`)), timeoutMs);
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal });
-    });
-  });
-}
-
-async function waitForLog(agent: Agent, pred: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = (await agent.logs()).find(pred);
-    if (hit) return hit;
-    if (Date.now() > deadline) throw new Error(`no matching log line from ferryd on ${agent.host.name} in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('ferryd process lifecycle in the lab', () => {
   let cluster: LabCluster;

@@ -5,11 +5,8 @@
 // migrations slowed on purpose (20 MiB/s against a guest dirtying 128 MiB at
 // 60 MB/s never converges on its own).
 
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { cp, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { operatorContext } from '../../src/cli/conductor.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -20,7 +17,7 @@ import type { TestConductor } from '../conductor/conductor.js';
 import { run } from '../lab/exec.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import type { Agent } from './agents.js';
+import { ferrydPid, type Agent } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
 
@@ -135,24 +132,6 @@ describe('operator control of running migrations', () => {
     expect(savesBefore).toBeLessThanOrEqual(timeoutSeconds / SAVE_EVERY_S + 1);
   }
 
-  /** The node process of an agent (nsenter execs it, but do not rely on that). */
-  function ferrydPid(agent: Agent): number {
-    const isFerryd = (pid: number) => {
-      try {
-        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-        return !/nsenter$/.test(argv[0] ?? '') && argv.some((x) => x.endsWith('ferryd.js'));
-      } catch {
-        return false;
-      }
-    };
-    const root = agent.proc.pid!;
-    if (isFerryd(root)) return root;
-    const children = execFileSync('pgrep', ['-P', String(root)], { encoding: 'utf8' }).trim().split('\n').map(Number);
-    const pid = children.find(isFerryd);
-    if (!pid) throw new Error(`no ferryd process under ${root}`);
-    return pid;
-  }
-
   beforeAll(async () => {
     // A private RabbitMQ vhost: every lab's hosts are named ferry-lab-a/b, so shared queues would mix labs.
     cluster = await startLabCluster({ name: 'opctl', addrBase: 20 });
@@ -182,14 +161,6 @@ describe('operator control of running migrations', () => {
 
   afterAll(async () => {
     await Promise.all(agents.map((x) => x.stop()));
-    // FERRY_TEST_KEEP_LOGS=DIR keeps the agents' logs after the lab is gone.
-    const keep = process.env.FERRY_TEST_KEEP_LOGS;
-    if (keep && cluster) {
-      for (const h of cluster.lab.hosts) {
-        await cp(join(h.root, 'ferryd.log'), join(keep, `opctl-${h.name}.log`)).catch(() => {});
-        await cp(h.logFile, join(keep, `opctl-${h.name}-libvirtd.log`)).catch(() => {});
-      }
-    }
     await raw?.close();
     await rawConnection?.close();
     await cluster?.close();
