@@ -73,7 +73,8 @@ export class Outbox<T> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryWake?.();
-    await this.sending;
+    // A send still waiting on the broker is not waited for past the deadline: its file stays.
+    await Promise.race([this.sending, new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())))]);
     if (this.queue.length > 0) this.log.warn({ pending: this.queue.length }, 'outbox: messages left for the next start');
   }
 
