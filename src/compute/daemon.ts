@@ -38,8 +38,10 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   const keepalive = { keepaliveInterval: config.libvirt.keepalive_interval, keepaliveCount: config.libvirt.keepalive_count };
   const libvirt: Connection = await openConnection(config.libvirt.connection_uri, keepalive);
   metrics.libvirtConnected.set(1);
+  let libvirtLost = false;
   libvirt.onClose((reason) => {
     metrics.libvirtConnected.set(0);
+    libvirtLost = true;
     // Handles from a closed connection are dead; a supervised restart is the clean recovery.
     log.fatal({ reason, uri: config.libvirt.connection_uri }, 'libvirt connection closed; exiting for a restart');
     process.exitCode = 1;
@@ -105,7 +107,8 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   return {
     registry,
     metrics,
-    async stop(graceMs = config.shutdown_grace_seconds * 1000) {
+    async stop(graceMs = libvirtLost ? 0 : config.shutdown_grace_seconds * 1000) {
+      // Without libvirt there is nothing to drain for: a migration under way cannot be helped or watched from here.
       // Refuse new outgoing migrations and wait for those going out and coming in to end.
       // Requests keep being served meanwhile: the migrations under way need them.
       source.drain();

@@ -31,7 +31,7 @@ describe('ferryd process lifecycle in the lab', () => {
     await cluster?.close();
   });
 
-  it('SIGTERM drains: a new migration is refused, the running one completes, then ferryd exits 0', async () => {
+  it('SIGTERM drains on both sides: a new migration is refused, the running one completes, then both ferryd exit 0', async () => {
     // 5 MiB/s makes the idle 256 MiB guest take ~15-20 s: time to stop the agent mid-flight.
     await cluster.useAgents({ libvirt: { live_migration_bandwidth: 5 } });
     const source = cluster.agentOn(a);
@@ -44,6 +44,11 @@ describe('ferryd process lifecycle in the lab', () => {
     process.kill(pid, 'SIGTERM');
     const exited = exitOf(source.proc, 90_000).then((r) => ({ ...r, at: Date.now() }));
     exited.catch(() => {}); // awaited below; a failure earlier in the test must not leave it unhandled
+    // The destination is stopped too: its incoming migration counts as one to wait for.
+    const dest = cluster.agentOn(b);
+    process.kill(ferrydPid(dest), 'SIGTERM');
+    const destExited = exitOf(dest.proc, 90_000).then((r) => ({ ...r, at: Date.now() }));
+    destExited.catch(() => {});
     await waitForLog(source, (l) => l.msg === 'stopping' && l.signal === 'SIGTERM', 5_000);
     expect(source.proc.exitCode).toBeNull();
 
@@ -69,7 +74,12 @@ describe('ferryd process lifecycle in the lab', () => {
     await waitForHeartbeat(b, g1.uuid, { after: await lastHeartbeat(b, g1.uuid), timeoutMs: 15_000 });
     expect(await domainState(a, g1.uuid)).toBeNull();
 
-    // ...and then ferryd leaves by itself, cleanly.
+    // ...and then both ferryd leave by themselves, cleanly; the destination not before the guest arrived.
+    const destExit = await destExited;
+    expect({ code: destExit.code, signal: destExit.signal }).toEqual({ code: 0, signal: null });
+    const arrived = (await dest.logs()).find((l) => l.msg === 'instance arrived' && l.instance === g1.uuid);
+    expect(arrived).toBeDefined();
+    expect(destExit.at).toBeGreaterThanOrEqual(Date.parse(arrived!.time));
     const exit = await exited;
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null });
     // It waited for the migration: the conductor heard 'completed' before ferryd went away, and not long before.
@@ -80,6 +90,8 @@ describe('ferryd process lifecycle in the lab', () => {
     const logs = await source.logs();
     expect(logs.some((l) => l.msg === 'stopping with migrations still running; libvirt carries on with them')).toBe(false);
     expect(logs.filter((l) => typeof l.level === 'number' && l.level >= 50)).toEqual([]);
+    // The last test needs a ferryd on B.
+    await cluster.restartAgent(b);
   });
 
   // A's agent is gone after the drain test; its libvirtd is not. Host A has no libvirtd afterwards.

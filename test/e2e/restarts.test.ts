@@ -11,7 +11,7 @@ import type { TestConductor } from '../conductor/conductor.js';
 import { run, sleep, waitFor } from '../lab/exec.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { ferrydPid, waitForLog, type LogLine } from './agents.js';
+import { exitOf, ferrydPid, waitForLog, type LogLine } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
 
@@ -37,12 +37,28 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
   });
 
   afterEach(async () => {
+    // A test that failed half way may leave a daemon killed: the next one starts with all of them up.
+    for (const h of [a, b]) {
+      const { proc } = cluster.agentOn(h);
+      if (proc.exitCode === null && proc.signalCode === null) continue;
+      if (!alive(h.libvirtdPid)) await h.restartLibvirtd();
+      await cluster.restartAgent(h);
+    }
     await cluster.removeGuests();
   });
 
   afterAll(async () => {
     await cluster?.close();
   });
+
+  function alive(pid: number): boolean {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
 
   /** What the destination's pre_live_migration still counts as prepared (its state file). */
   async function preparedOn(host: LabHost): Promise<string[]> {
@@ -75,9 +91,14 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     return lines.slice(starts.at(-1) ?? 0);
   }
 
+  /**
+   * Starts a migration and returns once libvirt's job runs on the source: 'running' is reported just
+   * before migrateToURI3 is called, and a kill in between leaves no job (the restart then rolls back).
+   */
   async function migrating(g: LabGuest): Promise<string> {
     const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     await conductor.waitForStatus(migrationUuid, 'running', 60_000);
+    await waitFor('the migration job on the source', async () => /Job type:\s+Unbounded/.test((await a.virsh(['domjobinfo', g.uuid], { check: false })).stdout), { timeoutMs: 10_000, intervalMs: 100 });
     return migrationUuid;
   }
 
@@ -105,7 +126,9 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     const g = await cluster.boot();
     const m = await migrating(g);
     await cluster.killAgent(a);
-    await waitFor('libvirt to finish the migration alone', async () => (await domainState(a, g.uuid)) === null, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor('libvirt to finish the migration alone', async () => (await domainState(a, g.uuid)) === null, { timeoutMs: 120_000, intervalMs: 500 }).catch(async (err: Error) => {
+      throw new Error(`${err.message}; on ${a.name}: ${await domainState(a, g.uuid)}, ${(await a.virsh(['domjobinfo', g.uuid], { check: false })).stdout}`);
+    });
     // Nothing told the conductor yet: it still thinks the migration runs.
     expect(conductor.statuses(m).at(-1)).toBe('running');
     await cluster.restartAgent(a);
@@ -233,16 +256,54 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     await expectMovedWhole(g, a, b);
   });
 
-  it('records survive a restart: list_migrations on the restarted source shows the finished migrations with their final figures', async () => {
+  it("the destination's libvirtd killed mid-migration: the guest stays on the source, failed with libvirt's reason, and nothing is left on the destination once it is back", async () => {
+    const g = await cluster.boot();
+    const m = await migrating(g);
+    await conductor.waitFor(m, (v) => v.memory_processed > 0, 30_000);
+    const destAgent = cluster.agentOn(b);
+    process.kill(b.libvirtdPid, 'SIGKILL');
+    const end = await conductor.waitForEnd(m, 90_000);
+    expect(end.status, end.error ?? '').toBe('failed');
+    expectOneEnd(m, 'failed');
+    // libvirt's own reason first, then what became of the roll back.
+    const source = (await linesOfThisRun(a)).find((l) => l.msg === 'live migration failed' || (l.msg === 'rollback on the destination failed' && l.migration === m));
+    expect(end.error).toMatch(new RegExp(`^(?!rollback).+; ${b.hostname} did not answer the rollback`));
+    expect(source).toBeDefined();
+    await waitForHeartbeat(a, g.uuid, { after: await lastHeartbeat(a, g.uuid), timeoutMs: 20_000 });
+    expect(await domainState(a, g.uuid)).toBe('running');
+    // Its ferryd went with it (exit 1, for a supervisor to restart)...
+    expect(await exitOf(destAgent.proc, 15_000)).toEqual({ code: 1, signal: null });
+    // ...and once both are back, nothing of the migration is left there.
+    await b.restartLibvirtd();
+    await cluster.restartAgent(b);
+    await waitFor('the destination to roll back', async () => !(await preparedOn(b)).includes(g.uuid) && !(await instanceDirExists(b, g.uuid)) && (await domainState(b, g.uuid)) === null, { timeoutMs: 60_000, intervalMs: 500 });
+  });
+
+  it('a second SIGTERM exits at once mid-migration; after the restart it completes, and list_migrations shows every finished migration with its final figures', async () => {
     const before = await conductor.api.listMigrations(conductor.ctx, a.hostname);
     expect(before.filter((v) => v.status === 'completed').length).toBeGreaterThanOrEqual(8);
+    const g = await cluster.boot();
+    const m = await migrating(g);
+    const source = cluster.agentOn(a);
+    const pid = ferrydPid(source);
+    const exited = exitOf(source.proc, 10_000);
+    process.kill(pid, 'SIGTERM');
+    await waitForLog(source, (l) => l.msg === 'stopping' && l.migration === undefined && Date.parse(l.time) > Date.now() - 10_000, 5_000);
+    process.kill(pid, 'SIGTERM');
+    // Not drained: the migration is still running when it leaves.
+    expect(await exited).toEqual({ code: 1, signal: null });
+    expect(conductor.finalUpdates(m)).toBe(0);
+    expect((await a.virsh(['domjobinfo', g.uuid])).stdout).toMatch(/Job type:\s+Unbounded/);
     await cluster.restartAgent(a);
+    const end = await conductor.waitForEnd(m, 120_000);
+    expect(end.status, end.error ?? '').toBe('completed');
+    expectOneEnd(m, 'completed');
+    await expectMovedWhole(g, a, b);
     const after = await conductor.api.listMigrations(conductor.ctx, a.hostname);
-    expect(after.map((v) => [v.uuid, v.status, v.downtime_ms, v.memory_processed, v.finished_at])).toEqual(
-      before.map((v) => [v.uuid, v.status, v.downtime_ms, v.memory_processed, v.finished_at]),
-    );
-    for (const v of after.filter((x) => x.status === 'completed')) expect(v.memory_processed).toBeGreaterThan(0);
-    // At least once, never the same update twice kept: the conductor dropped the repeats by seq.
+    const figures = (v: MigrationView) => [v.uuid, v.status, v.downtime_ms, v.memory_processed, v.finished_at];
+    expect(after.filter((v) => v.uuid !== m).map(figures)).toEqual(before.map(figures));
+    for (const v of after.filter((x) => x.status === 'completed')) expect(v.memory_processed, v.uuid).toBeGreaterThan(0);
+    // At least once, in order: the conductor dropped the repeats by seq and never saw one go back.
     expect(conductor.outOfOrder).toBe(0);
     console.log(`restarts: ${conductor.duplicates} duplicated migration_update(s) dropped by seq`);
   });

@@ -43,7 +43,13 @@ export interface LabHost {
   readonly hostInstancesDir: string;
   /** The libvirtd log file, readable from the test process. */
   readonly logFile: string;
+  /** The libvirtd now serving the host (a new one after restartLibvirtd). */
   readonly libvirtdPid: number;
+  /**
+   * Starts the host's libvirtd again after it died (killed by a test), with
+   * the same folders and config: what a supervisor does after a crash.
+   */
+  restartLibvirtd(): Promise<void>;
   /** Runs a command inside the host's mount and UTS namespaces. */
   exec(cmd: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Spawns a long-running process inside the host's namespaces (e.g. a ferryd agent). */
@@ -382,71 +388,77 @@ async function startHost(
   writeFileSync(join(root, 'etc', 'qemu.conf'), qemuConf(addr, index));
   seedCapsCache(join(root, 'cache'));
 
-  if (await portInUse(addr, 16509)) {
-    throw new Error(`${addr}:16509 is already served (another lab?); pass another addrBase or name`);
-  }
   const hostname = `ferry-lab-${hs.name}`;
-  const pidFile = join(root, 'libvirtd.pid');
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const script = [
-    'set -e',
-    `hostname ${q(hostname)}`,
-    ...PRIVATE_DIRS.map(([inside, sub]) => `mkdir -p ${q(inside)} && mount --bind ${q(join(root, sub))} ${q(inside)}`),
-    `exec /usr/sbin/libvirtd --listen --pid-file ${q(pidFile)}`,
-  ].join('\n');
-  const outFd = openSync(join(root, 'libvirtd.out'), 'a');
-  // setpriv: libvirtd gets SIGTERM if the test process dies without cleaning up.
-  // taskset: libvirtd starts on CPU 0 so the host CPUID data it records (leaf
-  // 0x1f carries the APIC id of the CPU it ran on) matches the seeded QEMU
-  // capabilities cache and it does not re-probe QEMU (~6 s); it is unpinned
-  // once it answers. unshare without --fork execs, so the child's pid is libvirtd's pid.
-  const child = spawn(
-    'setpriv',
-    ['--pdeathsig', 'TERM', '--', 'taskset', '-c', '0', 'unshare', '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', script],
-    { stdio: ['ignore', outFd, outFd], detached: false },
-  );
-  closeSync(outFd);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`cannot spawn libvirtd for host ${hs.name}`);
-  hs.libvirtdPid = pid;
-  writeState(labRoot, state);
-  let exited: string | undefined;
-  const exitedP = new Promise<void>((resolve) =>
-    child.on('exit', (code, sig) => {
-      exited = `libvirtd for host ${hs.name} exited (${code ?? sig})`;
-      resolve();
-    }),
-  );
-  childExits.set(pid, exitedP);
-  child.unref();
-
   const uri = `qemu+tcp://${addr}/system`;
-  await waitFor(
-    `libvirtd ${hs.name} at ${uri}`,
-    async () => {
-      if (exited) {
-        const out = readFileSafe(join(root, 'libvirtd.out'));
-        throw new Error(`${exited}: ${out.slice(-2000)}`);
-      }
-      // The host UUID proves the answer comes from this libvirtd, not another lab's on the same address.
-      const r = await run('virsh', ['-c', uri, 'capabilities'], { check: false, timeoutMs: 10_000 });
-      if (r.code !== 0) return false;
-      const seen = /<host>\s*<uuid>([^<]+)<\/uuid>/.exec(r.stdout)?.[1];
-      if (seen !== hostUuid) {
-        throw new Error(`${addr}:16509 is served by another libvirtd (host UUID ${seen}); use another addrBase`);
-      }
-      return true;
-    },
-    { timeoutMs, intervalMs: 200 },
-  ).catch((e: unknown) => {
-    if (exited) throw new Error(`${exited}: ${readFileSafe(join(root, 'libvirtd.out')).slice(-2000)}`);
-    throw e;
-  });
-  hs.mntNs = readProc(pid, 'ns/mnt');
-  writeState(labRoot, state);
-  await run('taskset', ['-a', '-p', '-c', await ownCpuList(), String(pid)], { check: false });
+  /** Spawns the host's libvirtd in fresh namespaces over the host's folders; resolves once it answers. */
+  const launch = async (): Promise<number> => {
+    if (await portInUse(addr, 16509)) {
+      throw new Error(`${addr}:16509 is already served (another lab?); pass another addrBase or name`);
+    }
+    const pidFile = join(root, 'libvirtd.pid');
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const script = [
+      'set -e',
+      `hostname ${q(hostname)}`,
+      ...PRIVATE_DIRS.map(([inside, sub]) => `mkdir -p ${q(inside)} && mount --bind ${q(join(root, sub))} ${q(inside)}`),
+      `exec /usr/sbin/libvirtd --listen --pid-file ${q(pidFile)}`,
+    ].join('\n');
+    const outFd = openSync(join(root, 'libvirtd.out'), 'a');
+    // setpriv: libvirtd gets SIGTERM if the test process dies without cleaning up.
+    // taskset: libvirtd starts on CPU 0 so the host CPUID data it records (leaf
+    // 0x1f carries the APIC id of the CPU it ran on) matches the seeded QEMU
+    // capabilities cache and it does not re-probe QEMU (~6 s); it is unpinned
+    // once it answers. unshare without --fork execs, so the child's pid is libvirtd's pid.
+    const child = spawn(
+      'setpriv',
+      ['--pdeathsig', 'TERM', '--', 'taskset', '-c', '0', 'unshare', '--mount', '--uts', '--propagation', 'private', '--', '/bin/sh', '-c', script],
+      { stdio: ['ignore', outFd, outFd], detached: false },
+    );
+    closeSync(outFd);
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`cannot spawn libvirtd for host ${hs.name}`);
+    hs.libvirtdPid = pid;
+    writeState(labRoot, state);
+    let exited: string | undefined;
+    const exitedP = new Promise<void>((resolve) =>
+      child.on('exit', (code, sig) => {
+        exited = `libvirtd for host ${hs.name} exited (${code ?? sig})`;
+        resolve();
+      }),
+    );
+    childExits.set(pid, exitedP);
+    child.unref();
 
-  const nsArgs = [`--mount=/proc/${pid}/ns/mnt`, `--uts=/proc/${pid}/ns/uts`, '--'];
+    await waitFor(
+      `libvirtd ${hs.name} at ${uri}`,
+      async () => {
+        if (exited) {
+          const out = readFileSafe(join(root, 'libvirtd.out'));
+          throw new Error(`${exited}: ${out.slice(-2000)}`);
+        }
+        // The host UUID proves the answer comes from this libvirtd, not another lab's on the same address.
+        const r = await run('virsh', ['-c', uri, 'capabilities'], { check: false, timeoutMs: 10_000 });
+        if (r.code !== 0) return false;
+        const seen = /<host>\s*<uuid>([^<]+)<\/uuid>/.exec(r.stdout)?.[1];
+        if (seen !== hostUuid) {
+          throw new Error(`${addr}:16509 is served by another libvirtd (host UUID ${seen}); use another addrBase`);
+        }
+        return true;
+      },
+      { timeoutMs, intervalMs: 200 },
+    ).catch((e: unknown) => {
+      if (exited) throw new Error(`${exited}: ${readFileSafe(join(root, 'libvirtd.out')).slice(-2000)}`);
+      throw e;
+    });
+    hs.mntNs = readProc(pid, 'ns/mnt');
+    writeState(labRoot, state);
+    await run('taskset', ['-a', '-p', '-c', await ownCpuList(), String(pid)], { check: false });
+
+    return pid;
+  };
+  let pid = await launch();
+  const nsArgs = () => [`--mount=/proc/${pid}/ns/mnt`, `--uts=/proc/${pid}/ns/uts`, '--'];
+
   const host: LabHost = {
     name: hs.name,
     index,
@@ -457,9 +469,15 @@ async function startHost(
     instancesPath: LAB_INSTANCES_PATH,
     hostInstancesDir: join(root, 'instances'),
     logFile: join(root, 'log', 'libvirtd.log'),
-    libvirtdPid: pid,
-    exec: (cmd, o) => run('nsenter', [...nsArgs, ...cmd], o),
-    spawnIn: (cmd, args, o) => spawn('nsenter', [...nsArgs, cmd, ...args], o ?? {}),
+    get libvirtdPid() {
+      return pid;
+    },
+    async restartLibvirtd() {
+      if (isAlive(pid)) throw new Error(`libvirtd of host ${hs.name} (pid ${pid}) is still running`);
+      pid = await launch();
+    },
+    exec: (cmd, o) => run('nsenter', [...nsArgs(), ...cmd], o),
+    spawnIn: (cmd, args, o) => spawn('nsenter', [...nsArgs(), cmd, ...args], o ?? {}),
     virsh: (args, o) => run('virsh', ['-c', uri, ...args], o),
     qemuPids: () => hostPids({ ...hs, libvirtdPid: 0 }).filter((p) => /qemu/.test(cmdlineOf(p))),
   };
