@@ -6,6 +6,12 @@ import type { FerryMetrics } from './metrics.js';
 
 export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
   const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance: r.instanceUuid });
+  const countInProgress = () => {
+    const all = registry.list();
+    for (const status of IN_PROGRESS) metrics.migrationsInProgress.set({ status }, all.filter((m) => m.status === status).length);
+  };
+  // Records an earlier ferryd left are counted from the start, not from their next change.
+  countInProgress();
 
   registry.on('change', (r, previous) => {
     if (r.status === previous) {
@@ -17,8 +23,7 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
       return;
     }
     if (previous === MigrationStatus.accepted) metrics.migrationsStarted.inc();
-    const all = registry.list();
-    for (const status of IN_PROGRESS) metrics.migrationsInProgress.set({ status }, all.filter((m) => m.status === status).length);
+    countInProgress();
     if (!isFinal(r.status)) return;
     metrics.migrationsFinished.inc({ status: r.status });
     metrics.migrationDuration.observe({ status: r.status }, (Date.parse(r.finishedAt ?? r.updatedAt) - Date.parse(r.createdAt)) / 1000);

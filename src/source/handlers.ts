@@ -149,8 +149,9 @@ export class SourceHandlers {
         default:
           throw new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, 'abort live migration');
       }
-      // The transfer sets the control in the same step as the running status.
-      if (!flight.control) throw new Error(`migration ${record.uuid} is ${record.status} without a control`);
+      // The transfer sets the control in the same step as the running status; a migration carried on
+      // after a restart whose guest already left has none: there is no job left to abort.
+      if (!flight.control) throw new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, 'abort live migration (the guest has left this host; finishing it)');
       const result = await flight.control.abort('operator');
       if (!result.acted) throw new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, `abort live migration (${result.reason})`);
     });

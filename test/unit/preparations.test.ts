@@ -82,3 +82,50 @@ describe('preparations record', () => {
     expect(await callDestination(c, 'rollback_live_migration_at_destination', { instance: instanceArg(g.instance) })).toBeNull();
   });
 });
+
+describe('settling what an earlier destination ferryd prepared (reconcile at start)', () => {
+  /** A destination restarted with one preparation left for `instance`, prepared `ageSeconds` ago by compute-a. */
+  async function restartedDestination(instance: string, ageSeconds: number) {
+    const at = new Date(Date.now() - ageSeconds * 1000).toISOString();
+    await fs.writeFile(join(dir, 'preparations.json'), JSON.stringify({ version: 2, prepared: [{ instanceUuid: instance, source: 'compute-a', at, madeDir: true }] }));
+    c = await makeCluster({ dst: { config: { state_path: dir, incoming_migration_grace_seconds: 600 } } });
+    await c.dst.storage.createInstanceDir(instance);
+    return c;
+  }
+  const sourceRecord = (cl: Cluster, instance: string) =>
+    cl.src.registry.create({ uuid: randomUUID(), id: null, instanceUuid: instance, instanceName: null, sourceCompute: 'compute-a', destCompute: 'compute-b', status: S.queued });
+
+  it('the source says the migration ended cancelled: the folder made here is removed and the preparation forgotten', async () => {
+    const instance = randomUUID();
+    const cl = await restartedDestination(instance, 10);
+    cl.src.registry.update(sourceRecord(cl, instance), { status: S.cancelled });
+    await cl.dst.dest.reconcile();
+    expect(await cl.dst.storage.instanceDirExists(instance)).toBe(false);
+    expect(new Preparations(join(dir, 'preparations.json'), silentLogger).list()).toEqual([]);
+  });
+
+  it('the source says the migration is under way: everything is kept', async () => {
+    const instance = randomUUID();
+    const cl = await restartedDestination(instance, 10);
+    sourceRecord(cl, instance);
+    await cl.dst.dest.reconcile();
+    cl.dst.dest.stop();
+    expect(await cl.dst.storage.instanceDirExists(instance)).toBe(true);
+    expect(new Preparations(join(dir, 'preparations.json'), silentLogger).list().map((p) => p.instanceUuid)).toEqual([instance]);
+  });
+
+  it('a source that cannot say, within the grace: everything is kept', async () => {
+    const instance = randomUUID();
+    const cl = await restartedDestination(instance, 10);
+    await cl.dst.dest.reconcile();
+    cl.dst.dest.stop();
+    expect(await cl.dst.storage.instanceDirExists(instance)).toBe(true);
+  });
+
+  it('past the grace with a source that cannot say: rolled back', async () => {
+    const instance = randomUUID();
+    const cl = await restartedDestination(instance, 601);
+    await cl.dst.dest.reconcile();
+    expect(await cl.dst.storage.instanceDirExists(instance)).toBe(false);
+  });
+});
