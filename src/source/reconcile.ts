@@ -37,7 +37,7 @@ export type CarryOn =
  *
  *   carryOnFrom('queued', anything)                                         // restart
  *   carryOnFrom('running', { domain: 'present', state: RUNNING, job: { type: UNBOUNDED, operation: 5 } })  // reattach
- *   carryOnFrom('running (post-copy)', { domain: 'present', state: PAUSED/POSTCOPY_FAILED, job: NONE })    // resume_postcopy
+ *   carryOnFrom('running (post-copy)', { domain: 'present', state: PAUSED/POSTCOPY_FAILED, job: any })     // resume_postcopy
  *   carryOnFrom('running', { domain: 'present', state: RUNNING, job: NONE })  // roll_back: the job ended, the guest stayed
  *   carryOnFrom('running', { domain: 'missing' })                            // confirm_at_destination
  */
@@ -46,8 +46,9 @@ export function carryOnFrom(status: MigrationStatus, found: SourceFinding): Carr
   if (status === MigrationStatus.queued || status === MigrationStatus.preparing) return { kind: 'restart' };
   if (found.domain === 'missing') return { kind: 'confirm_at_destination' };
   const { state, job } = found;
-  if (job.type === JobType.UNBOUNDED && job.operation === JOB_OPERATION_MIGRATION_OUT) return { kind: 'reattach' };
+  // First: libvirt keeps a paused post-copy job listed while it waits for the resume that only we send.
   if (heldForPostcopyResume(state)) return { kind: 'resume_postcopy' };
+  if (job.type === JobType.UNBOUNDED && job.operation === JOB_OPERATION_MIGRATION_OUT) return { kind: 'reattach' };
   // Paused in post-copy and not yet marked failed: libvirt is about to; watching tells which way it goes.
   if (pausedInPostcopy(state)) return { kind: 'reattach' };
   if (state.state === DomainState.SHUTOFF) return { kind: 'confirm_at_destination' };
@@ -55,6 +56,12 @@ export function carryOnFrom(status: MigrationStatus, found: SourceFinding): Carr
     return { kind: 'report', error: `ferryd restarted during post-copy and the source domain is ${DomainState[state.state]?.toLowerCase() ?? state.state} without a migration job; neither side was touched` };
   }
   return { kind: 'roll_back' };
+}
+
+class PostcopyPaused extends Error {
+  constructor() {
+    super('post-copy migration paused: the source waits for a resume');
+  }
 }
 
 /**
@@ -69,7 +76,10 @@ export async function outgoingJobEnd(dom: Domain, pollMs: number): Promise<void>
       const stats = await dom.getJobStats();
       errors = 0;
       if (stats.type !== JobType.UNBOUNDED) break;
+      // Post-copy paused half way: the job stays listed, waiting for a resume; migrateToURI3 would have failed here.
+      if (heldForPostcopyResume(await dom.getState())) throw new PostcopyPaused();
     } catch (err) {
+      if (err instanceof PostcopyPaused) throw err;
       // The domain left this host with the migration's end (VIR_MIGRATE_UNDEFINE_SOURCE).
       if (isVirError(err) && err.code === VirErrorCode.NO_DOMAIN) return;
       if (++errors >= MAX_POLL_ERRORS) throw err;

@@ -166,6 +166,7 @@ describe('carrying on an outgoing migration after a restart', () => {
     ['in post-copy, the job runs', S.postcopy, present({ state: DomainState.PAUSED, reason: PausedReason.POSTCOPY }, JobType.UNBOUNDED, JOB_OPERATION_MIGRATION_OUT), 'reattach'],
     ['post-copy failed half way: resume it', S.postcopy, present({ state: DomainState.PAUSED, reason: PausedReason.POSTCOPY_FAILED }, JobType.NONE), 'resume_postcopy'],
     ['paused post-copy, still paused for a resume', S.postcopyPaused, present({ state: DomainState.PAUSED, reason: PausedReason.POSTCOPY_FAILED }, JobType.NONE), 'resume_postcopy'],
+    ['post-copy failed, its job still listed for the resume', S.postcopy, present({ state: DomainState.PAUSED, reason: PausedReason.POSTCOPY_FAILED }, JobType.UNBOUNDED, JOB_OPERATION_MIGRATION_OUT), 'resume_postcopy'],
     ['the job ended, the guest stayed: roll back', S.running, present(running, JobType.NONE), 'roll_back'],
     ['an incoming job is not ours to watch', S.running, present(running, JobType.UNBOUNDED, 4), 'roll_back'],
     ['the domain left: confirm at the destination', S.running, { domain: 'missing' }, 'confirm_at_destination'],
