@@ -1,6 +1,10 @@
 // Nova's _post_live_migration: the guest runs on the destination; finish it
-// there, then clean this host.
+// there, then clean this host. The source folder goes only once the
+// destination showed the guest: its post_live_migration_at_destination found
+// the domain, or, when that call failed, its libvirt shows it running.
 
+import { findDomain } from '../domain/lookup.js';
+import { DomainState, JobStatsFlag, PausedReason, type JobStats } from '../libvirt/types.js';
 import { instanceArg } from '../nova/objects.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
@@ -9,22 +13,54 @@ import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import type { LiveMigrationRequest } from './request.js';
 
+/** Where the guest is on the destination, as its libvirt says. */
+export type DestinationProbe =
+  | { kind: 'running'; finished: JobStats | null }
+  | { kind: 'arriving' }
+  | { kind: 'absent'; shutOff: boolean }
+  | { kind: 'unknown'; why: string };
+
+/** Asks the destination's libvirt (at `uri`) about the guest; `finished`: its completed job's figures. */
+export async function probeDestination(deps: Pick<SourceDeps, 'openRemote'>, uri: string, uuid: string): Promise<DestinationProbe> {
+  try {
+    const remote = await deps.openRemote(uri);
+    try {
+      const there = await findDomain(remote, uuid);
+      const state = there ? await there.getState() : null;
+      if (!there || !state || state.state === DomainState.SHUTOFF) return { kind: 'absent', shutOff: state !== null };
+      if (state.state === DomainState.PAUSED && state.reason === PausedReason.MIGRATION) return { kind: 'arriving' };
+      return { kind: 'running', finished: await there.getJobStats(JobStatsFlag.COMPLETED).catch(() => null) };
+    } finally {
+      await remote.close().catch(() => {});
+    }
+  } catch (err) {
+    return { kind: 'unknown', why: (err as Error).message };
+  }
+}
+
 export async function finishMigration(
-  deps: Pick<SourceDeps, 'computeApi' | 'storage' | 'registry' | 'notifications' | 'log'>,
+  deps: Pick<SourceDeps, 'computeApi' | 'storage' | 'registry' | 'notifications' | 'log' | 'openRemote'>,
   ctx: RequestContext,
   record: MigrationRecord,
   req: LiveMigrationRequest,
   prepared: LiveMigrateData,
+  destUri: string,
 ): Promise<void> {
   const { computeApi, storage, registry, notifications, log } = deps;
+  let keptWhy: string | null = null;
   await notifications.around(ctx, 'live_migration_post', req.instance, async () => {
     try {
       await computeApi.postLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), prepared.block_migration ?? false);
     } catch (err) {
-      // The guest already runs on the destination; report but do not roll back.
+      // Not rolled back either way: the guest left this host. Whether it runs there decides the folder.
       log.error({ err, migration: record.uuid }, 'post_live_migration_at_destination failed');
+      const there = await probeDestination(deps, destUri, req.instance.uuid);
+      if (there.kind !== 'running') keptWhy = there.kind === 'unknown' ? `${req.dest}'s libvirt cannot say where the guest is (${there.why})` : `${req.dest} does not show the guest running (${there.kind})`;
     }
-    if (!prepared.is_shared_instance_path) await storage.removeInstanceDir(req.instance.uuid);
+    if (prepared.is_shared_instance_path) return;
+    if (keptWhy) log.error({ migration: record.uuid, why: keptWhy }, 'the source instance folder is kept');
+    else await storage.removeInstanceDir(req.instance.uuid);
   });
-  registry.update(record, { status: MigrationStatus.completed });
+  if (keptWhy) registry.update(record, { status: MigrationStatus.error, error: `${record.error ? `${record.error}; ` : ''}the guest left this host but ${keptWhy}; its folder here is kept` });
+  else registry.update(record, { status: MigrationStatus.completed });
 }

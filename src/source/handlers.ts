@@ -6,7 +6,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, JobStatsFlag, JobType, PausedReason, type Domain } from '../libvirt/types.js';
+import { JobType, type Domain } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { countersFromStats, progressPercent } from '../monitor/progress.js';
 import type { MonitorOutcome } from '../monitor/loop.js';
@@ -26,7 +26,7 @@ import { contextFromDict } from '../rpc/context.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
-import { finishMigration } from './finish.js';
+import { finishMigration, probeDestination } from './finish.js';
 import { planMigration } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
@@ -261,7 +261,7 @@ export class SourceHandlers {
       }
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
       else if (outcome === 'error') return;
-      else if (outcome === 'completed' && destState) await finishMigration(this.deps, ctx, record, req, destState);
+      else if (outcome === 'completed' && destState) await finishMigration(this.deps, ctx, record, req, destState, this.destinationUri(req, call));
       else await rollbackMigration(this.deps, ctx, record, flight.control, req, destState, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
     } catch (err) {
       // The guest runs on the destination already: never roll back, report.
@@ -367,41 +367,35 @@ export class SourceHandlers {
    * touched) when the destination has no running guest either.
    */
   private async confirmArrival(record: MigrationRecord, journal: SourceJournal): Promise<boolean> {
-    const { registry, log, config } = this.deps;
+    const { registry, log } = this.deps;
     const { dest, instance } = journal.request;
-    const uri = journal.call?.uri ?? connectionUri(dest, config.libvirt.live_migration_scheme, 'dest');
+    const uri = this.destinationUri(journal.request, journal.call);
     for (let attempt = 1; ; attempt++) {
-      let why: string;
-      try {
-        const remote = await this.deps.openRemote(uri);
-        try {
-          const there = await findDomain(remote, instance.uuid);
-          const state = there ? await there.getState() : null;
-          if (state && state.state !== DomainState.SHUTOFF && !(state.state === DomainState.PAUSED && state.reason === PausedReason.MIGRATION)) {
-            log.info({ migration: record.uuid, dest, state: DomainState[state.state] }, 'the guest runs on the destination: finishing the migration');
-            // The source's figures went with its domain; the destination keeps the finished job's.
-            const done = await there!.getJobStats(JobStatsFlag.COMPLETED).catch(() => null);
-            const figures = typeof done?.memory_total === 'number' ? { counters: countersFromStats(done), progress: progressPercent(done) } : {};
-            registry.update(record, { ...figures, ...(typeof done?.downtime === 'number' ? { downtimeMs: done.downtime } : {}), error: null });
-            return true;
-          }
-          if (!state || state.state === DomainState.SHUTOFF) {
-            const error = `ferryd restarted: the guest is no longer on this host and ${dest} has it ${state ? 'shut off' : 'nowhere'}; neither host was touched`;
-            log.error({ migration: record.uuid, dest }, error);
-            registry.update(record, { status: MigrationStatus.error, error });
-            return false;
-          }
-          why = 'the guest is still arriving there';
-        } finally {
-          await remote.close().catch(() => {});
-        }
-      } catch (err) {
-        why = (err as Error).message;
+      const there = await probeDestination(this.deps, uri, instance.uuid);
+      if (there.kind === 'running') {
+        log.info({ migration: record.uuid, dest }, 'the guest runs on the destination: finishing the migration');
+        // The source's figures went with its domain; the destination keeps the finished job's.
+        const done = there.finished;
+        const figures = typeof done?.memory_total === 'number' ? { counters: countersFromStats(done), progress: progressPercent(done) } : {};
+        registry.update(record, { ...figures, ...(typeof done?.downtime === 'number' ? { downtimeMs: done.downtime } : {}), error: null });
+        return true;
       }
+      if (there.kind === 'absent') {
+        const error = `ferryd restarted: the guest is no longer on this host and ${dest} has it ${there.shutOff ? 'shut off' : 'nowhere'}; neither host was touched`;
+        log.error({ migration: record.uuid, dest }, error);
+        registry.update(record, { status: MigrationStatus.error, error });
+        return false;
+      }
+      const why = there.kind === 'arriving' ? 'the guest is still arriving there' : there.why;
       log.warn({ migration: record.uuid, dest, attempt, why }, 'cannot yet confirm where the guest runs; asking again');
       registry.update(record, { error: `waiting for ${dest} to show the guest running (attempt ${attempt}): ${why}` });
       await new Promise((r) => setTimeout(r, CONFIRM_RETRY_MS));
     }
+  }
+
+  /** The destination's libvirt: migrateToURI3's peer URI, or the one its name gives. */
+  private destinationUri(req: LiveMigrationRequest, call: MigrateCall | null): string {
+    return call?.uri ?? connectionUri(req.dest, this.deps.config.libvirt.live_migration_scheme, 'dest');
   }
 
   private recordInit(uuid: string, req: LiveMigrationRequest) {

@@ -60,6 +60,13 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     }
   }
 
+  /** Messages in a queue of the lab's vhost, delivered or not. */
+  async function queuedFor(queue: string): Promise<number> {
+    const r = await run('rabbitmqctl', ['-q', 'list_queues', '-p', cluster.broker.vhost, 'name', 'messages']);
+    const line = r.stdout.split('\n').find((l) => l.split('\t')[0] === queue);
+    return Number(line?.split('\t')[1] ?? 0);
+  }
+
   /** What the destination's pre_live_migration still counts as prepared (its state file). */
   async function preparedOn(host: LabHost): Promise<string[]> {
     const text = await readFile(join(host.root, 'state', 'preparations.json'), 'utf8').catch(() => '{"prepared":[]}');
@@ -152,7 +159,8 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     try {
       await conductor.api.liveMigration(conductor.ctx, a.hostname, { instance, dest: b.hostname, block_migration: migrateData.block_migration ?? null, migrate_data: migrateData, migration: { id: null, uuid: m } });
       await conductor.waitForStatus(m, 'preparing', 30_000);
-      await waitForLog(cluster.agentOn(a), (l) => l.msg === 'call' && l.method === 'pre_live_migration', 10_000);
+      // In RabbitMQ, not just logged as sent: the kill must not land before the publish went out.
+      await waitFor('pre_live_migration to reach the destination queue', async () => (await queuedFor(`compute-alt.${b.hostname}`)) > 0, { timeoutMs: 10_000, intervalMs: 100 });
       await cluster.killAgent(a);
     } finally {
       process.kill(destPid, 'SIGCONT');
@@ -304,7 +312,7 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     const after = await conductor.api.listMigrations(conductor.ctx, a.hostname);
     const figures = (v: MigrationView) => [v.uuid, v.status, v.downtime_ms, v.memory_processed, v.finished_at];
     expect(after.filter((v) => v.uuid !== m).map(figures)).toEqual(before.map(figures));
-    for (const v of after.filter((x) => x.status === 'completed')) expect(v.memory_processed, v.uuid).toBeGreaterThan(0);
+    for (const v of after.filter((x) => x.status === 'completed')) expect(v.memory_processed, JSON.stringify(v)).toBeGreaterThan(0);
     // At least once, in order: the conductor dropped the repeats by seq and never saw one go back.
     expect(conductor.outOfOrder).toBe(0);
     console.log(`restarts: ${conductor.duplicates} duplicated migration_update(s) dropped by seq`);

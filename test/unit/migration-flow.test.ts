@@ -422,6 +422,24 @@ describe('failures during the transfer', () => {
     expect(c.dst.notifier.types()).toContain('instance.live_migration_rollback_dest.end');
   });
 
+  it('the source domain stopped mid-migration (Nova reads that as completed): the source folder is kept, error, since the destination shows no guest', async () => {
+    c = await makeCluster();
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    g.dom.behaviour.autoCompleteMs = null;
+    const { uuid } = await startMigration(c, g);
+    await waitStatus(c.src, uuid, S.running);
+    await g.dom.whenMigrating();
+    // Someone destroys the source guest; the migration fails with it. Inactive here looks like "moved".
+    await g.dom.destroy();
+    g.dom.failMigration();
+    const r = await waitDone(c, uuid);
+    expect(r.status).toBe(S.error);
+    expect(r.error).toMatch(/does not show the guest running \(absent\); its folder here is kept/);
+    // The guest's disk is still here, the only copy there is.
+    expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(true);
+    await fs.access(c.src.storage.toReal(g.diskPaths[0]!));
+  });
+
   it('pre_live_migration fails on the destination (folder already there): failed, no transfer', async () => {
     c = await makeCluster();
     const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
