@@ -1,8 +1,9 @@
 // Progress back to the conductor: a `migration_update` cast at every status
 // change and at each save_stats moment while running. Each carries `seq`,
-// the migration's own sequence number (1, 2, ...), kept in its record: the
-// daemon sends through the outbox, which delivers at least once and in
-// order, so a conductor drops an update whose seq it has seen.
+// the migration's own sequence number (1, 2, ...) that the registry counted
+// and kept with the moment: the daemon sends through the outbox, which
+// delivers at least once and in order, so a conductor drops an update whose
+// seq it has seen.
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
@@ -12,7 +13,7 @@ import { migrationView } from './migration-view.js';
 
 export class MigrationReporter {
   constructor(
-    private readonly registry: MigrationRegistry,
+    registry: MigrationRegistry,
     private readonly rpc: Pick<RpcClient, 'cast'>,
     private readonly conductorTopic: string,
     private readonly log: Logger,
@@ -25,9 +26,7 @@ export class MigrationReporter {
 
   private async send(record: MigrationRecord): Promise<void> {
     const view = migrationView(record);
-    // The number is kept before the update leaves: a restart never sends two different updates under one seq.
-    const seq = record.seq + 1;
-    this.registry.update(record, { seq });
+    const { seq } = record;
     try {
       await this.rpc.cast(serviceContext(), { topic: this.conductorTopic }, 'migration_update', {
         migration: view,

@@ -76,7 +76,11 @@ export interface MigrationRecord {
    * call). Plain JSON; its shape belongs to source/journal.ts.
    */
   journal: Record<string, unknown> | null;
-  /** Sequence number of the last update sent to the conductor for this migration (1, 2, ...). */
+  /**
+   * Number of this record's latest reportable moment (each status change and
+   * progress report, 1, 2, ...): what the reporter sends as `seq`. Counted and
+   * saved with the moment itself, so a restart never reuses one.
+   */
   seq: number;
   createdAt: string;
   updatedAt: string;
@@ -84,7 +88,7 @@ export interface MigrationRecord {
   finishedAt: string | null;
 }
 
-export type RecordPatch = Partial<Omit<MigrationRecord, 'uuid' | 'createdAt'>>;
+export type RecordPatch = Partial<Omit<MigrationRecord, 'uuid' | 'createdAt' | 'seq'>>;
 
 /** Figures every poll refreshes: saved with the next durable change or progress report, not on their own. */
 const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration']);
@@ -172,7 +176,8 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       settings: null,
       claimedAction: null,
       pausedByUs: false,
-      seq: 0,
+      // Its first status is its first reportable moment.
+      seq: 1,
       createdAt: now,
       updatedAt: now,
       startedAt: null,
@@ -214,6 +219,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       this.onIllegalTransition(new IllegalTransition(record.uuid, previous, refused));
     }
     Object.assign(record, patch, { updatedAt: new Date().toISOString() });
+    if (record.status !== previous) record.seq += 1;
     if (patch.error !== undefined) record.error = boundedError(patch.error);
     if (patch.status && isFinal(patch.status) && !record.finishedAt) {
       record.finishedAt = record.updatedAt;
@@ -242,6 +248,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
   }
 
   reportProgress(record: MigrationRecord): void {
+    record.seq += 1;
     this.store?.save(record);
     this.emit('progress', record);
   }
