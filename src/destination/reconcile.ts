@@ -7,7 +7,8 @@
 
 import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, PausedReason, type DomainStateInfo } from '../libvirt/types.js';
+import { DomainState, type DomainStateInfo } from '../libvirt/types.js';
+import { isIncomingHalf } from '../monitor/policy.js';
 import type { MigrationView } from '../nova/migration-view.js';
 import { readInstance } from '../nova/objects.js';
 import { isFinal, MigrationStatus } from '../record/status.js';
@@ -32,8 +33,7 @@ export type IncomingVerdict = { kind: 'arrived' } | { kind: 'roll_back'; why: st
  *   incomingVerdict(null, { kind: 'ended', status: 'completed' }, ...)         // keep: the source thinks it left, it is not here
  */
 export function incomingVerdict(here: DomainStateInfo | null, source: SourceWord, ageSeconds: number, graceSeconds: number): IncomingVerdict {
-  const incomingHalf = here !== null && here.state === DomainState.PAUSED && here.reason === PausedReason.MIGRATION;
-  if (here !== null && here.state !== DomainState.SHUTOFF && !incomingHalf) return { kind: 'arrived' };
+  if (here !== null && here.state !== DomainState.SHUTOFF && !isIncomingHalf(here)) return { kind: 'arrived' };
   switch (source.kind) {
     case 'under_way':
       return { kind: 'wait', why: 'the source says the migration is under way' };

@@ -6,7 +6,8 @@
 // post-copy, is never touched.
 
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, isVirError, PausedReason, VirErrorCode, type DomainStateInfo } from '../libvirt/types.js';
+import { DomainState, isVirError, VirErrorCode } from '../libvirt/types.js';
+import { isIncomingHalf } from '../monitor/policy.js';
 import { MigrationPreCheckError } from '../nova/errors.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
@@ -36,14 +37,6 @@ export async function rollbackLiveMigrationAtDestination(
     preparations.forget(instance.uuid);
     return null;
   });
-}
-
-/**
- * The only domain a roll back may take away: the paused, never-run incoming
- * half of a pre-copy migration. Running, post-copy and anything else stay.
- */
-function isIncomingHalf({ state, reason }: DomainStateInfo): boolean {
-  return state === DomainState.PAUSED && reason === PausedReason.MIGRATION;
 }
 
 /** The domain went away (or stopped) meanwhile: what we wanted anyway. */

@@ -20,7 +20,7 @@ import {
   type MonitorAction,
   type MonitorState,
 } from './policy.js';
-import { countersFromStats, progressPercent, statsFromJobInfo } from './progress.js';
+import { countersFromStats, finishedJobFigures, progressPercent, statsFromJobInfo } from './progress.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
 import { inPostcopy, MigrationStatus } from '../record/status.js';
 
@@ -82,10 +82,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
   // The job-completed event carries the final downtime; polling cannot see it once the domain is gone.
   // It also has the final counters, which the last poll (up to pollMs old) undercounts.
   const unsubscribe = o.events?.on(record.instanceUuid, 'jobCompleted', (e) => {
-    registry.update(record, {
-      ...(typeof e.stats.downtime === 'number' ? { downtimeMs: e.stats.downtime } : {}),
-      ...(typeof e.stats.memory_total === 'number' ? { counters: countersFromStats(e.stats), progress: progressPercent(e.stats) } : {}),
-    });
+    registry.update(record, finishedJobFigures(e.stats));
     wake();
   });
 

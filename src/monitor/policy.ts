@@ -94,6 +94,14 @@ export function heldForPostcopyResume({ state, reason }: DomainStateInfo): boole
 }
 
 /**
+ * An incoming migration's domain that has not run yet: paused with
+ * VIR_DOMAIN_PAUSED_MIGRATION. The only one a destination may take away.
+ */
+export function isIncomingHalf({ state, reason }: DomainStateInfo): boolean {
+  return state === DomainState.PAUSED && reason === PausedReason.MIGRATION;
+}
+
+/**
  * A source domain still paused in post-copy, failed or not yet marked so:
  * once migrateToURI3 failed, the half of a split guest. (The API's failure
  * can come before libvirt changes the reason.)

@@ -1,8 +1,16 @@
 // Migration size and progress figures as Nova computes them (libvirt/migration.py).
 import type { JobInfo, JobStats } from '../libvirt/types.js';
-import type { MigrationCounters } from '../record/registry.js';
+import type { MigrationCounters, RecordPatch } from '../record/registry.js';
 
 const GIB = 1024 ** 3;
+
+/** A finished job's figures for its record: downtime, counters and progress, those libvirt gave. */
+export function finishedJobFigures(stats: JobStats): Pick<RecordPatch, 'downtimeMs' | 'counters' | 'progress'> {
+  return {
+    ...(typeof stats.downtime === 'number' ? { downtimeMs: stats.downtime } : {}),
+    ...(typeof stats.memory_total === 'number' ? { counters: countersFromStats(stats), progress: progressPercent(stats) } : {}),
+  };
+}
 
 /** Nova's data_gb: every guest and disk counts as at least 2 GiB. Floats, not rounded. */
 export function dataGb(memoryMb: number, diskBytes: readonly number[]): number {

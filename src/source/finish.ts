@@ -4,7 +4,8 @@
 // the domain, or, when that call failed, its libvirt shows it running.
 
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, JobStatsFlag, PausedReason, type JobStats } from '../libvirt/types.js';
+import { DomainState, JobStatsFlag, type JobStats } from '../libvirt/types.js';
+import { isIncomingHalf } from '../monitor/policy.js';
 import { instanceArg } from '../nova/objects.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
@@ -28,7 +29,7 @@ export async function probeDestination(deps: Pick<SourceDeps, 'openRemote'>, uri
       const there = await findDomain(remote, uuid);
       const state = there ? await there.getState() : null;
       if (!there || !state || state.state === DomainState.SHUTOFF) return { kind: 'absent', shutOff: state !== null };
-      if (state.state === DomainState.PAUSED && state.reason === PausedReason.MIGRATION) return { kind: 'arriving' };
+      if (isIncomingHalf(state)) return { kind: 'arriving' };
       return { kind: 'running', finished: await there.getJobStats(JobStatsFlag.COMPLETED).catch(() => null) };
     } finally {
       await remote.close().catch(() => {});

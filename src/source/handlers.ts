@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
 import { JobType, type Domain } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
-import { countersFromStats, progressPercent } from '../monitor/progress.js';
+import { finishedJobFigures } from '../monitor/progress.js';
 import type { MonitorOutcome } from '../monitor/loop.js';
 import {
   InstanceNotFound,
@@ -31,7 +31,7 @@ import { planMigration } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
 import { keepJournal, newJournal, readJournal, type LiveMigrationRequest, type SourceJournal } from './request.js';
-import { rollbackMigration } from './rollback.js';
+import { rollBackDestination, rollbackMigration } from './rollback.js';
 import { SlotQueue } from './slots.js';
 import { migrateCall, transfer, type MigrateCall } from './transfer.js';
 import { recoverPostcopy, ResumeSignal } from './postcopy-recovery.js';
@@ -346,9 +346,8 @@ export class SourceHandlers {
    * migration then ends failed, and the destination cleans up by itself.
    */
   private async undoPreparation(ctx: RequestContext, record: MigrationRecord, req: LiveMigrationRequest, prepared: LiveMigrateData): Promise<boolean> {
-    const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
     try {
-      await this.deps.computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
+      await rollBackDestination(this.deps.computeApi, ctx, req, prepared);
       return true;
     } catch (err) {
       this.deps.log.error({ err, migration: record.uuid }, 'restarted while preparing: the destination could not be rolled back');
@@ -375,9 +374,7 @@ export class SourceHandlers {
       if (there.kind === 'running') {
         log.info({ migration: record.uuid, dest }, 'the guest runs on the destination: finishing the migration');
         // The source's figures went with its domain; the destination keeps the finished job's.
-        const done = there.finished;
-        const figures = typeof done?.memory_total === 'number' ? { counters: countersFromStats(done), progress: progressPercent(done) } : {};
-        registry.update(record, { ...figures, ...(typeof done?.downtime === 'number' ? { downtimeMs: done.downtime } : {}), error: null });
+        registry.update(record, { ...(there.finished ? finishedJobFigures(there.finished) : {}), error: null });
         return true;
       }
       if (there.kind === 'absent') {

@@ -12,6 +12,12 @@ import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import type { LiveMigrationRequest } from './request.js';
 
+/** Asks the destination to remove what it prepared (it removes only what it made itself). */
+export function rollBackDestination(computeApi: SourceDeps['computeApi'], ctx: RequestContext, req: LiveMigrationRequest, prepared: LiveMigrateData): Promise<null> {
+  const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
+  return computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
+}
+
 /**
  * Ends the migration in `status` (failed or cancelled), or in error when the
  * destination could not be cleaned. `prepared` is null when the destination
@@ -38,9 +44,7 @@ export async function rollbackMigration(
   let final: MigrationStatus = status;
   try {
     await notifications.around(ctx, 'live_migration_rollback', req.instance, async () => {
-      if (!prepared) return;
-      const destroyDisks = !(prepared.is_shared_block_storage || prepared.is_shared_instance_path);
-      await computeApi.rollbackLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), destroyDisks, prepared);
+      if (prepared) await rollBackDestination(computeApi, ctx, req, prepared);
     });
   } catch (err) {
     log.error({ err, migration: record.uuid, reason: record.error }, 'rollback on the destination failed');
