@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { guestXml, prepareInstanceDir, type GuestSpec } from '../lab/guest.js';
 import { waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
@@ -55,6 +55,12 @@ export async function instanceDirExists(host: LabHost, uuid: string): Promise<bo
     () => true,
     () => false,
   );
+}
+
+/** The instances the host's pre_live_migration still counts as prepared (its state file, as agents.ts places it). */
+export async function preparedOn(host: LabHost): Promise<string[]> {
+  const text = await readFile(join(host.root, 'state', 'preparations.json'), 'utf8').catch(() => '{"prepared":[]}');
+  return (JSON.parse(text) as { prepared: Array<{ instanceUuid: string }> }).prepared.map((p) => p.instanceUuid);
 }
 
 /** Removes whatever a test left of a guest on a host (best effort). */

@@ -7,36 +7,25 @@
 // Prints one line per run and a summary (duplicated updates dropped by seq);
 // exits 1 if any run broke the rule.
 
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { seededRandom } from '../hostile/messages.js';
 import { sleep, waitFor } from '../lab/exec.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
-import type { LabHost } from '../lab/lab.js';
 import { startLabCluster } from './cluster.js';
-import { domainState, instanceDirExists } from './fixture.js';
+import { domainState, instanceDirExists, preparedOn } from './fixture.js';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' }, side: { type: 'string', default: 'both' } },
 });
 const runs = Number(values.runs);
-let seed = Number(values.seed) >>> 0;
-/** mulberry32: the same seed gives the same kill moments. */
-function random(): number {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+/** The same seed gives the same kill moments. */
+const random = seededRandom(Number(values.seed));
 
 const cluster = await startLabCluster({ name: 'soak', addrBase: 100 });
 const { a, b, conductor } = cluster;
 let broken = 0;
 try {
   await cluster.useAgents({ libvirt: { live_migration_bandwidth: 5 }, rpc_response_timeout: 10 });
-  const prepared = async (host: LabHost) =>
-    ((JSON.parse(await readFile(join(host.root, 'state', 'preparations.json'), 'utf8').catch(() => '{"prepared":[]}')) as { prepared: Array<{ instanceUuid: string }> }).prepared).map((p) => p.instanceUuid);
   for (let i = 1; i <= runs; i++) {
     const victim = values.side === 'both' ? (random() < 0.5 ? a : b) : values.side === 'source' ? a : b;
     const killAfterMs = Math.round(random() * 25_000);
@@ -62,7 +51,7 @@ try {
       if (await instanceDirExists(from, g.uuid)) {
         await waitFor(`the folder on ${from.name} to go`, async () => !(await instanceDirExists(from, g.uuid)), { timeoutMs: 60_000 });
       }
-      await waitFor('the destination to forget its preparation', async () => !(await prepared(b)).includes(g.uuid), { timeoutMs: 60_000 });
+      await waitFor('the destination to forget its preparation', async () => !(await preparedOn(b)).includes(g.uuid), { timeoutMs: 60_000 });
       if (conductor.finalUpdates(m) !== 1) throw new Error(`${conductor.finalUpdates(m)} final updates`);
     } catch (err) {
       verdict = `BROKEN: ${(err as Error).message}`;

@@ -3,17 +3,15 @@
 // nothing of it left on the other, and one final status at the conductor.
 
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationView } from '../../src/nova/migration-view.js';
 import type { TestConductor } from '../conductor/conductor.js';
 import { run, sleep, waitFor } from '../lab/exec.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
-import type { LabHost } from '../lab/lab.js';
+import { isAlive, type LabHost } from '../lab/lab.js';
 import { exitOf, ferrydPid, waitForLog, type LogLine } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
-import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
+import { domainState, instanceDirExists, preparedOn, type LabGuest } from './fixture.js';
 
 /**
  * 5 MiB/s makes the idle 256 MiB guest (~95 MiB of non-zero pages) take ~20 s:
@@ -41,7 +39,7 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     for (const h of [a, b]) {
       const { proc } = cluster.agentOn(h);
       if (proc.exitCode === null && proc.signalCode === null) continue;
-      if (!alive(h.libvirtdPid)) await h.restartLibvirtd();
+      if (!isAlive(h.libvirtdPid)) await h.restartLibvirtd();
       await cluster.restartAgent(h);
     }
     await cluster.removeGuests();
@@ -51,26 +49,11 @@ describe('migrations through ferryd restarts and faults', { timeout: 300_000 }, 
     await cluster?.close();
   });
 
-  function alive(pid: number): boolean {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Messages in a queue of the lab's vhost, delivered or not. */
   async function queuedFor(queue: string): Promise<number> {
     const r = await run('rabbitmqctl', ['-q', 'list_queues', '-p', cluster.broker.vhost, 'name', 'messages']);
     const line = r.stdout.split('\n').find((l) => l.split('\t')[0] === queue);
     return Number(line?.split('\t')[1] ?? 0);
-  }
-
-  /** What the destination's pre_live_migration still counts as prepared (its state file). */
-  async function preparedOn(host: LabHost): Promise<string[]> {
-    const text = await readFile(join(host.root, 'state', 'preparations.json'), 'utf8').catch(() => '{"prepared":[]}');
-    return (JSON.parse(text) as { prepared: Array<{ instanceUuid: string }> }).prepared.map((p) => p.instanceUuid);
   }
 
   /** The guest runs and beats on `to` only, and `from` keeps nothing of it: no domain, no folder. */
