@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
+import WebSocket from 'ws';
 import { cleanEnv, FERRYD, REPO_ROOT } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 import { hostileMessage, seededRandom } from './messages.js';
@@ -38,6 +39,8 @@ export interface FerrydUnderFire {
   broker: PrivateBroker;
   output(): string;
   rssKb(): Promise<number>;
+  /** A full garbage collection in ferryd, then its heap in use: what it keeps, not what V8 has yet to collect. */
+  collectGarbage(): Promise<{ heapUsedKb: number }>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +48,7 @@ export async function startFerryd(name: string): Promise<FerrydUnderFire> {
   const broker = await privateBroker(name);
   const dir = await mkdtemp(join(tmpdir(), `${name}-`));
   let out = '';
+  let inspectorUrl: string | undefined;
   const env = cleanEnv({
     ...unitEnvironment(),
     FERRY_HOST: HOST,
@@ -56,9 +60,15 @@ export async function startFerryd(name: string): Promise<FerrydUnderFire> {
     FERRY_STATE_PATH: join(dir, 'state'),
     FERRY_LOG_LEVEL: 'warn',
   });
+  // V8 collects when it allocates, so an idle daemon may sit on the flood's garbage for minutes; the
+  // inspector (on loopback, any free port) lets the measurement collect it first.
+  env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim();
   const proc = spawn(process.execPath, [FERRYD], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-200_000)));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-200_000)));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    inspectorUrl ??= /Debugger listening on (ws:\/\/\S+)/.exec(d)?.[1];
+    out = (out + d).slice(-200_000);
+  });
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       const closed = new Promise((r) => proc.once('close', r));
@@ -80,8 +90,34 @@ export async function startFerryd(name: string): Promise<FerrydUnderFire> {
     broker,
     output: () => out,
     rssKb: async () => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${proc.pid}/status`, 'utf8'))?.[1]),
+    collectGarbage: async () => {
+      const url = inspectorUrl;
+      if (!url) throw new Error(`ferryd printed no inspector address; it said: ${out.slice(0, 2_000)}`);
+      await inspect(url, 'HeapProfiler.collectGarbage');
+      const usage = (await inspect(url, 'Runtime.getHeapUsage')) as { usedSize: number };
+      return { heapUsedKb: usage.usedSize / 1024 };
+    },
     stop,
   };
+}
+
+/** One Chrome DevTools Protocol call on a fresh inspector session; resolves with its result. */
+async function inspect(url: string, method: string): Promise<unknown> {
+  const socket = new WebSocket(url);
+  try {
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    return await new Promise((resolve, reject) => {
+      socket.on('message', (data) => {
+        const reply = JSON.parse(String(data)) as { id?: number; result?: unknown; error?: { message: string } };
+        if (reply.id !== 1) return;
+        if (reply.error) reject(new Error(`${method}: ${reply.error.message}`));
+        else resolve(reply.result);
+      });
+      socket.send(JSON.stringify({ id: 1, method }));
+    });
+  } finally {
+    socket.close();
+  }
 }
 
 /** ferryd serves once its per-host queue has a consumer. */
