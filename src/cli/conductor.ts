@@ -16,6 +16,7 @@ export interface StartMigrationRequest {
   blockMigration: boolean | null;
   timeoutSeconds?: number | null;
   onTimeout?: TimeoutAction | null;
+  actOnStall?: boolean | null;
   migrationId?: number | null;
 }
 
@@ -36,6 +37,7 @@ export async function startLiveMigration(api: ComputeRpcApi, ctx: RequestContext
     migration: { id: req.migrationId ?? null, uuid: migrationUuid },
     timeout_seconds: req.timeoutSeconds ?? null,
     on_timeout: req.onTimeout ?? null,
+    act_on_stall: req.actOnStall ?? null,
   });
   return { migrationUuid, migrateData };
 }

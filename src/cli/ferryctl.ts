@@ -78,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
       'block-migration': { type: 'boolean' },
       timeout: { type: 'string' },
       'on-timeout': { type: 'string' },
+      'act-on-stall': { type: 'boolean' },
       volume: { type: 'string', multiple: true },
       watch: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -119,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
           blockMigration: values['block-migration'] ? true : null,
           timeoutSeconds: timeout,
           onTimeout,
+          actOnStall: values['act-on-stall'] ?? null,
         });
         process.stdout.write(`migration ${started.migrationUuid} started (block migration: ${started.migrateData.block_migration})\n`);
         return values.watch ? await watch(api, ctx, source, instanceUuid, started.migrationUuid) : 0;
@@ -186,10 +188,16 @@ async function watch(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>
   const started = performance.now();
   const tty = process.stdout.isTTY;
   let lastPrinted = 0;
+  let detailShown = false;
   for (;;) {
     const view = (await api.listMigrations(ctx, host, instanceUuid)).find((m) => m.uuid === migrationUuid);
     const elapsed = (performance.now() - started) / 1000;
     if (view) {
+      if (view.convergence_detail && !detailShown) {
+        // Said once, on its own line: the progress lines that follow keep the verdict.
+        process.stdout.write(`${tty ? '\r\x1b[K' : ''}${view.convergence_detail}\n`);
+        detailShown = true;
+      }
       const line = progressLine(view, elapsed);
       const done = isFinal(view.status);
       if (tty) process.stdout.write(`\r${line}\x1b[K${done ? '\n' : ''}`);

@@ -1,6 +1,7 @@
 // Human-readable figures and tables for ferryctl.
 
 import type { MigrationView } from '../nova/migration-view.js';
+import { isFinal } from '../record/status.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -28,7 +29,7 @@ export function table(headers: string[], rows: string[][]): string {
 
 export function migrationsTable(views: MigrationView[]): string {
   return table(
-    ['MIGRATION', 'INSTANCE', 'SOURCE', 'DEST', 'STATUS', 'PROGRESS', 'MEMORY', 'DISK', 'STARTED'],
+    ['MIGRATION', 'INSTANCE', 'SOURCE', 'DEST', 'STATUS', 'PROGRESS', 'MEMORY', 'DISK', 'VERDICT', 'ETA', 'STARTED'],
     views.map((m) => [
       m.uuid,
       m.instance_uuid,
@@ -38,12 +39,18 @@ export function migrationsTable(views: MigrationView[]): string {
       `${m.progress}%`,
       `${bytes(m.memory_processed)}/${bytes(m.memory_total)}`,
       m.disk_total > 0 ? `${bytes(m.disk_processed)}/${bytes(m.disk_total)}` : '-',
+      m.convergence_verdict ?? '-',
+      m.eta_seconds === null ? '-' : duration(m.eta_seconds),
       m.started_at ?? m.created_at,
     ]),
   );
 }
 
-/** One line: bar, percent, transferred, remaining, dirty rate, elapsed. */
+/**
+ * One line: bar, percent, transferred, remaining, dirty rate, the link's
+ * smoothed rate, elapsed, then the predicted time left and a verdict other
+ * than converging, once the convergence model has them.
+ */
 export function progressLine(m: MigrationView, elapsedSeconds: number, width = 30): string {
   const total = m.memory_total + m.disk_total;
   const remaining = m.memory_remaining + m.disk_remaining;
@@ -51,5 +58,8 @@ export function progressLine(m: MigrationView, elapsedSeconds: number, width = 3
   const pct = m.status === 'completed' ? 100 : total > 0 ? Math.min(100, Math.max(0, Math.round(((total - remaining) * 100) / total))) : 0;
   const filled = Math.round((pct * width) / 100);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-  return `${bar} ${String(pct).padStart(3)}%  ${m.status.padEnd(19)} sent ${bytes(m.memory_processed + m.disk_processed)}  left ${bytes(remaining)}  dirty ${bytes(m.dirty_rate_bytes_per_second)}/s  ${duration(elapsedSeconds)}`;
+  const link = m.bandwidth_bytes_per_second === null ? '' : `  link ${bytes(m.bandwidth_bytes_per_second)}/s`;
+  const eta = m.eta_seconds === null || isFinal(m.status) ? '' : `  eta ${duration(m.eta_seconds)}`;
+  const verdict = m.convergence_verdict && m.convergence_verdict !== 'converging' && !isFinal(m.status) ? `  ${m.convergence_verdict}` : '';
+  return `${bar} ${String(pct).padStart(3)}%  ${m.status.padEnd(19)} sent ${bytes(m.memory_processed + m.disk_processed)}  left ${bytes(remaining)}  dirty ${bytes(m.dirty_rate_bytes_per_second)}/s${link}  ${duration(elapsedSeconds)}${eta}${verdict}`;
 }

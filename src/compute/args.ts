@@ -107,6 +107,8 @@ export const liveMigrationArgs = z.looseObject({
   // Any longer is no timeout at all, and the downtime ramp would never climb.
   timeout_seconds: z.int().min(0).max(MAX_TIMEOUT_SECONDS).nullish(),
   on_timeout: z.enum(TIMEOUT_ACTIONS).nullish(),
+  // ferry's: take the timeout action at the first confident "will not converge", not at the deadline.
+  act_on_stall: z.boolean().nullish(),
 });
 
 export const postLiveMigrationAtDestinationArgs = z.looseObject({

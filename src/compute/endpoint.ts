@@ -83,6 +83,7 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
           migration: readMigration(a.migration),
           timeoutSeconds: a.timeout_seconds ?? null,
           onTimeout: a.on_timeout ?? null,
+          actOnStall: a.act_on_stall ?? null,
         }),
       ),
       post_live_migration_at_destination: rpcMethod(postLiveMigrationAtDestinationArgs, (ctx, a) =>

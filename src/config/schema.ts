@@ -7,6 +7,7 @@ import { isHostName, parseHostPort } from '../validate/address.js';
 import { isNormalAbsolute } from '../validate/path.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const CONVERGENCE_POLICIES = ['adaptive', 'nova'] as const;
 export const TIMEOUT_ACTIONS = ['abort', 'force_complete'] as const;
 
 /** FERRY_<KEY>, with "__" between a section and its key: libvirt.connection_uri -> FERRY_LIBVIRT__CONNECTION_URI. */
@@ -184,6 +185,13 @@ export function buildSchema(): SchemaNode {
         format: [...TIMEOUT_ACTIONS],
         default: 'abort',
       },
+      convergence_policy: {
+        doc: 'Who decides before the completion timeout: adaptive (a model of bandwidth and dirty rate raises the downtime to what is needed, starts post-copy at a stall, names a migration that will not converge) or nova (Nova\'s fixed downtime ramp, nothing else).',
+        format: [...CONVERGENCE_POLICIES],
+        default: 'adaptive',
+      },
+      convergence_stall_window: int(10, 'Seconds over which the memory left at each iteration must fall by 4 %, else the migration is stalled (adaptive policy; KubeVirt VEP 248 uses 60).', { min: 2, max: 600 }),
+      convergence_act_on_stall: bool(false, 'Take the timeout action as soon as the adaptive policy is sure a migration will not converge, rather than at the deadline.'),
       live_migration_permit_post_copy: bool(false, 'Allow switching to post-copy.'),
       live_migration_permit_auto_converge: bool(false, 'Allow CPU throttling; ignored when post-copy is permitted.'),
       live_migration_with_native_tls: bool(false, 'Use QEMU native TLS for the migration streams.'),

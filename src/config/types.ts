@@ -1,7 +1,7 @@
 // ferry's configuration, shaped like nova.conf: top-level [DEFAULT] options,
 // then the [libvirt] and [compute] sections ferry honours.
 
-import type { TIMEOUT_ACTIONS } from './schema.js';
+import type { CONVERGENCE_POLICIES, TIMEOUT_ACTIONS } from './schema.js';
 
 /** What the completion timeout does: Nova's live_migration_timeout_action. */
 export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
@@ -29,6 +29,10 @@ export interface LibvirtConfig {
   /** seconds per GiB, 0 = off */
   live_migration_completion_timeout: number;
   live_migration_timeout_action: TimeoutAction;
+  convergence_policy: (typeof CONVERGENCE_POLICIES)[number];
+  /** seconds */
+  convergence_stall_window: number;
+  convergence_act_on_stall: boolean;
   live_migration_permit_post_copy: boolean;
   live_migration_permit_auto_converge: boolean;
   live_migration_with_native_tls: boolean;

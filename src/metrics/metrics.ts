@@ -55,6 +55,30 @@ export class FerryMetrics {
     labelNames: ['migration', 'instance'] as const,
     registers: [this.registry],
   });
+  readonly migrationBandwidth = new Gauge({
+    name: 'ferry_migration_bandwidth_bytes_per_second',
+    help: 'Smoothed transfer rate per running migration (the convergence model)',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationImpliedDowntime = new Gauge({
+    name: 'ferry_migration_implied_downtime_seconds',
+    help: 'Downtime a switch-over would take now, per running migration (the convergence model)',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationEta = new Gauge({
+    name: 'ferry_migration_eta_seconds',
+    help: 'Predicted seconds to completion per running migration; absent when the model cannot say or pre-copy alone will not end it',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationVerdict = new Gauge({
+    name: 'ferry_migration_convergence_verdict',
+    help: "1 for a running migration's current verdict (converging, stalled, throttling, will_not_converge), 0 for the others",
+    labelNames: ['migration', 'instance', 'verdict'] as const,
+    registers: [this.registry],
+  });
   readonly monitorActions = new Counter({
     name: 'ferry_migration_actions_total',
     help: 'Actions taken on running migrations (set_downtime, abort, start_postcopy, pause, postcopy_resume; abort_failed etc. once the timeout gave up)',

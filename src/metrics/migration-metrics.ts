@@ -1,8 +1,10 @@
 // Feeds the Prometheus metrics from migration registry events.
 
-import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import type { ConvergenceVerdict, MigrationRecord, MigrationRegistry } from '../record/registry.js';
 import { IN_PROGRESS, isFinal, MigrationStatus } from '../record/status.js';
 import type { FerryMetrics } from './metrics.js';
+
+const VERDICTS: readonly ConvergenceVerdict[] = ['converging', 'stalled', 'throttling', 'will_not_converge'];
 
 export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
   const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance: r.instanceUuid });
@@ -19,6 +21,14 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
         metrics.migrationRemaining.set({ ...labels(r), kind: 'memory' }, r.counters.memory_remaining);
         metrics.migrationRemaining.set({ ...labels(r), kind: 'disk' }, r.counters.disk_remaining);
         metrics.migrationDirtyRate.set(labels(r), r.dirtyRateBytesPerSec);
+        const c = r.convergence;
+        if (c) {
+          if (c.bandwidthBps !== null) metrics.migrationBandwidth.set(labels(r), c.bandwidthBps);
+          if (c.impliedDowntimeMs !== null) metrics.migrationImpliedDowntime.set(labels(r), c.impliedDowntimeMs / 1000);
+          if (c.etaSeconds !== null) metrics.migrationEta.set(labels(r), c.etaSeconds);
+          else metrics.migrationEta.remove(labels(r));
+          for (const verdict of VERDICTS) metrics.migrationVerdict.set({ ...labels(r), verdict }, verdict === c.verdict ? 1 : 0);
+        }
       }
       return;
     }
@@ -35,6 +45,10 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
     metrics.migrationRemaining.remove({ ...labels(r), kind: 'memory' });
     metrics.migrationRemaining.remove({ ...labels(r), kind: 'disk' });
     metrics.migrationDirtyRate.remove(labels(r));
+    metrics.migrationBandwidth.remove(labels(r));
+    metrics.migrationImpliedDowntime.remove(labels(r));
+    metrics.migrationEta.remove(labels(r));
+    for (const verdict of VERDICTS) metrics.migrationVerdict.remove({ ...labels(r), verdict });
   });
   registry.on('action', (_r, action, source) => metrics.monitorActions.inc({ action, reason: source }));
 }

@@ -10,7 +10,8 @@ import { InvalidMigrationState } from '../nova/errors.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
 import { inPostcopy, isFinal, MigrationStatus } from '../record/status.js';
 
-export type ActionSource = 'operator' | 'timeout';
+/** Who asked: an operator, the completion timeout, or the adaptive convergence policy before it. */
+export type ActionSource = 'operator' | 'timeout' | 'convergence';
 export type ForceCompleteMode = 'postcopy' | 'pause';
 
 export interface ActionResult {

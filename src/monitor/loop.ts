@@ -15,11 +15,13 @@ import {
   MAX_TIMEOUT_ATTEMPTS,
   pausedInPostcopy,
   timeoutGaveUp,
-  type DowntimeStep,
+  type MonitorSettings,
   type FinishOutcome,
   type MonitorAction,
   type MonitorState,
 } from './policy.js';
+import { STALL_PROGRESS_FRACTION } from './adaptive-policy.js';
+import type { DowntimeStep } from './nova-policy.js';
 import { countersFromStats, finishedJobFigures, progressPercent, statsFromJobInfo } from './progress.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
 import { inPostcopy, MigrationStatus } from '../record/status.js';
@@ -39,6 +41,8 @@ export interface MonitorOptions {
   /** save_stats every N polls (Nova: monitor_interval / 0.5). */
   statsEvery: number;
   events?: DomainEventHub;
+  /** `[libvirt] convergence_stall_window`: the adaptive policy's stall test. */
+  stallWindowSeconds: number;
   /** Seconds the migration had already run (a monitor re-attached after a restart): the ramp and the timeout go on from there. */
   elapsedBeforeSeconds?: number;
 }
@@ -57,8 +61,18 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
   const { record, registry, log } = o;
   const settings = record.settings;
   if (!settings) throw new Error(`migration ${record.uuid} has no settings`);
-  const policySettings = {
+  const policySettings: MonitorSettings = {
+    policy: settings.convergencePolicy,
     downtimeSteps: o.steps,
+    convergence: {
+      maxDowntimeMs: settings.maxDowntimeMs,
+      // The ramp's first value: as low as Nova starts, for guests that converge by themselves.
+      initialDowntimeMs: o.steps[0]?.[1] ?? settings.maxDowntimeMs,
+      stall: { windowSeconds: o.stallWindowSeconds, progressFraction: STALL_PROGRESS_FRACTION },
+      postCopyPermitted: settings.postCopyPermitted,
+      autoConvergePermitted: settings.autoConvergePermitted,
+      actOnStall: settings.actOnStall,
+    },
     completionTimeout: settings.timeoutSeconds,
     timeoutAction: settings.timeoutAction,
     postCopyPermitted: settings.postCopyPermitted,
@@ -149,6 +163,11 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         recordSample(sample, o);
         const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, endGame: record, state });
         state = decision.state;
+        if (decision.convergence) registry.update(record, { convergence: decision.convergence });
+        if (decision.announce) {
+          log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence }, decision.announce);
+          registry.noteAction(record, 'will_not_converge', 'convergence');
+        }
         for (const action of decision.actions) {
           if (action.kind === 'finish') continue;
           try {
@@ -184,7 +203,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
       await o.domain.migrateSetMaxDowntime(action.ms);
       return;
     case 'abort':
-      await control.abort('timeout');
+      await control.abort(action.reason);
       return;
     case 'start_postcopy':
       await control.finishBy('postcopy', action.reason);
@@ -192,6 +211,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'pause':
       await control.finishBy('pause', action.reason);
       return;
+
     case 'resume_source':
       await control.resumeIfPaused();
       return;

@@ -3,80 +3,20 @@
 // the caller polls libvirt, feeds each sample to decide() and performs the
 // returned actions in order.
 import { DomainState, JobType, PausedReason, VirErrorCode, type DomainStateInfo, type JobStats } from '../libvirt/types.js';
-import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
+import type { ConvergenceFigures, ConvergencePolicy, ConvergenceVerdict, MigrationCounters, MigrationRecord } from '../record/registry.js';
 import { inPostcopy, MigrationStatus, type TimeoutAction } from '../record/status.js';
+import {
+  adaptiveDowntime,
+  assess,
+  etaSeconds,
+  shouldStartPostcopy,
+  throttlePercent,
+  willNotConvergeDetail,
+  type ConvergenceSettings,
+} from './adaptive-policy.js';
+import { impliedDowntimeMs, initialModel, observe, type ConvergenceModel } from './convergence-model.js';
+import { updateDowntime, type DowntimeStep } from './nova-policy.js';
 import { countersFromStats, progressPercent } from './progress.js';
-
-/** [seconds after the monitor started, max downtime in ms] */
-export type DowntimeStep = readonly [seconds: number, ms: number];
-
-export interface DowntimeSettings {
-  /** live_migration_downtime, ms */
-  downtime: number;
-  /** live_migration_downtime_steps */
-  steps: number;
-  /** live_migration_downtime_delay, seconds per GiB */
-  delay: number;
-}
-
-/**
- * The downtime values of a ramp: S+1 steps from D/S up to D, truncated as
- * Nova's int(). D=400, S=4 -> 100, 175, 250, 325, 400.
- */
-function rampMs(cfg: Pick<DowntimeSettings, 'downtime' | 'steps'>): number[] {
-  const base = cfg.downtime / cfg.steps;
-  const offset = (cfg.downtime - base) / cfg.steps;
-  const out: number[] = [];
-  for (let i = 0; i <= cfg.steps; i++) out.push(Math.trunc(base + offset * i));
-  return out;
-}
-
-/** Nova's downtime_steps: the ramp's values `delay*data_gb` seconds apart. */
-export function downtimeSteps(dataGb: number, cfg: DowntimeSettings): DowntimeStep[] {
-  const delay = Math.trunc(cfg.delay * dataGb);
-  return rampMs(cfg).map((ms, i) => [Math.trunc(delay * i), ms]);
-}
-
-/**
- * ferry's per-migration ramp (the never-implemented Nova per-instance timeout
- * spec): the same values as downtimeSteps, spread evenly over the first half of
- * the timeout so `downtime` is reached at exactly timeout/2 and then held.
- */
-export function timedDowntimeSteps(
-  timeoutSeconds: number,
-  cfg: Pick<DowntimeSettings, 'downtime' | 'steps'>,
-): DowntimeStep[] {
-  if (!(timeoutSeconds > 0)) throw new RangeError(`timeout must be > 0 seconds, got ${timeoutSeconds}`);
-  if (!(cfg.steps >= 1)) throw new RangeError(`steps must be >= 1, got ${cfg.steps}`);
-  return rampMs(cfg).map((ms, i) => [
-    (timeoutSeconds * i) / (2 * cfg.steps),
-    // The last step is exactly the configured downtime, whatever the float error.
-    i === cfg.steps ? cfg.downtime : ms,
-  ]);
-}
-
-/** Nova's completion timeout: live_migration_completion_timeout (s/GiB) × data_gb, truncated. */
-export function completionTimeoutSeconds(perGb: number, dataGb: number): number {
-  return Math.trunc(perGb * dataGb);
-}
-
-export interface DowntimeUpdate {
-  value: number | null;
-  /** true when migrateSetMaxDowntime(value) must be called */
-  set: boolean;
-}
-
-/** Nova's update_downtime: the last step strictly passed; only a change is applied. */
-export function updateDowntime(
-  current: number | null,
-  steps: readonly DowntimeStep[],
-  elapsed: number,
-): DowntimeUpdate {
-  let step: DowntimeStep | undefined;
-  for (const s of steps) if (elapsed > s[0]) step = s;
-  if (step === undefined || step[1] === current) return { value: current, set: false };
-  return { value: step[1], set: true };
-}
 
 /** Nova's should_trigger_timeout_action: never when off (0) or already in post-copy. */
 export function shouldTriggerTimeoutAction(elapsed: number, timeout: number, status: MigrationStatus): boolean {
@@ -146,17 +86,25 @@ export function classifyJobStatsError(code: number, message: string): JobStatsEr
 /** `postcopy_paused`: post-copy stopped half way; the guest waits, split between the hosts, for a resume. */
 export type FinishOutcome = 'completed' | 'failed' | 'cancelled' | 'postcopy_paused';
 
+/** Who asked for an end-game action: the completion timeout, or the adaptive policy before it. */
+export type EndGameReason = 'timeout' | 'convergence';
+
 export type MonitorAction =
   | { kind: 'set_downtime'; ms: number }
-  | { kind: 'abort'; reason: 'timeout' }
-  | { kind: 'start_postcopy'; reason: 'timeout' }
-  | { kind: 'pause'; reason: 'timeout' }
+  | { kind: 'abort'; reason: EndGameReason }
+  | { kind: 'start_postcopy'; reason: EndGameReason }
+  | { kind: 'pause'; reason: EndGameReason }
   | { kind: 'save_stats'; counters: MigrationCounters; progress: number; logInfo: boolean; elapsedSeconds: number }
   | { kind: 'resume_source' }
   | { kind: 'finish'; outcome: FinishOutcome };
 
 export interface MonitorSettings {
+  /** which policy decides before the deadline; both keep the model's figures */
+  policy: ConvergencePolicy;
+  /** Nova's ramp (policy `nova`) */
   downtimeSteps: readonly DowntimeStep[];
+  /** the adaptive policy's limits and the model's stall test */
+  convergence: ConvergenceSettings;
   /** seconds since the monitor started; 0 = off */
   completionTimeout: number;
   timeoutAction: TimeoutAction;
@@ -181,6 +129,10 @@ export interface MonitorState {
   lastTimeoutAttemptAt: number | null;
   /** UNBOUNDED polls seen so far */
   pollCount: number;
+  model: ConvergenceModel;
+  verdict: ConvergenceVerdict;
+  /** the adaptive policy has asked for its end-game action (start post-copy, or the stall action) */
+  convergenceActed: boolean;
 }
 
 export interface MonitorInput {
@@ -208,6 +160,10 @@ export interface MonitorDecision {
   jobType: JobType;
   /** a finish action was emitted: stop polling */
   done: boolean;
+  /** the convergence model's figures after an UNBOUNDED sample, for the record */
+  convergence: ConvergenceFigures | null;
+  /** the line to log when the verdict has just become "will not converge" */
+  announce: string | null;
 }
 
 export const DEFAULT_STATS_EVERY = 10;
@@ -222,11 +178,11 @@ export const MAX_TIMEOUT_ATTEMPTS = 5;
 const INFO_LOG_EVERY_SAVES = 6;
 
 export function initialMonitorState(): MonitorState {
-  return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0 };
+  return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0, model: initialModel(), verdict: 'converging', convergenceActed: false };
 }
 
 /** Nova's force-complete: switch to post-copy if permitted, else pause the source. */
-function forceComplete(settings: MonitorSettings, reason: 'timeout'): MonitorAction {
+function forceComplete(settings: MonitorSettings, reason: EndGameReason): MonitorAction {
   return settings.postCopyPermitted ? { kind: 'start_postcopy', reason } : { kind: 'pause', reason };
 }
 
@@ -246,7 +202,7 @@ export function timeoutGaveUp(s: MonitorState): boolean {
   return s.timeoutAttempts >= MAX_TIMEOUT_ATTEMPTS;
 }
 
-function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
+function unbounded(input: MonitorInput, s: MonitorState): { actions: MonitorAction[]; seen: Seen } {
   const { settings, endGame, elapsedSeconds: elapsed } = input;
   const actions: MonitorAction[] = [];
 
@@ -259,10 +215,9 @@ function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
     actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'timeout' } : forceComplete(settings, 'timeout'));
   }
 
-  // 2. Downtime ramp.
-  const dt = updateDowntime(s.currentDowntime, settings.downtimeSteps, elapsed);
-  if (dt.set && dt.value !== null) actions.push({ kind: 'set_downtime', ms: dt.value });
-  s.currentDowntime = dt.value;
+  // 2. Convergence: the model sees every sample; the policy decides the downtime (and, adaptive, more).
+  const step = convergence(input, s);
+  actions.push(...step.actions);
 
   // 3. Stats, on the first UNBOUNDED poll and every statsEvery-th after it.
   const every = Math.max(1, settings.statsEvery ?? DEFAULT_STATS_EVERY);
@@ -277,7 +232,71 @@ function unbounded(input: MonitorInput, s: MonitorState): MonitorAction[] {
     });
   }
   s.pollCount += 1;
-  return actions;
+  return { actions, seen: step.seen };
+}
+
+/** The end game is free for the adaptive policy: nobody claimed it and the transfer is still pre-copy. */
+function endGameFree(endGame: EndGame): boolean {
+  return endGame.claimedAction === null && endGame.status === MigrationStatus.running;
+}
+
+/**
+ * Step 2 of an UNBOUNDED poll: the model takes the sample, the verdict is
+ * renewed, and the configured policy sets the downtime; the adaptive policy
+ * may also start post-copy at a stall, or act on "will not converge" when
+ * the operator opted in. Mutates `s` (decide's own copy).
+ */
+/** What the model made of a sample: its figures, and the line to log if the verdict just turned hopeless. */
+interface Seen {
+  figures: ConvergenceFigures;
+  announce: string | null;
+}
+
+function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAction[]; seen: Seen } {
+  const { settings, endGame, elapsedSeconds: elapsed, sample } = input;
+  const c = settings.convergence;
+  const before = s.model.marks.at(-1);
+  s.model = observe(s.model, sample, elapsed, c.stall);
+  const newMark = s.model.marks.at(-1) !== before;
+  const previousVerdict = s.verdict;
+  s.verdict = assess(s.model, c, throttlePercent(sample));
+  const actions: MonitorAction[] = [];
+
+  let downtime: number | null;
+  if (settings.policy === 'nova') {
+    downtime = updateDowntime(s.currentDowntime, settings.downtimeSteps, elapsed).value;
+  } else {
+    downtime = adaptiveDowntime(s.currentDowntime, s.model, newMark, c) ?? s.currentDowntime;
+  }
+  if (downtime !== null && downtime !== s.currentDowntime) actions.push({ kind: 'set_downtime', ms: downtime });
+  s.currentDowntime = downtime;
+
+  if (settings.policy === 'adaptive' && !s.convergenceActed && endGameFree(endGame)) {
+    if (shouldStartPostcopy(s.model, s.currentDowntime, elapsed, c)) {
+      s.convergenceActed = true;
+      actions.push({ kind: 'start_postcopy', reason: 'convergence' });
+    } else if (s.verdict === 'will_not_converge' && c.actOnStall) {
+      s.convergenceActed = true;
+      actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'convergence' } : forceComplete(settings, 'convergence'));
+    }
+  }
+
+  const hopeless = s.verdict === 'will_not_converge';
+  const detail = hopeless ? willNotConvergeDetail(s.model) : null;
+  const seen: Seen = {
+    figures: {
+      policy: settings.policy,
+      bandwidthBps: s.model.bandwidthBps,
+      dirtyRateBps: s.model.dirtyRateBps,
+      impliedDowntimeMs: impliedDowntimeMs(s.model),
+      stalled: s.model.stalled,
+      verdict: s.verdict,
+      etaSeconds: etaSeconds(s.model, s.verdict, s.currentDowntime ?? 0, elapsed, c.postCopyPermitted),
+      detail,
+    },
+    announce: hopeless && previousVerdict !== 'will_not_converge' ? detail : null,
+  };
+  return { actions, seen };
 }
 
 /**
@@ -297,13 +316,14 @@ export function decide(input: MonitorInput): MonitorDecision {
   }
 
   let actions: MonitorAction[];
+  let seen: Seen | null = null;
   if (input.workerFinished && input.postcopyFailed && jobType !== JobType.COMPLETED && input.endGame.status === MigrationStatus.postcopy) {
     // Neither a failure nor a cancel: both halves of the guest live and must be joined again.
-    return { actions: [{ kind: 'finish', outcome: 'postcopy_paused' }], state: s, jobType, done: true };
+    return { actions: [{ kind: 'finish', outcome: 'postcopy_paused' }], state: s, jobType, done: true, convergence: null, announce: null };
   }
   switch (jobType) {
     case JobType.UNBOUNDED:
-      actions = unbounded(input, s);
+      ({ actions, seen } = unbounded(input, s));
       break;
     case JobType.COMPLETED:
       actions = finish(input.endGame, 'completed');
@@ -318,5 +338,5 @@ export function decide(input: MonitorInput): MonitorDecision {
       // NONE before the worker finished (not started yet), or BOUNDED: keep polling.
       actions = [];
   }
-  return { actions, state: s, jobType, done: actions.some((a) => a.kind === 'finish') };
+  return { actions, state: s, jobType, done: actions.some((a) => a.kind === 'finish'), convergence: seen?.figures ?? null, announce: seen?.announce ?? null };
 }

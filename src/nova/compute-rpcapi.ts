@@ -25,6 +25,7 @@ export interface LiveMigrationArgs {
   migration: { id?: number | null; uuid: string };
   timeout_seconds?: number | null;
   on_timeout?: TimeoutAction | null;
+  act_on_stall?: boolean | null;
 }
 
 export class ComputeRpcApi {

@@ -17,6 +17,15 @@ export interface MigrationView extends MigrationCounters {
   transfer_rate_bytes_per_second: number;
   iteration: number;
   current_max_downtime_ms: number | null;
+  /** the convergence model's figures (null before the first sample): smoothed rates, what a switch-over would take now, the verdict and the predicted time left */
+  convergence_policy: string | null;
+  bandwidth_bytes_per_second: number | null;
+  smoothed_dirty_rate_bytes_per_second: number | null;
+  implied_downtime_ms: number | null;
+  stalled: boolean | null;
+  convergence_verdict: string | null;
+  convergence_detail: string | null;
+  eta_seconds: number | null;
   downtime_ms: number | null;
   block_migration: boolean | null;
   timeout_seconds: number | null;
@@ -44,6 +53,14 @@ export function migrationView(r: MigrationRecord): MigrationView {
     transfer_rate_bytes_per_second: r.memoryBps,
     iteration: r.iteration,
     current_max_downtime_ms: r.currentDowntimeMs,
+    convergence_policy: r.settings?.convergencePolicy ?? null,
+    bandwidth_bytes_per_second: r.convergence?.bandwidthBps ?? null,
+    smoothed_dirty_rate_bytes_per_second: r.convergence?.dirtyRateBps ?? null,
+    implied_downtime_ms: r.convergence?.impliedDowntimeMs ?? null,
+    stalled: r.convergence?.stalled ?? null,
+    convergence_verdict: r.convergence?.verdict ?? null,
+    convergence_detail: r.convergence?.detail ?? null,
+    eta_seconds: r.convergence ? roundedEta(r.convergence.etaSeconds) : null,
     downtime_ms: r.downtimeMs,
     block_migration: r.settings?.blockMigration ?? null,
     timeout_seconds: r.settings?.timeoutSeconds ?? null,
@@ -55,4 +72,9 @@ export function migrationView(r: MigrationRecord): MigrationView {
     started_at: r.startedAt,
     finished_at: r.finishedAt,
   };
+}
+
+/** Tenths of a second are all an ETA can promise. */
+function roundedEta(seconds: number | null): number | null {
+  return seconds === null ? null : Math.round(seconds * 10) / 10;
 }

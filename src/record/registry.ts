@@ -30,6 +30,29 @@ const ZERO_COUNTERS: Readonly<MigrationCounters> = Object.freeze({
   disk_remaining: 0,
 });
 
+/** How a migration's prospects look to the convergence model (monitor/adaptive-policy.ts). */
+export type ConvergenceVerdict = 'converging' | 'stalled' | 'throttling' | 'will_not_converge';
+
+/** The convergence model's figures, refreshed every poll, for operators and the conductor. */
+export interface ConvergenceFigures {
+  policy: ConvergencePolicy;
+  /** smoothed transfer rate, bytes/s */
+  bandwidthBps: number | null;
+  /** smoothed dirty rate, bytes/s */
+  dirtyRateBps: number | null;
+  /** downtime a switch-over would take now, ms */
+  impliedDowntimeMs: number | null;
+  stalled: boolean;
+  verdict: ConvergenceVerdict;
+  /** predicted seconds to completion; null when the model cannot say or pre-copy alone will not end it */
+  etaSeconds: number | null;
+  /** "will not converge: dirty rate X MiB/s vs bandwidth Y MiB/s", once that is the verdict */
+  detail: string | null;
+}
+
+/** `[libvirt] convergence_policy`: Nova's fixed ramp, or ferry's model-driven policy. */
+export type ConvergencePolicy = 'nova' | 'adaptive';
+
 export interface MigrationSettings {
   blockMigration: boolean;
   /** Effective completion timeout in seconds, 0 = none. */
@@ -38,12 +61,17 @@ export interface MigrationSettings {
   /** True when the timeout came from the request (`timeout_seconds`), not the size-scaled config. */
   perMigrationTimeout: boolean;
   postCopyPermitted: boolean;
+  /** The migration runs with VIR_MIGRATE_AUTO_CONVERGE. */
+  autoConvergePermitted: boolean;
   /** How block migration copies the local disks (null: none copied). */
   diskCopy: 'top_layer' | 'full' | null;
   bandwidthMiBs: number;
   maxDowntimeMs: number;
   flags: number;
   dataGb: number;
+  convergencePolicy: ConvergencePolicy;
+  /** Act at the first confident "will not converge" rather than at the deadline (adaptive policy only). */
+  actOnStall: boolean;
 }
 
 export interface MigrationRecord {
@@ -61,6 +89,8 @@ export interface MigrationRecord {
   dirtyRateBytesPerSec: number;
   memoryBps: number;
   iteration: number;
+  /** The convergence model's latest figures; null before the first sample. */
+  convergence: ConvergenceFigures | null;
   currentDowntimeMs: number | null;
   /** Final downtime reported by libvirt when the migration completed. */
   downtimeMs: number | null;
@@ -91,7 +121,7 @@ export interface MigrationRecord {
 export type RecordPatch = Partial<Omit<MigrationRecord, 'uuid' | 'createdAt' | 'seq'>>;
 
 /** Figures every poll refreshes: saved with the next durable change or progress report, not on their own. */
-const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration']);
+const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration', 'convergence']);
 
 export interface RegistryEvents {
   /** Emitted for every update; `previous` is the status before it. */
@@ -171,6 +201,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       dirtyRateBytesPerSec: 0,
       memoryBps: 0,
       iteration: 0,
+      convergence: null,
       currentDowntimeMs: null,
       downtimeMs: null,
       settings: null,

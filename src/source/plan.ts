@@ -7,7 +7,7 @@ import { selectMigrateDisks, selectReadOnlyDisks } from '../domain/disks.js';
 import { guestFacts } from '../domain/facts.js';
 import type { HostStorage, LocalDiskInfo } from '../domain/host-storage.js';
 import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types.js';
-import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/policy.js';
+import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/nova-policy.js';
 import { dataGb } from '../monitor/progress.js';
 import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings } from '../record/registry.js';
@@ -88,11 +88,14 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     timeoutAction: req.onTimeout ?? lv.live_migration_timeout_action,
     perMigrationTimeout: perMigration,
     postCopyPermitted: hasFlag(flags, MigrateFlag.POSTCOPY),
+    autoConvergePermitted: hasFlag(flags, MigrateFlag.AUTO_CONVERGE),
     bandwidthMiBs: lv.live_migration_bandwidth,
     maxDowntimeMs: lv.live_migration_downtime,
     diskCopy: blockMigration && selected.devs.length > 0 ? diskCopy : null,
     flags,
     dataGb: gb,
+    convergencePolicy: lv.convergence_policy,
+    actOnStall: req.actOnStall ?? lv.convergence_act_on_stall,
   };
   return { xml, blockMigration, devs: selected.devs, disks: [...copied, ...readOnlyDisks], readOnlyDisks, settings, steps };
 }

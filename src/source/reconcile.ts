@@ -6,7 +6,8 @@
 import { DomainState, isVirError, JobStatsFlag, JobType, VirErrorCode, type Domain, type DomainStateInfo, type JobStats } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { MAX_POLL_ERRORS, type MonitorOutcome } from '../monitor/loop.js';
-import { heldForPostcopyResume, pausedInPostcopy, type DowntimeStep } from '../monitor/policy.js';
+import type { DowntimeStep } from '../monitor/nova-policy.js';
+import { heldForPostcopyResume, pausedInPostcopy } from '../monitor/policy.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
 import type { SourceDeps } from './deps.js';

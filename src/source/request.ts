@@ -5,7 +5,7 @@
 // written into the record at each step, before the step it makes undoable
 // or resumable.
 
-import type { DowntimeStep } from '../monitor/policy.js';
+import type { DowntimeStep } from '../monitor/nova-policy.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { InstanceRef, MigrationRef } from '../nova/objects.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
@@ -23,6 +23,8 @@ export interface LiveMigrationRequest {
   /** ferry's per-migration override of live_migration_completion_timeout (absolute seconds, 0 = none). */
   timeoutSeconds: number | null;
   onTimeout: TimeoutAction | null;
+  /** ferry's per-migration override of convergence_act_on_stall. */
+  actOnStall: boolean | null;
 }
 
 export interface SourceJournal {

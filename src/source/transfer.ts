@@ -7,7 +7,7 @@ import { destinationXml } from '../domain/destination-xml.js';
 import type { Domain, MigrateParams } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
-import type { DowntimeStep } from '../monitor/policy.js';
+import type { DowntimeStep } from '../monitor/nova-policy.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
@@ -93,6 +93,7 @@ export function watchTransfer(
     steps,
     log: deps.log,
     pollMs: POLL_MS,
+    stallWindowSeconds: deps.config.libvirt.convergence_stall_window,
     statsEvery: Math.max(1, Math.trunc(deps.config.libvirt.live_migration_monitor_interval / (POLL_MS / 1000))),
   });
 }

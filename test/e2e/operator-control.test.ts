@@ -30,9 +30,12 @@ const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
  * however loaded the host (polls are never closer than 500 ms). The timeout tests count polls by it.
  */
 const SAVE_EVERY_S = 1;
-/** Slow on purpose, one outgoing migration at a time, post-copy allowed. */
+/**
+ * Slow on purpose, one outgoing migration at a time, post-copy allowed. Nova's policy, which acts
+ * only at the deadline: the adaptive one would switch these stalled guests to post-copy by itself.
+ */
 const POSTCOPY_CONFIG = {
-  libvirt: { live_migration_bandwidth: 20, live_migration_downtime: MAX_DOWNTIME, live_migration_permit_post_copy: true, live_migration_monitor_interval: SAVE_EVERY_S },
+  libvirt: { convergence_policy: 'nova', live_migration_bandwidth: 20, live_migration_downtime: MAX_DOWNTIME, live_migration_permit_post_copy: true, live_migration_monitor_interval: SAVE_EVERY_S },
   compute: { max_concurrent_live_migrations: 1 },
 };
 

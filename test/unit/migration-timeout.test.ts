@@ -11,8 +11,9 @@ import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitFor, 
 
 const ACTIONS = ['abortJob', 'migrateStartPostCopy', 'suspend'];
 
+// Nova's policy: these tests are of its ramp and timeout (the adaptive policy has its own).
 async function setup(libvirt: Record<string, unknown>, o: { timeoutSeconds?: number | null; onTimeout?: 'abort' | 'force_complete' | null; disk?: boolean } = {}) {
-  const c = await makeCluster({ sharedStorage: true, src: { config: { libvirt } } });
+  const c = await makeCluster({ sharedStorage: true, src: { config: { libvirt: { convergence_policy: 'nova', ...libvirt } } } });
   const g = await makeGuest(c, o.disk === false ? {} : { disks: [{ dev: 'vda', file: 'disk' }] });
   g.dom.behaviour.autoCompleteMs = null;
   const m = await startMigration(c, g, { timeoutSeconds: o.timeoutSeconds, onTimeout: o.onTimeout });

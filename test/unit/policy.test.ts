@@ -2,24 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { JobType, VirErrorCode, type JobStats } from '../../src/libvirt/types.js';
 import {
   classifyJobStatsError,
-  completionTimeoutSeconds,
   decide,
-  downtimeSteps,
   findJobType,
   initialMonitorState,
   MAX_TIMEOUT_ATTEMPTS,
   shouldTriggerTimeoutAction,
   TIMEOUT_RETRY_SECONDS,
   timeoutGaveUp,
-  timedDowntimeSteps,
-  updateDowntime,
-  type DowntimeStep,
   type EndGame,
   type MonitorAction,
   type MonitorSettings,
   type MonitorState,
 } from '../../src/monitor/policy.js';
+import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, updateDowntime, type DowntimeStep } from '../../src/monitor/nova-policy.js';
 import { MigrationStatus } from '../../src/record/status.js';
+import { monitorSettings } from './fakes/monitor-settings.js';
 
 describe('downtimeSteps (Nova downtime_steps)', () => {
   it('data_gb 3.0, downtime 400, steps 10, delay 30', () => {
@@ -82,7 +79,7 @@ describe('updateDowntime (Nova update_downtime)', () => {
     expect(updateDowntime(null, S, 9000.001)).toEqual({ value: 50, set: true });
   });
   it('a set is remembered as decided, whether libvirt took it or not (Nova keeps the new value)', () => {
-    const d = decide({ sample: { type: JobType.UNBOUNDED }, elapsedSeconds: 1, workerFinished: false, endGame: RUNNING, settings: { downtimeSteps: [[0, 200]], completionTimeout: 0, timeoutAction: 'abort', postCopyPermitted: false }, state: initialMonitorState() });
+    const d = decide({ sample: { type: JobType.UNBOUNDED }, elapsedSeconds: 1, workerFinished: false, endGame: RUNNING, settings: monitorSettings({ downtimeSteps: [[0, 200]] }), state: initialMonitorState() });
     expect(d.actions).toContainEqual({ kind: 'set_downtime', ms: 200 });
     expect(d.state.currentDowntime).toBe(200);
   });
@@ -137,13 +134,7 @@ describe('classifyJobStatsError', () => {
 // ------------------------------------------------------------ decide()
 
 const HUGE = 1_000_000;
-const settings = (over: Partial<MonitorSettings> = {}): MonitorSettings => ({
-  downtimeSteps: [],
-  completionTimeout: 0,
-  timeoutAction: 'abort',
-  postCopyPermitted: false,
-  ...over,
-});
+const settings = monitorSettings;
 const unb = (extra: Partial<JobStats> = {}): JobStats => ({ type: JobType.UNBOUNDED, ...extra });
 const kinds = (actions: MonitorAction[]) => actions.filter((a) => a.kind !== 'save_stats');
 /** A running migration whose end nobody claimed. */
@@ -164,7 +155,7 @@ describe('decide: one UNBOUNDED step (run_tasks equivalents)', () => {
   });
   it('the policy never marks post-copy or the pause itself: the record does, once libvirt took it', () => {
     const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true }), 11);
-    expect(Object.keys(d.state).sort()).toEqual(['currentDowntime', 'lastTimeoutAttemptAt', 'pollCount', 'timeoutAttempts']);
+    expect(Object.keys(d.state).sort()).toEqual(['convergenceActed', 'currentDowntime', 'lastTimeoutAttemptAt', 'model', 'pollCount', 'timeoutAttempts', 'verdict']);
   });
   it('a timeout action libvirt refused is asked for again every TIMEOUT_RETRY_SECONDS, MAX_TIMEOUT_ATTEMPTS times, then given up', () => {
     const s = settings({ completionTimeout: 10, timeoutAction: 'abort' });

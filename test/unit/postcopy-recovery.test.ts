@@ -13,6 +13,7 @@ import { resumeDelayMs, resumeVerdict, ResumeSignal } from '../../src/source/pos
 import { virError } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
 import { makeCluster, makeGuest, startMigration, statusesOf, waitDone, waitFor, waitStatus, S, type Cluster, type Guest } from './fakes/cluster.js';
+import { monitorSettings } from './fakes/monitor-settings.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -59,7 +60,7 @@ describe('post-copy recovery: pure parts', () => {
   });
 
   it('the policy calls a post-copy failure with the source held for a resume paused, not failed or cancelled', () => {
-    const settings = { downtimeSteps: [], completionTimeout: 0, timeoutAction: 'abort' as const, postCopyPermitted: true };
+    const settings = monitorSettings({ postCopyPermitted: true });
     const at = (status: typeof S.postcopy | typeof S.running, foundJobType: JobType, postcopyFailed: boolean) =>
       decide({
         sample: { type: JobType.NONE },

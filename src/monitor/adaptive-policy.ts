@@ -1,0 +1,149 @@
+// The adaptive convergence policy (`[libvirt] convergence_policy = adaptive`):
+// what to do before the deadline, decided from the convergence model
+// (convergence-model.ts) rather than a clock. Always within the operator's
+// limits: the downtime never above the migration's maximum, post-copy only
+// when the migration was started with it, auto-converge only when armed. The
+// completion timeout and its action stay the operator's (policy.ts).
+//
+// In order of preference:
+//   1. raise the allowed downtime at once to what the model says is enough,
+//      when the pre-copy is not shrinking fast by itself;
+//   2. stalled with post-copy armed: switch at a local minimum of the
+//      remaining bytes, once the downtime can do no more and the link is healthy;
+//   3. stalled with auto-converge armed: let QEMU's throttling work, and watch it;
+//   4. nothing armed can finish it: say so, and act at the deadline, or now
+//      when the operator opted into acting at a confident stall.
+import type { JobStats } from '../libvirt/types.js';
+import type { ConvergenceVerdict } from '../record/registry.js';
+import {
+  impliedDowntimeMs,
+  precopyEtaSeconds,
+  shrinkRatio,
+  type ConvergenceModel,
+  type StallSettings,
+} from './convergence-model.js';
+
+export interface ConvergenceSettings {
+  /** The migration's maximum downtime, ms (live_migration_downtime or its own). */
+  maxDowntimeMs: number;
+  /** The first downtime, set at the first poll: low, for guests that converge by themselves. */
+  initialDowntimeMs: number;
+  stall: StallSettings;
+  postCopyPermitted: boolean;
+  autoConvergePermitted: boolean;
+  /** Act at the first confident "will not converge" rather than at the deadline. */
+  actOnStall: boolean;
+}
+
+/** An iteration that keeps more than this fraction of the one before is not converging fast by itself. */
+export const FAST_SHRINK = 0.5;
+/** Downtime asked for above what the newest iteration implies: the next sync finds more than the model saw. */
+export const DOWNTIME_MARGIN = 1.25;
+/** A mark within this fraction above the least remaining in the window is a local minimum (VEP 248: 1.04). */
+export const LOCAL_MINIMUM = 1.04;
+/** A link whose newest rate fell below this fraction of its smoothed rate is not healthy enough to start post-copy on. */
+export const HEALTHY_LINK = 0.5;
+/** The stall test's required fall over a window (VEP 248's published default). */
+export const STALL_PROGRESS_FRACTION = 0.04;
+/** QEMU's default cpu-throttle-max: auto-converge can do no more. */
+export const MAX_THROTTLE_PERCENT = 99;
+
+/** The downtime the model says is enough, ms, before the operator's maximum: the newest implication with its margin. */
+export function neededDowntimeMs(model: ConvergenceModel): number | null {
+  const implied = impliedDowntimeMs(model);
+  return implied === null ? null : Math.ceil(implied * DOWNTIME_MARGIN);
+}
+
+/**
+ * What the migration's prospects are at the newest mark.
+ *
+ *     not stalled                                        -> converging
+ *     stalled, post-copy armed                           -> stalled (post-copy ends it)
+ *     stalled, downtime can still rise to what is needed -> stalled
+ *     stalled, auto-converge armed, throttle below 99 %  -> throttling
+ *     stalled otherwise                                  -> will_not_converge
+ */
+export function assess(model: ConvergenceModel, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'autoConvergePermitted'>, throttlePercent: number): ConvergenceVerdict {
+  if (!model.stalled) return 'converging';
+  if (s.postCopyPermitted) return 'stalled';
+  const needed = neededDowntimeMs(model);
+  if (needed !== null && needed <= s.maxDowntimeMs) return 'stalled';
+  if (s.autoConvergePermitted && throttlePercent < MAX_THROTTLE_PERCENT) return 'throttling';
+  return 'will_not_converge';
+}
+
+/**
+ * The downtime to set now, or null to leave it: the first poll sets the low
+ * initial value; later, at a new mark that did not shrink fast (at the first
+ * mark, judged by dirty rate ÷ bandwidth), the needed value, capped at the
+ * maximum. It only ever rises.
+ *
+ *     first poll, initial 50                         -> 50
+ *     mark kept 80 % of the one before, needs 900 ms, max 500, current 50 -> 500
+ *     mark kept 30 %                                 -> null (converging by itself)
+ */
+export function adaptiveDowntime(current: number | null, model: ConvergenceModel, newMark: boolean, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'initialDowntimeMs'>): number | null {
+  if (current === null) return Math.min(s.initialDowntimeMs, s.maxDowntimeMs);
+  if (!newMark) return null;
+  // Before two marks can say it, the rates do: a pass keeps about dirty rate ÷ bandwidth of the one before.
+  const ratio = shrinkRatio(model) ?? (model.dirtyRateBps !== null && model.bandwidthBps ? model.dirtyRateBps / model.bandwidthBps : null);
+  if (ratio !== null && ratio <= FAST_SHRINK) return null;
+  const needed = neededDowntimeMs(model);
+  if (needed === null) return null;
+  const target = Math.min(needed, s.maxDowntimeMs);
+  return target > current ? target : null;
+}
+
+/** Whether the newest mark is within LOCAL_MINIMUM of the least remaining the model still holds. */
+export function atLocalMinimum(model: ConvergenceModel): boolean {
+  const newest = model.marks.at(-1);
+  if (!newest) return false;
+  const least = Math.min(...model.marks.map((m) => m.bytes), model.leastOlderBytes ?? Infinity);
+  return newest.bytes <= LOCAL_MINIMUM * least;
+}
+
+/** The newest transfer rate is at least HEALTHY_LINK of the smoothed one. */
+export function linkHealthy(model: ConvergenceModel): boolean {
+  return model.bandwidthBps !== null && model.lastBandwidthBps !== null && model.lastBandwidthBps >= HEALTHY_LINK * model.bandwidthBps;
+}
+
+/**
+ * Stalled, post-copy armed, the downtime already as high as it helps: switch
+ * at a local minimum, or anyway once the stall has lasted a window (VEP 248
+ * relaxes its minimum the same way), and only on a healthy link.
+ */
+export function shouldStartPostcopy(model: ConvergenceModel, currentDowntime: number | null, elapsed: number, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'stall'>): boolean {
+  if (!s.postCopyPermitted || !model.stalled) return false;
+  const needed = neededDowntimeMs(model);
+  if (needed !== null && (currentDowntime ?? 0) < Math.min(needed, s.maxDowntimeMs)) return false;
+  if (!linkHealthy(model)) return false;
+  const patienceOver = model.stalledSince !== null && elapsed - model.stalledSince >= s.stall.windowSeconds;
+  return atLocalMinimum(model) || patienceOver;
+}
+
+/**
+ * Seconds from now until the migration ends at the present pace, or null when
+ * the model cannot say or pre-copy alone will not end it. With post-copy
+ * about to start it is the time to send what is left.
+ */
+export function etaSeconds(model: ConvergenceModel, verdict: ConvergenceVerdict, downtimeMs: number, elapsed: number, postCopyPermitted: boolean): number | null {
+  const mark = model.marks.at(-1);
+  if (!mark) return null;
+  if (verdict === 'will_not_converge' || verdict === 'throttling') return null;
+  if (verdict === 'stalled' && postCopyPermitted && model.bandwidthBps) {
+    return mark.bytes / model.bandwidthBps;
+  }
+  const eta = precopyEtaSeconds(model, downtimeMs);
+  return eta === null ? null : Math.max(0, mark.at + eta - elapsed);
+}
+
+/** The line an operator reads when nothing permitted can finish the migration. */
+export function willNotConvergeDetail(model: ConvergenceModel): string {
+  const mib = (bps: number | null) => ((bps ?? 0) / 2 ** 20).toFixed(1);
+  return `will not converge: dirty rate ${mib(model.dirtyRateBps)} MiB/s vs bandwidth ${mib(model.bandwidthBps)} MiB/s`;
+}
+
+/** The auto-converge throttle libvirt reports, in percent (0 when none). */
+export function throttlePercent(sample: JobStats): number {
+  return sample.auto_converge_throttle ?? 0;
+}

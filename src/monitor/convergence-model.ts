@@ -1,0 +1,196 @@
+// The adaptive policy's picture of a running pre-copy migration, as pure
+// functions: how fast the link carries and the guest dirties memory (both
+// smoothed), how much is left at the start of each iteration, whether that has
+// stopped falling (a stall: KubeVirt VEP 248's rule, or a guest that outpaces
+// the link), the downtime QEMU would need to switch over now, and when the
+// migration would end at this pace.
+//
+// Remaining bytes are read at iteration starts only: within an iteration
+// QEMU's remaining count falls towards zero as the pass is sent and jumps back
+// up at the next dirty-bitmap sync, so only its value just after a sync says
+// how much a switch-over would have to move. A poll comes up to 0.5 s after
+// that sync; the bytes sent since are added back (iterationStartBytes).
+import type { JobStats } from '../libvirt/types.js';
+
+export interface StallSettings {
+  /** Seconds over which the remaining bytes must fall (VEP 248's progressTimeout). */
+  windowSeconds: number;
+  /** The fraction they must fall by over the window (VEP 248: 0.04). */
+  progressFraction: number;
+}
+
+/** The remaining bytes at the start of an iteration, as the first poll in it saw them. */
+export interface IterationMark {
+  iteration: number;
+  /** seconds on the monitor's clock */
+  at: number;
+  bytes: number;
+}
+
+export interface ConvergenceModel {
+  /** Smoothed `memory_bps`, bytes/s; null before the first sample that has it. */
+  bandwidthBps: number | null;
+  /** Smoothed dirty rate, bytes/s; null before the first sample that has it. */
+  dirtyRateBps: number | null;
+  /** The newest sample's transfer rate, bytes/s, for the link-health guard. */
+  lastBandwidthBps: number | null;
+  /** Marks of the iterations after the first (bulk) pass, oldest first: the newest two, and any within a window of the newest. */
+  marks: IterationMark[];
+  /** The least bytes among the marks a window or more older than the newest (they are folded into it); null while none is. */
+  leastOlderBytes: number | null;
+  /** The previous poll's remaining and processed bytes, to place a mark at its iteration's true start. */
+  previousPoll: { remaining: number; processed: number } | null;
+  /** The stall test's verdict at the newest mark. */
+  stalled: boolean;
+  /** When the current stall was first seen (monitor seconds), null while not stalled. */
+  stalledSince: number | null;
+}
+
+/** VEP 248 smooths the transfer rate with α = 0.4; the dirty rate gets the same. */
+export const SMOOTHING = 0.4;
+
+export function initialModel(): ConvergenceModel {
+  return { bandwidthBps: null, dirtyRateBps: null, lastBandwidthBps: null, marks: [], leastOlderBytes: null, previousPoll: null, stalled: false, stalledSince: null };
+}
+
+/**
+ * An exponentially weighted moving average step.
+ *
+ *     ewma(null, 10) = 10        (the first value is taken as it is)
+ *     ewma(10, 20)   = 14        (0.4 × 20 + 0.6 × 10)
+ */
+export function ewma(previous: number | null, value: number, alpha = SMOOTHING): number {
+  return previous === null ? value : alpha * value + (1 - alpha) * previous;
+}
+
+/** What a switch-over would move: data_remaining (memory and disks), else memory_remaining. */
+export function remainingBytes(sample: JobStats): number {
+  return sample.data_remaining ?? sample.memory_remaining ?? 0;
+}
+
+/** What has been sent, counted like remainingBytes. */
+export function processedBytes(sample: JobStats): number {
+  return sample.data_remaining !== undefined ? (sample.data_processed ?? 0) : (sample.memory_processed ?? 0);
+}
+
+/**
+ * The remaining bytes at the start of the iteration a poll is the first to
+ * see: what it saw, plus what the new pass had already sent by then. Between
+ * the two polls, `processed` grew by the end of the old pass (the previous
+ * poll's remaining) and the start of the new one. Without the previous poll,
+ * what the poll saw.
+ *
+ *     previous poll 5 MiB left, 100 MiB processed; this one 110 MiB left,
+ *     115 MiB processed -> 15 − 5 = 10 MiB of the new pass sent: 120 MiB
+ */
+export function iterationStartBytes(previous: ConvergenceModel['previousPoll'], remaining: number, processed: number): number {
+  if (!previous) return remaining;
+  return remaining + Math.max(0, processed - previous.processed - previous.remaining);
+}
+
+/** libvirt gives the dirty rate in pages per second. */
+export function dirtyRateBps(sample: JobStats): number | undefined {
+  if (sample.memory_dirty_rate === undefined) return undefined;
+  return sample.memory_dirty_rate * (sample.memory_page_size ?? 4096);
+}
+
+/**
+ * VEP 248's stall test at the newest mark: the remaining bytes have not
+ * fallen by `progressFraction` below the least seen at marks a window or more
+ * older. With no mark that old there is no verdict yet (false).
+ *
+ *     least older 100 MiB, newest 97 MiB, fraction 0.04 -> 97 >= 96: stalled
+ *     least older 100 MiB, newest 40 MiB                -> not stalled
+ */
+export function stalledAt(newestBytes: number, leastOlderBytes: number | null, s: Pick<StallSettings, 'progressFraction'>): boolean {
+  return leastOlderBytes !== null && newestBytes >= (1 - s.progressFraction) * leastOlderBytes;
+}
+
+/**
+ * The guest dirties at least as fast as the link carries, and the newest pass
+ * kept at least (1 − progressFraction) of the one before: a pre-copy that
+ * cannot shrink, known after two marks rather than a window.
+ *
+ *     128 MiB then 127 MiB, dirtying 45 MiB/s over a 30 MiB/s link -> true
+ *     the same at 20 MiB/s dirtied                              -> false
+ */
+export function outpaced(before: IterationMark | undefined, newest: IterationMark, rates: Pick<ConvergenceModel, 'bandwidthBps' | 'dirtyRateBps'>, s: Pick<StallSettings, 'progressFraction'>): boolean {
+  if (!before || rates.bandwidthBps === null || rates.dirtyRateBps === null) return false;
+  return rates.dirtyRateBps >= rates.bandwidthBps && newest.bytes >= (1 - s.progressFraction) * before.bytes;
+}
+
+/**
+ * The model after one UNBOUNDED sample. A new iteration number (after the
+ * first pass) adds a mark; marks a window or more older than it are folded
+ * into `leastOlderBytes` (the newest two stay, for the shrink ratio), so the
+ * model stays small however long the migration runs.
+ *
+ *     window 10; marks at 10 s and 14 s, a new one at 22 s
+ *       -> the 10 s mark folds in (10 <= 22 − 10); marks 14, 22
+ */
+export function observe(model: ConvergenceModel, sample: JobStats, elapsedSeconds: number, s: StallSettings): ConvergenceModel {
+  const next: ConvergenceModel = { ...model };
+  if (sample.memory_bps !== undefined && sample.memory_bps > 0) {
+    next.bandwidthBps = ewma(model.bandwidthBps, sample.memory_bps);
+    next.lastBandwidthBps = sample.memory_bps;
+  }
+  const dirty = dirtyRateBps(sample);
+  if (dirty !== undefined) next.dirtyRateBps = ewma(model.dirtyRateBps, dirty);
+  const iteration = sample.memory_iteration ?? 0;
+  if (iteration >= 2 && iteration !== model.marks.at(-1)?.iteration) {
+    const mark = { iteration, at: elapsedSeconds, bytes: iterationStartBytes(model.previousPoll, remainingBytes(sample), processedBytes(sample)) };
+    let least = model.leastOlderBytes;
+    for (const m of model.marks) if (m.at <= mark.at - s.windowSeconds) least = Math.min(least ?? m.bytes, m.bytes);
+    const kept = model.marks.filter((m, i) => m.at > mark.at - s.windowSeconds || i === model.marks.length - 1);
+    next.marks = [...kept, mark];
+    next.leastOlderBytes = least;
+    next.stalled = stalledAt(mark.bytes, least, s) || outpaced(model.marks.at(-1), mark, next, s);
+    next.stalledSince = next.stalled ? (model.stalledSince ?? elapsedSeconds) : null;
+  }
+  next.previousPoll = { remaining: remainingBytes(sample), processed: processedBytes(sample) };
+  return next;
+}
+
+/**
+ * The downtime QEMU needs to switch over with what the newest iteration
+ * started with: remaining ÷ bandwidth, in ms, rounded up. Null until both are
+ * known.
+ *
+ *     30 MiB left at 60 MiB/s -> 500 ms
+ */
+export function impliedDowntimeMs(model: ConvergenceModel): number | null {
+  const mark = model.marks.at(-1);
+  if (!mark || !model.bandwidthBps) return null;
+  return Math.ceil((mark.bytes / model.bandwidthBps) * 1000);
+}
+
+/**
+ * The fraction of the remaining bytes the newest iteration kept: its mark ÷
+ * the one before. Below 1 the pre-copy is converging by itself, the lower the
+ * faster. Null with fewer than two marks.
+ *
+ *     marks 100 MiB then 40 MiB -> 0.4
+ */
+export function shrinkRatio(model: ConvergenceModel): number | null {
+  const [before, newest] = model.marks.slice(-2);
+  if (!before || !newest || before.bytes === 0) return null;
+  return newest.bytes / before.bytes;
+}
+
+/**
+ * Seconds from the newest iteration start until pre-copy can switch over at `downtimeMs`, at the present
+ * pace: what is left beyond what the downtime covers, drained at bandwidth −
+ * dirty rate. Null when that is not positive (pre-copy alone does not end)
+ * or nothing is known yet.
+ *
+ *     100 MiB left, 30 MiB/s link, 10 MiB/s dirtied, 500 ms
+ *       -> (100 − 15) ÷ 20 = 4.25 s
+ */
+export function precopyEtaSeconds(model: ConvergenceModel, downtimeMs: number): number | null {
+  const mark = model.marks.at(-1);
+  const b = model.bandwidthBps;
+  if (!mark || !b) return null;
+  const drain = b - (model.dirtyRateBps ?? 0);
+  if (drain <= 0) return null;
+  return Math.max(0, mark.bytes - (b * downtimeMs) / 1000) / drain;
+}
