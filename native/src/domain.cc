@@ -30,6 +30,8 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
                            InstanceMethod<&DomainWrap::GetMaxDowntime>("migrateGetMaxDowntime"),
                            InstanceMethod<&DomainWrap::SetMaxSpeed>("migrateSetMaxSpeed"),
                            InstanceMethod<&DomainWrap::StartPostCopy>("migrateStartPostCopy"),
+                           InstanceMethod<&DomainWrap::StartDirtyRateCalc>("startDirtyRateCalc"),
+                           InstanceMethod<&DomainWrap::ListGetStats>("listGetStats"),
                            InstanceMethod<&DomainWrap::Free>("free"),
                        });
   }
@@ -113,6 +115,33 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
     unsigned int flags = FlagsArg(info, 0);
     return Void(info, "virDomainMigrateStartPostCopy",
                 [flags](virDomainPtr d) { return virDomainMigrateStartPostCopy(d, flags); });
+  }
+
+  Napi::Value StartDirtyRateCalc(const Napi::CallbackInfo& info) {
+    int seconds = (int)ToUInt(info[0], "seconds", 60);
+    unsigned int flags = FlagsArg(info, 1);
+    return Void(info, "virDomainStartDirtyRateCalc",
+                [seconds, flags](virDomainPtr d) { return virDomainStartDirtyRateCalc(d, seconds, flags); });
+  }
+
+  // virDomainListGetStats for this one domain: its typed params, keys as libvirt names them.
+  Napi::Value ListGetStats(const Napi::CallbackInfo& info) {
+    unsigned int stats = (unsigned int)ToUInt(info[0], "stats", 0xffffffffULL);
+    unsigned int flags = FlagsArg(info, 1);
+    return Queue(info.Env(), Mode::Pool, "virDomainListGetStats", [d = Hold(info.Env()), stats, flags](VirErr&) -> Finish {
+      virDomainPtr doms[] = {d.get(), nullptr};
+      virDomainStatsRecordPtr* records = nullptr;
+      int n = virDomainListGetStats(doms, stats, &records, flags);
+      if (n < 0) return nullptr;
+      std::vector<Param> copied;
+      if (n > 0) copied = CopyParams(records[0]->params, records[0]->nparams);
+      virDomainStatsRecordListFree(records);
+      return [copied](Napi::Env env) {
+        Napi::Object o = Napi::Object::New(env);
+        SetParams(o, copied);
+        return o;
+      };
+    });
   }
 
   Napi::Value SetMaxDowntime(const Napi::CallbackInfo& info) {

@@ -175,6 +175,7 @@ export function buildSchema(): SchemaNode {
       live_migration_scheme: nullable('Scheme of the migration connection URI; null = tcp.', 'ferry-scheme'),
       live_migration_inbound_addr: nullable('Address other hosts use to send migration data here.', 'ferry-host-or-null'),
       live_migration_bandwidth: int(0, 'Max migration bandwidth in MiB/s; 0 = unlimited.', { min: 0 }),
+      live_migration_link_bandwidth: int(0, 'Speed of the migration link in MiB/s, for the adaptive policy\'s choices and libvirt\'s bandwidth.avail.switchover (libvirt >= 11.1); 0 = unknown (the bandwidth cap stands in).', { min: 0 }),
       live_migration_bandwidth_postcopy: int(0, 'Max bandwidth in MiB/s once post-copy started (libvirt bandwidth.postcopy); 0 = unlimited.', { min: 0 }),
       live_migration_downtime: int(500, 'Max downtime in ms the ramp ends at.', { min: 100 }),
       live_migration_downtime_steps: int(10, 'Number of downtime ramp steps.', { min: 3 }),

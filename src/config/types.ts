@@ -19,6 +19,8 @@ export interface LibvirtConfig {
   live_migration_inbound_addr: string | null;
   /** MiB/s, 0 = unlimited */
   live_migration_bandwidth: number;
+  /** MiB/s, 0 = unknown */
+  live_migration_link_bandwidth: number;
   /** MiB/s once post-copy started, 0 = unlimited */
   live_migration_bandwidth_postcopy: number;
   /** ms */

@@ -7,6 +7,7 @@ import type {
   Domain,
   DomainCapabilitiesOptions,
   DomainStateInfo,
+  DomainStats,
   JobCompletedEventData,
   JobInfo,
   JobStats,
@@ -172,6 +173,12 @@ export class LibvirtDomain implements Domain {
   }
   migrateStartPostCopy(): Promise<void> {
     return call(() => this.h.migrateStartPostCopy());
+  }
+  startDirtyRateCalc(seconds: number, flags = 0): Promise<void> {
+    return call(() => this.h.startDirtyRateCalc(seconds, flags));
+  }
+  listGetStats(stats: number, flags = 0): Promise<DomainStats> {
+    return call(() => this.h.listGetStats(stats, flags));
   }
   /** Release the libvirt handle now rather than at GC. Later calls reject. */
   free(): void {

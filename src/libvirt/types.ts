@@ -93,6 +93,25 @@ export enum JobStatsFlag {
 }
 
 /** virDomainMigrateMaxSpeedFlags */
+/** virDomainDirtyRateCalcFlags: how virDomainStartDirtyRateCalc measures (libvirt 8.1). */
+export enum DirtyRateMode {
+  PAGE_SAMPLING = 0,
+  DIRTY_BITMAP = 1 << 0,
+  DIRTY_RING = 1 << 1,
+}
+
+/** virDomainStatsTypes ferry asks virDomainListGetStats for. */
+export enum DomainStatsType {
+  DIRTYRATE = 1 << 9,
+}
+
+/** virDomainDirtyRateStatus: 'dirtyrate.calc_status'. */
+export enum DirtyRateStatus {
+  UNSTARTED = 0,
+  MEASURING = 1,
+  MEASURED = 2,
+}
+
 export enum MaxSpeedFlag {
   POSTCOPY = 1,
 }
@@ -249,7 +268,14 @@ export interface Domain {
   /** MiB/s; flags MaxSpeedFlag.POSTCOPY sets the post-copy bandwidth. */
   migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void>;
   migrateStartPostCopy(): Promise<void>;
+  /** virDomainStartDirtyRateCalc: samples the guest's dirty rate for `seconds` (flags DirtyRateMode). */
+  startDirtyRateCalc(seconds: number, flags?: number): Promise<void>;
+  /** virDomainListGetStats for this domain: libvirt's typed params by name (stats DomainStatsType). */
+  listGetStats(stats: number, flags?: number): Promise<DomainStats>;
 }
+
+/** virDomainListGetStats' typed params, e.g. 'dirtyrate.calc_status', 'dirtyrate.megabytes_per_second'. */
+export type DomainStats = Record<string, number | string | boolean>;
 
 /** A storage pool (virStoragePoolPtr). */
 export interface StoragePool {

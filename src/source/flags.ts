@@ -32,6 +32,26 @@ export function migrationFlags(opts: MigrationFlagOptions): number {
   return flags;
 }
 
+/** A guest dirtying at least this fraction of what the link carries gets post-copy rather than auto-converge. */
+export const POSTCOPY_DIRTY_FRACTION = 0.5;
+
+/**
+ * Which of post-copy and auto-converge the adaptive policy arms when the
+ * operator permits both: post-copy for a guest measured dirtying at least half
+ * of what the link carries (throttling would have to slow it hard; post-copy
+ * ends in one pass), auto-converge for a slower one (a little throttling keeps
+ * the guest whole on one host throughout). Post-copy, as Nova, when either
+ * figure is unknown.
+ *
+ *     dirty 20 MiB/s, link 30 MiB/s -> postcopy
+ *     dirty 5 MiB/s, link 30 MiB/s  -> auto_converge
+ *     dirty unknown                 -> postcopy
+ */
+export function convergenceAid(dirtyBps: number | null, linkBps: number | null): 'postcopy' | 'auto_converge' {
+  if (dirtyBps === null || linkBps === null) return 'postcopy';
+  return dirtyBps >= POSTCOPY_DIRTY_FRACTION * linkBps ? 'postcopy' : 'auto_converge';
+}
+
 export function hasFlag(flags: number, flag: MigrateFlag): boolean {
   return (flags & flag) === flag;
 }

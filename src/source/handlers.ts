@@ -212,6 +212,7 @@ export class SourceHandlers {
       if (abortClaimed()) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
       const plan = await planMigration(config.libvirt, this.deps.storage, dom, req);
+      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, `migration armed with ${plan.settings.preflight.armed} by the measured dirty rate`);
       const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
       // Kept before the call: a restart while it is out finds a destination that may hold something.
       keepJournal(registry, record, { ...journal, prepared: asked });

@@ -12,7 +12,8 @@ import { dataGb } from '../monitor/progress.js';
 import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings } from '../record/registry.js';
 import { isDirectlyInside } from '../validate/path.js';
-import { hasFlag, migrationFlags } from './flags.js';
+import { measureDirtyRate } from '../domain/dirty-rate.js';
+import { convergenceAid, hasFlag, migrationFlags } from './flags.js';
 import type { LiveMigrationRequest } from './request.js';
 
 export interface MigrationPlan {
@@ -53,6 +54,27 @@ export function diskCopyMode(disks: readonly LocalDiskInfo[], decided: Readonly<
   return disks.every((d) => d.backingChain.length === 0 || decided?.[d.dev] === 'top_layer') ? 'top_layer' : 'full';
 }
 
+/** The link's speed as the operator gave it (live_migration_link_bandwidth, else the bandwidth cap), bytes/s; null when neither is set. */
+export function linkBandwidthBps(lv: LibvirtConfig): number | null {
+  const mibs = lv.live_migration_link_bandwidth || lv.live_migration_bandwidth;
+  return mibs > 0 ? mibs * 2 ** 20 : null;
+}
+
+/**
+ * Whether to arm post-copy. With both post-copy and auto-converge permitted,
+ * the adaptive policy measures the running guest's dirty rate first and
+ * chooses by it (convergenceAid); otherwise, as Nova, post-copy when permitted.
+ */
+async function choosePostcopy(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
+  const both = lv.live_migration_permit_post_copy && lv.live_migration_permit_auto_converge;
+  if (!both || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: lv.live_migration_permit_post_copy, note: null };
+  const measured = await measureDirtyRate(dom);
+  const link = linkBandwidthBps(lv);
+  if ('unknown' in measured) return { postCopy: true, note: { dirtyRateBps: null, linkBps: link, armed: 'postcopy', why: measured.unknown } };
+  const armed = convergenceAid(measured.bytesPerSec, link);
+  return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, why: link === null ? 'link speed unknown' : null } };
+}
+
 export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
   const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
   const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
@@ -68,11 +90,12 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
   const state = await dom.getState();
+  const preflight = await choosePostcopy(lv, dom, state.state === DomainState.RUNNING);
   const flags = migrationFlags({
     blockMigration,
     fullDiskCopy: diskCopy === 'full',
     nativeTls: lv.live_migration_with_native_tls,
-    permitPostCopy: lv.live_migration_permit_post_copy,
+    permitPostCopy: preflight.postCopy,
     permitAutoConverge: lv.live_migration_permit_auto_converge,
     parallelConnections: lv.live_migration_parallel_connections,
     instancePaused: state.state === DomainState.PAUSED,
@@ -95,6 +118,7 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     flags,
     dataGb: gb,
     convergencePolicy: lv.convergence_policy,
+    preflight: preflight.note,
     actOnStall: req.actOnStall ?? lv.convergence_act_on_stall,
   };
   return { xml, blockMigration, devs: selected.devs, disks: [...copied, ...readOnlyDisks], readOnlyDisks, settings, steps };

@@ -46,6 +46,7 @@ const DEFAULTS: FerryConfig = {
     live_migration_completion_timeout: 800,
     live_migration_timeout_action: 'abort',
     convergence_policy: 'adaptive',
+    live_migration_link_bandwidth: 0,
     convergence_stall_window: 10,
     convergence_act_on_stall: false,
     live_migration_permit_post_copy: false,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MigrateFlag } from '../../src/libvirt/types.js';
-import { hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/source/flags.js';
+import { convergenceAid, hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/source/flags.js';
 
 const base: MigrationFlagOptions = {
   blockMigration: false,
@@ -51,5 +51,19 @@ describe('hasFlag', () => {
     expect(hasFlag(155, MigrateFlag.NON_SHARED_INC)).toBe(true);
     expect(hasFlag(155, MigrateFlag.TUNNELLED)).toBe(false);
     expect(hasFlag(27, MigrateFlag.LIVE)).toBe(true);
+  });
+});
+
+describe('convergenceAid (both permitted, adaptive policy)', () => {
+  const MiB = 2 ** 20;
+  it.each<[number | null, number | null, string]>([
+    [20, 30, 'postcopy'],
+    [15, 30, 'postcopy'],
+    [14.9, 30, 'auto_converge'],
+    [5, 30, 'auto_converge'],
+    [null, 30, 'postcopy'],
+    [5, null, 'postcopy'],
+  ])('dirty %s MiB/s, link %s MiB/s -> %s', (dirty, link, aid) => {
+    expect(convergenceAid(dirty === null ? null : dirty * MiB, link === null ? null : link * MiB)).toBe(aid);
   });
 });

@@ -140,6 +140,31 @@ describe('happy paths', () => {
     expect(r.settings).toMatchObject({ postCopyPermitted: true, bandwidthMiBs: 300 });
   });
 
+  it.each<[string, 'adaptive' | 'nova', number | null, number, string | null]>([
+    ['adaptive, a guest dirtying 5 MiB/s over a 30 MiB/s link: auto-converge', 'adaptive', 5, MigrateFlag.AUTO_CONVERGE, 'auto_converge'],
+    ['adaptive, a guest dirtying 20 MiB/s over a 30 MiB/s link: post-copy', 'adaptive', 20, MigrateFlag.POSTCOPY, 'postcopy'],
+    ['adaptive, a dirty rate libvirt cannot measure: post-copy, as Nova', 'adaptive', null, MigrateFlag.POSTCOPY, 'postcopy'],
+    ['nova: post-copy, nothing measured', 'nova', 5, MigrateFlag.POSTCOPY, null],
+  ])('both post-copy and auto-converge permitted, %s', async (_name, policy, dirtyMiBs, armedFlag, preflightArmed) => {
+    c = await makeCluster({
+      sharedStorage: true,
+      src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_post_copy: true, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30 } } },
+      dst: {},
+    });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    c.src.conn.domains.get(g.uuid)!.dirtyRateMiBs = dirtyMiBs;
+    const { uuid } = await startMigration(c, g);
+    const r = await waitDone(c, uuid);
+    expect(r.status).toBe(S.completed);
+    const flags = c.src.conn.callsOf('migrateToURI3')[0]!.args[2] as number;
+    expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(armedFlag);
+    expect(r.settings?.preflight?.armed ?? null).toBe(preflightArmed);
+    expect(r.settings?.preflight?.dirtyRateBps ?? null).toBe(policy === 'adaptive' && dirtyMiBs !== null ? dirtyMiBs * 2 ** 20 : null);
+    expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(policy === 'adaptive' ? 1 : 0);
+    const [view] = await c.api.listMigrations(adminContext(), c.src.name);
+    expect(view!.armed).toBe(armedFlag === MigrateFlag.POSTCOPY ? 'postcopy' : 'auto_converge');
+  });
+
   it('volume-backed, no shared instance path: the source instance folder is removed, the volume is rewritten for the destination', async () => {
     c = await makeCluster();
     const devicePath = await makeBlockDevice(c.root);

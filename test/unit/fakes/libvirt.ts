@@ -9,6 +9,7 @@
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
+  DirtyRateStatus,
   DomainState,
   JobType,
   MigrateFlag,
@@ -17,6 +18,7 @@ import {
   type Connection,
   type Domain,
   type DomainStateInfo,
+  type DomainStats,
   type JobCompletedEventData,
   type JobInfo,
   type JobStats,
@@ -112,6 +114,9 @@ export class FakeDomain implements Domain {
   abortJobError: Error | null = null;
   /** Each post-copy resume (migrateToURI3 with POSTCOPY_RESUME) takes the next one and fails with it; none left: it resumes. */
   resumeErrors: Error[] = [];
+  /** What a dirty-rate calculation finds, MiB/s; null: libvirt refuses it (as for a domain that is not running). */
+  dirtyRateMiBs: number | null = null;
+  private dirtyRateStarted = false;
   private pending: Pending | null = null;
   private startedWaiters: Array<() => void> = [];
 
@@ -358,6 +363,20 @@ export class FakeDomain implements Domain {
   async migrateSetMaxSpeed(mibPerSec: number, flags?: number): Promise<void> {
     await this.record('migrateSetMaxSpeed', mibPerSec, flags);
     this.alive();
+  }
+
+  async startDirtyRateCalc(seconds: number, flags = 0): Promise<void> {
+    await this.record('startDirtyRateCalc', seconds, flags);
+    this.alive();
+    if (this.dirtyRateMiBs === null) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
+    this.dirtyRateStarted = true;
+  }
+
+  async listGetStats(stats: number): Promise<DomainStats> {
+    await this.record('listGetStats', stats);
+    this.alive();
+    if (!this.dirtyRateStarted || this.dirtyRateMiBs === null) return { 'dirtyrate.calc_status': DirtyRateStatus.UNSTARTED };
+    return { 'dirtyrate.calc_status': DirtyRateStatus.MEASURED, 'dirtyrate.megabytes_per_second': this.dirtyRateMiBs };
   }
 
   async migrateStartPostCopy(): Promise<void> {
