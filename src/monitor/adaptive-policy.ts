@@ -94,12 +94,20 @@ export function adaptiveDowntime(current: number | null, model: ConvergenceModel
   return target > current ? target : null;
 }
 
-/** Whether the newest mark is within LOCAL_MINIMUM of the least remaining the model still holds. */
+/**
+ * Whether the newest mark is within LOCAL_MINIMUM of the least remaining
+ * among the recent passes that re-send what the guest dirtied during a pass
+ * like them (iteration 3 on: iteration 2 holds what was dirtied during the
+ * bulk pass, whose length is another matter). The first such mark is one.
+ *
+ *     marks 113 (iteration 2), 129                -> true (129 is the least of {129})
+ *     marks 113, 129, 100, 103.9                  -> true; 104.1 -> false
+ */
 export function atLocalMinimum(model: ConvergenceModel): boolean {
   const newest = model.marks.at(-1);
   if (!newest) return false;
-  const least = Math.min(...model.marks.map((m) => m.bytes), model.leastOlderBytes ?? Infinity);
-  return newest.bytes <= LOCAL_MINIMUM * least;
+  const passes = model.marks.filter((m) => m.iteration >= 3).map((m) => m.bytes);
+  return passes.length === 0 || newest.bytes <= LOCAL_MINIMUM * Math.min(...passes);
 }
 
 /** The newest transfer rate is at least HEALTHY_LINK of the smoothed one. */

@@ -1,9 +1,9 @@
 // The adaptive policy's picture of a running pre-copy migration, as pure
 // functions: how fast the link carries and the guest dirties memory (both
 // smoothed), how much is left at the start of each iteration, whether that has
-// stopped falling (a stall: KubeVirt VEP 248's rule, or a guest that outpaces
-// the link), the downtime QEMU would need to switch over now, and when the
-// migration would end at this pace.
+// stopped falling (a stall: KubeVirt VEP 248's rule over a window, or a
+// single pass that did not shrink), the downtime QEMU would need to switch
+// over now, and when the migration would end at this pace.
 //
 // Remaining bytes are read at iteration starts only: within an iteration
 // QEMU's remaining count falls towards zero as the pass is sent and jumps back
@@ -107,16 +107,19 @@ export function stalledAt(newestBytes: number, leastOlderBytes: number | null, s
 }
 
 /**
- * The guest dirties at least as fast as the link carries, and the newest pass
- * kept at least (1 − progressFraction) of the one before: a pre-copy that
- * cannot shrink, known after two marks rather than a window.
+ * The newest pass kept at least (1 − progressFraction) of the one before: a
+ * pre-copy that did not shrink in a whole pass, as when the guest's working
+ * set is dirtied again faster than the link sends it. Known after two marks,
+ * long before a window of them. (The guest's dirty rate cannot tell this:
+ * pages dirtied twice between syncs count once, so the rate libvirt reports
+ * for a saturated working set stays below the link's.)
  *
- *     128 MiB then 127 MiB, dirtying 45 MiB/s over a 30 MiB/s link -> true
- *     the same at 20 MiB/s dirtied                              -> false
+ *     113 MiB then 129 MiB -> true
+ *     128 MiB then 123 MiB -> true (4 % or less)
+ *     128 MiB then 103 MiB -> false
  */
-export function outpaced(before: IterationMark | undefined, newest: IterationMark, rates: Pick<ConvergenceModel, 'bandwidthBps' | 'dirtyRateBps'>, s: Pick<StallSettings, 'progressFraction'>): boolean {
-  if (!before || rates.bandwidthBps === null || rates.dirtyRateBps === null) return false;
-  return rates.dirtyRateBps >= rates.bandwidthBps && newest.bytes >= (1 - s.progressFraction) * before.bytes;
+export function flatPass(before: IterationMark | undefined, newest: IterationMark, s: Pick<StallSettings, 'progressFraction'>): boolean {
+  return before !== undefined && newest.bytes >= (1 - s.progressFraction) * before.bytes;
 }
 
 /**
@@ -144,7 +147,7 @@ export function observe(model: ConvergenceModel, sample: JobStats, elapsedSecond
     const kept = model.marks.filter((m, i) => m.at > mark.at - s.windowSeconds || i === model.marks.length - 1);
     next.marks = [...kept, mark];
     next.leastOlderBytes = least;
-    next.stalled = stalledAt(mark.bytes, least, s) || outpaced(model.marks.at(-1), mark, next, s);
+    next.stalled = stalledAt(mark.bytes, least, s) || flatPass(model.marks.at(-1), mark, s);
     next.stalledSince = next.stalled ? (model.stalledSince ?? elapsedSeconds) : null;
   }
   next.previousPoll = { remaining: remainingBytes(sample), processed: processedBytes(sample) };

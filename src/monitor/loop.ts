@@ -54,6 +54,8 @@ type Settled = { ok: true } | { ok: false; err: unknown };
  * monitor has lost sight of the job; fewer are a hiccup, polled through.
  */
 export const MAX_POLL_ERRORS = 5;
+/** How long a migration that libvirt says succeeded waits for its job-completed event (downtime, post-copy requests). */
+const COMPLETED_EVENT_WAIT_MS = 2_000;
 /** Attempts at aborting a job the monitor lost sight of. */
 const BLIND_ABORT_ATTEMPTS = 3;
 
@@ -95,8 +97,11 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
   );
   // The job-completed event carries the final downtime; polling cannot see it once the domain is gone.
   // It also has the final counters, which the last poll (up to pollMs old) undercounts.
+  let jobCompleted: () => void = () => {};
+  const completedEvent = new Promise<void>((resolve) => (jobCompleted = resolve));
   const unsubscribe = o.events?.on(record.instanceUuid, 'jobCompleted', (e) => {
     registry.update(record, finishedJobFigures(e.stats));
+    jobCompleted();
     wake();
   });
 
@@ -117,6 +122,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
       const elapsedSeconds = (performance.now() - started) / 1000;
       const settled = worker.settled;
       if (settled) {
+        // libvirt may deliver the event just after the API returned: the conductor's final update should carry its figures.
+        if (settled.ok && o.events) await Promise.race([completedEvent, new Promise((r) => setTimeout(r, COMPLETED_EVENT_WAIT_MS))]);
         const foundJobType = await finalJobType(settled, o);
         const postcopyFailed = await sourceHeldForResume(settled, o);
         const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, postcopyFailed, settings: policySettings, endGame: record, state });
@@ -165,7 +172,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         state = decision.state;
         if (decision.convergence) registry.update(record, { convergence: decision.convergence });
         if (decision.announce) {
-          log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence }, decision.announce);
+          log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence, elapsed_ms: Math.round(elapsedSeconds * 1000) }, decision.announce);
           registry.noteAction(record, 'will_not_converge', 'convergence');
         }
         for (const action of decision.actions) {
@@ -200,6 +207,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'set_downtime':
       registry.update(record, { currentDowntimeMs: action.ms });
       registry.noteAction(record, 'set_downtime', 'policy');
+      log.info({ migration: record.uuid, ms: action.ms, policy: record.settings?.convergencePolicy }, 'migration max downtime set');
       await o.domain.migrateSetMaxDowntime(action.ms);
       return;
     case 'abort':

@@ -133,6 +133,8 @@ export interface MonitorState {
   verdict: ConvergenceVerdict;
   /** the adaptive policy has asked for its end-game action (start post-copy, or the stall action) */
   convergenceActed: boolean;
+  /** "will not converge" was said: once per migration, however often the verdict flips */
+  named: boolean;
 }
 
 export interface MonitorInput {
@@ -178,7 +180,7 @@ export const MAX_TIMEOUT_ATTEMPTS = 5;
 const INFO_LOG_EVERY_SAVES = 6;
 
 export function initialMonitorState(): MonitorState {
-  return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0, model: initialModel(), verdict: 'converging', convergenceActed: false };
+  return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0, model: initialModel(), verdict: 'converging', convergenceActed: false, named: false };
 }
 
 /** Nova's force-complete: switch to post-copy if permitted, else pause the source. */
@@ -258,7 +260,6 @@ function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAc
   const before = s.model.marks.at(-1);
   s.model = observe(s.model, sample, elapsed, c.stall);
   const newMark = s.model.marks.at(-1) !== before;
-  const previousVerdict = s.verdict;
   s.verdict = assess(s.model, c, throttlePercent(sample));
   const actions: MonitorAction[] = [];
 
@@ -294,8 +295,9 @@ function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAc
       etaSeconds: etaSeconds(s.model, s.verdict, s.currentDowntime ?? 0, elapsed, c.postCopyPermitted),
       detail,
     },
-    announce: hopeless && previousVerdict !== 'will_not_converge' ? detail : null,
+    announce: hopeless && !s.named ? detail : null,
   };
+  if (hopeless) s.named = true;
   return { actions, seen };
 }
 

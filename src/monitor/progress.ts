@@ -4,10 +4,11 @@ import type { MigrationCounters, RecordPatch } from '../record/registry.js';
 
 const GIB = 1024 ** 3;
 
-/** A finished job's figures for its record: downtime, counters and progress, those libvirt gave. */
-export function finishedJobFigures(stats: JobStats): Pick<RecordPatch, 'downtimeMs' | 'counters' | 'progress'> {
+/** A finished job's figures for its record: downtime, post-copy page requests, counters and progress, those libvirt gave. */
+export function finishedJobFigures(stats: JobStats): Pick<RecordPatch, 'downtimeMs' | 'postcopyRequests' | 'counters' | 'progress'> {
   return {
     ...(typeof stats.downtime === 'number' ? { downtimeMs: stats.downtime } : {}),
+    ...(typeof stats.memory_postcopy_requests === 'number' ? { postcopyRequests: stats.memory_postcopy_requests } : {}),
     ...(typeof stats.memory_total === 'number' ? { counters: countersFromStats(stats), progress: progressPercent(stats) } : {}),
   };
 }

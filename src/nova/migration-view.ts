@@ -27,6 +27,11 @@ export interface MigrationView extends MigrationCounters {
   convergence_detail: string | null;
   eta_seconds: number | null;
   downtime_ms: number | null;
+  postcopy_requests: number | null;
+  /** what the migration runs with to help it converge */
+  armed: 'postcopy' | 'auto_converge' | null;
+  /** with both permitted, the dirty rate the adaptive policy measured before the start to choose between them */
+  preflight_dirty_rate_bytes_per_second: number | null;
   block_migration: boolean | null;
   timeout_seconds: number | null;
   on_timeout: string | null;
@@ -62,6 +67,9 @@ export function migrationView(r: MigrationRecord): MigrationView {
     convergence_detail: r.convergence?.detail ?? null,
     eta_seconds: r.convergence ? roundedEta(r.convergence.etaSeconds) : null,
     downtime_ms: r.downtimeMs,
+    postcopy_requests: r.postcopyRequests,
+    armed: r.settings ? (r.settings.postCopyPermitted ? 'postcopy' : r.settings.autoConvergePermitted ? 'auto_converge' : null) : null,
+    preflight_dirty_rate_bytes_per_second: r.settings?.preflight?.dirtyRateBps ?? null,
     block_migration: r.settings?.blockMigration ?? null,
     timeout_seconds: r.settings?.timeoutSeconds ?? null,
     on_timeout: r.settings?.timeoutAction ?? null,

@@ -70,6 +70,12 @@ export interface MigrationSettings {
   flags: number;
   dataGb: number;
   convergencePolicy: ConvergencePolicy;
+  /**
+   * The adaptive policy's choice between post-copy and auto-converge, when
+   * both were permitted: the guest's dirty rate measured before the start,
+   * the link's speed, what was armed, and why a figure is missing.
+   */
+  preflight: { dirtyRateBps: number | null; linkBps: number | null; armed: 'postcopy' | 'auto_converge'; why: string | null } | null;
   /** Act at the first confident "will not converge" rather than at the deadline (adaptive policy only). */
   actOnStall: boolean;
 }
@@ -94,6 +100,8 @@ export interface MigrationRecord {
   currentDowntimeMs: number | null;
   /** Final downtime reported by libvirt when the migration completed. */
   downtimeMs: number | null;
+  /** Pages the destination asked for in post-copy (memory_postcopy_requests), from libvirt's completed-job stats. */
+  postcopyRequests: number | null;
   settings: MigrationSettings | null;
   /** Which action (timeout or operator) has claimed the migration's end game, if any. */
   claimedAction: EndAction | null;
@@ -204,6 +212,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       convergence: null,
       currentDowntimeMs: null,
       downtimeMs: null,
+      postcopyRequests: null,
       settings: null,
       claimedAction: null,
       pausedByUs: false,

@@ -26,6 +26,8 @@ const model = (rows: readonly (readonly [number, number, number])[], bpsMiB = 30
   );
 /** Remaining 100 → 99 → 98 → 97 MiB four seconds apart: stalled at the last mark (22 s). */
 const STALLED = model([[10, 2, 100], [14, 3, 99], [18, 4, 98], [22, 5, 97]]);
+/** Stalled since 22 s, the newest pass 10 % above the one before it. */
+const ABOVE_MINIMUM = model([[10, 2, 100], [14, 3, 99], [18, 4, 90], [22, 5, 99]]);
 /** Stalled with little left: 12 MiB at 30 MiB/s is 400 ms, 500 ms with the margin. */
 const STALLED_SMALL = model([[10, 2, 12.5], [14, 3, 12.4], [18, 4, 12.3], [22, 5, 12]]);
 
@@ -67,9 +69,10 @@ describe('adaptiveDowntime', () => {
 
 describe('switching to post-copy at a stall', () => {
   const armed = { ...LIMITS, postCopyPermitted: true };
-  it('a mark within 4 % above the least remaining is a local minimum', () => {
-    expect(atLocalMinimum(model([[10, 2, 100], [14, 3, 103.9]]))).toBe(true);
-    expect(atLocalMinimum(model([[10, 2, 100], [14, 3, 104.1]]))).toBe(false);
+  it('a mark within 4 % above the least remaining of the recent full passes is a local minimum', () => {
+    expect(atLocalMinimum(model([[10, 2, 113], [14, 3, 129]]))).toBe(true);
+    expect(atLocalMinimum(model([[10, 2, 113], [14, 3, 129], [16, 4, 100], [18, 5, 103.9]]))).toBe(true);
+    expect(atLocalMinimum(model([[10, 2, 113], [14, 3, 129], [16, 4, 100], [18, 5, 104.1]]))).toBe(false);
   });
   it('the link is healthy while its newest rate is at least half the smoothed one', () => {
     expect(linkHealthy(model([[10, 2, 100]]))).toBe(true);
@@ -82,8 +85,8 @@ describe('switching to post-copy at a stall', () => {
     ['not stalled', model([[10, 2, 100], [14, 3, 50]]), 500, 14, {}, false],
     ['the downtime can still rise to what is needed', STALLED, 50, 22, {}, false],
     ['an unhealthy link', { ...STALLED, lastBandwidthBps: 1 * MiB }, 500, 22, {}, false],
-    ['above the local minimum, stalled for less than a window', { ...STALLED, leastOlderBytes: 50 * MiB }, 500, 22, {}, false],
-    ['above the local minimum, stalled for a window: patience is over', { ...STALLED, leastOlderBytes: 50 * MiB }, 500, 32, {}, true],
+    ['above the local minimum, stalled for less than a window', ABOVE_MINIMUM, 500, 22, {}, false],
+    ['above the local minimum, stalled for a window: patience is over', ABOVE_MINIMUM, 500, 32, {}, true],
   ])('%s', (_name, m, downtime, elapsed, over, expected) => {
     expect(shouldStartPostcopy(m, downtime, elapsed, { ...armed, ...over })).toBe(expected);
   });

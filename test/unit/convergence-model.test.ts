@@ -5,8 +5,8 @@ import {
   impliedDowntimeMs,
   initialModel,
   iterationStartBytes,
+  flatPass,
   observe,
-  outpaced,
   precopyEtaSeconds,
   remainingBytes,
   shrinkRatio,
@@ -70,10 +70,20 @@ describe('observe', () => {
     expect(long.marks.map((x) => x.at)).toEqual([40, 70]);
     expect(long.leastOlderBytes).toBe(90 * MiB);
   });
-  it('a stall needs a mark a window older; it lasts from its first mark until the bytes fall again', () => {
-    const rows: [number, number, number][] = [[10, 2, 100], [14, 3, 99], [18, 4, 98], [22, 5, 97], [26, 6, 97], [30, 7, 50]];
+  it('passes that each keep 95 %: no flat pass, and over the 10 s window more than 4 % fall: never stalled', () => {
+    const slow: [number, number, number][] = [[10, 2, 100], [14, 3, 95], [18, 4, 90.25], [22, 5, 85.7]];
+    expect(slow.map((_, i) => after(slow.slice(0, i + 1)).stalled)).toEqual([false, false, false, false]);
+  });
+  it('a flat pass stalls at once; the stall lasts from its first mark until a pass shrinks and the window shows a fall', () => {
+    // 94 after 95 is flat; 97 is flat and within 4 % of the least a window older (100 at 10 s... 95 at 14 s is not yet older);
+    // 50 is neither.
+    const rows: [number, number, number][] = [[10, 2, 100], [14, 3, 95], [18, 4, 94], [22, 5, 97], [26, 6, 50]];
     const seen = rows.map((_, i) => after(rows.slice(0, i + 1))).map((m) => [m.stalled, m.stalledSince]);
-    expect(seen).toEqual([[false, null], [false, null], [false, null], [true, 22], [true, 22], [false, null]]);
+    expect(seen).toEqual([[false, null], [false, null], [true, 18], [true, 18], [false, null]]);
+  });
+  it('an oscillating pre-copy stays stalled once a window has passed: a shrinking pass alone does not end the stall', () => {
+    const rows: [number, number, number][] = [[10, 2, 113], [14, 3, 129], [18, 4, 113], [22, 5, 129], [26, 6, 113], [30, 7, 129], [34, 8, 113]];
+    expect(rows.map((_, i) => after(rows.slice(0, i + 1)).stalled)).toEqual([false, true, false, true, true, true, true]);
   });
   it('smooths the transfer and dirty rates with α = 0.4; keeps the newest transfer rate as it is', () => {
     let m = observe(initialModel(), sample(1, 100, 10, 256), 1, STALL);
@@ -112,19 +122,17 @@ describe('iterationStartBytes', () => {
   });
 });
 
-describe('outpaced', () => {
+describe('flatPass', () => {
   const mark = (bytes: number) => ({ iteration: 3, at: 14, bytes: bytes * MiB });
-  it.each<[string, number, number, number | null, boolean]>([
-    ['kept 99 %, dirtying 45 MiB/s over 30', 127, 45, 30, true],
-    ['kept 99 %, dirtying 20 MiB/s over 30', 127, 20, 30, false],
-    ['shrank by 10 %, dirtying 45 MiB/s', 115, 45, 30, false],
-    ['rates not known yet', 127, 45, null, false],
-  ])('%s', (_name, newest, dirtyMiB, bpsMiB, expected) => {
-    const rates = { dirtyRateBps: dirtyMiB * MiB, bandwidthBps: bpsMiB === null ? null : bpsMiB * MiB };
-    expect(outpaced(mark(128), mark(newest), rates, STALL)).toBe(expected);
+  it.each<[string, number, number, boolean]>([
+    ['grew', 113, 129, true],
+    ['kept 96 %', 128, 122.88, true],
+    ['kept 80 %', 128, 102.4, false],
+  ])('%s', (_name, before, newest, expected) => {
+    expect(flatPass(mark(before), mark(newest), STALL)).toBe(expected);
   });
   it('no mark before the newest: false', () => {
-    expect(outpaced(undefined, mark(128), { dirtyRateBps: 45 * MiB, bandwidthBps: 30 * MiB }, STALL)).toBe(false);
+    expect(flatPass(undefined, mark(128), STALL)).toBe(false);
   });
 });
 

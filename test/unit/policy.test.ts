@@ -155,7 +155,7 @@ describe('decide: one UNBOUNDED step (run_tasks equivalents)', () => {
   });
   it('the policy never marks post-copy or the pause itself: the record does, once libvirt took it', () => {
     const d = step(state(), settings({ completionTimeout: 10, timeoutAction: 'force_complete', postCopyPermitted: true }), 11);
-    expect(Object.keys(d.state).sort()).toEqual(['convergenceActed', 'currentDowntime', 'lastTimeoutAttemptAt', 'model', 'pollCount', 'timeoutAttempts', 'verdict']);
+    expect(Object.keys(d.state).sort()).toEqual(['convergenceActed', 'currentDowntime', 'lastTimeoutAttemptAt', 'model', 'named', 'pollCount', 'timeoutAttempts', 'verdict']);
   });
   it('a timeout action libvirt refused is asked for again every TIMEOUT_RETRY_SECONDS, MAX_TIMEOUT_ATTEMPTS times, then given up', () => {
     const s = settings({ completionTimeout: 10, timeoutAction: 'abort' });

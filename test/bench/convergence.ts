@@ -1,0 +1,277 @@
+// Both convergence policies on the same lab, in the same run: a 256 MiB
+// guest over a fixed bandwidth cap B, idle and dirtying a working set at
+// about 0.3, 0.8, 1.5 and 3 × B, each with (a) post-copy permitted, (b) only
+// auto-converge permitted, (c) neither. Both policies get the same
+// per-migration timeout (force_complete for a and b, abort for c), so Nova's
+// rows end in bounded time. Prints one table and writes one SVG chart
+// (remaining memory over time, a line per policy, a mark at each decisive
+// action), rendered by Vega-Lite headless. Prints figures; asserts nothing.
+//
+// Run: npm run -s build && npx vite-node test/bench/convergence.ts -- [options]
+//   --cap MiB/s        bandwidth cap B (default 30)
+//   --timeout s        per-migration timeout (default 60)
+//   --workloads LIST   comma-separated labels (default all: idle,0.3B,0.8B,1.5B,3B)
+//   --permissions LIST a,b,c (default all)
+//   --policies LIST    adaptive,nova (default both)
+//   --svg FILE         where the chart goes (default /tmp/ferry-convergence.svg)
+//   --json FILE        the rows and curves as JSON, to re-render or compare runs
+
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { LogLine } from '../e2e/agents.js';
+import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
+import { domainState, type LabGuest } from '../e2e/fixture.js';
+import { waitForConsole } from '../lab/heartbeat.js';
+import type { LabHost } from '../lab/lab.js';
+import { fmt, formatTable, guestAlive, logTime, machineNote, MIB, runBench, since, type MigrationView } from './lab-bench.js';
+import { operatorContext } from '../../src/cli/conductor.js';
+import { randomUUID } from 'node:crypto';
+
+const { values: args } = parseArgs({
+  options: {
+    cap: { type: 'string', default: '30' },
+    timeout: { type: 'string', default: '60' },
+    workloads: { type: 'string' },
+    permissions: { type: 'string' },
+    policies: { type: 'string' },
+    svg: { type: 'string', default: '/tmp/ferry-convergence.svg' },
+    json: { type: 'string' },
+  },
+});
+const CAP = Number(args.cap);
+const TIMEOUT_S = Number(args.timeout);
+const RAM_MIB = 256;
+
+interface Workload {
+  label: string;
+  dirty?: { mib: number; rateMBs: number };
+}
+const WORKLOADS: Workload[] = [
+  { label: 'idle' },
+  { label: '0.3B', dirty: { mib: 64, rateMBs: Math.round(0.3 * CAP) } },
+  { label: '0.8B', dirty: { mib: 128, rateMBs: Math.round(0.8 * CAP) } },
+  { label: '1.5B', dirty: { mib: 128, rateMBs: Math.round(1.5 * CAP) } },
+  { label: '3B', dirty: { mib: 192, rateMBs: Math.round(3 * CAP) } },
+].filter((w) => !args.workloads || args.workloads.split(',').includes(w.label));
+
+type Permission = 'a' | 'b' | 'c';
+const PERMISSIONS: Record<Permission, { label: string; libvirt: Record<string, unknown>; onTimeout: 'force_complete' | 'abort' }> = {
+  a: { label: 'post-copy', libvirt: { live_migration_permit_post_copy: true }, onTimeout: 'force_complete' },
+  b: { label: 'auto-converge', libvirt: { live_migration_permit_auto_converge: true }, onTimeout: 'force_complete' },
+  c: { label: 'neither', libvirt: {}, onTimeout: 'abort' },
+};
+const PERMISSION_KEYS = (args.permissions?.split(',') ?? ['a', 'b', 'c']) as Permission[];
+const ALL_POLICIES = ['adaptive', 'nova'] as const;
+type Policy = (typeof ALL_POLICIES)[number];
+const POLICIES = ALL_POLICIES.filter((p) => !args.policies || args.policies.split(',').includes(p));
+
+interface Row {
+  workload: string;
+  permission: Permission;
+  policy: Policy;
+  outcome: string;
+  /** started_at -> finished_at */
+  totalS: number | null;
+  floorS: number;
+  downtimeMs: number | null;
+  sentMiB: number | null;
+  postcopyRequests: number | null;
+  /** seconds after the transfer started: the end-game action, else the last downtime change before completion */
+  decisive: { at: number; what: string } | null;
+  /** when "will not converge" was said, seconds after the transfer started */
+  namedAt: number | null;
+  guest: string;
+  /** [seconds after the transfer started, memory remaining MiB] from the progress lines */
+  curve: [number, number][];
+}
+
+/** The migration's lines in the source agent's log, with their time after its transfer started. */
+function migrationLines(lines: LogLine[], uuid: string): { t: number; line: LogLine }[] {
+  const mine = lines.filter((l) => l.migration === uuid);
+  const start = mine.find((l) => l.msg === 'migration transfer started');
+  if (!start) return [];
+  const t0 = logTime(start);
+  return mine.map((line) => ({ t: (logTime(line) - t0) / 1000, line }));
+}
+
+function decisiveAction(lines: { t: number; line: LogLine }[]): Row['decisive'] {
+  const end = lines.find((x) => x.line.msg === 'forcing migration to complete' || x.line.msg === 'aborting migration job');
+  if (end) return { at: end.t, what: `${end.line.mode ?? 'abort'} (${end.line.source})` };
+  const downtimes = lines.filter((x) => x.line.msg === 'migration max downtime set');
+  const last = downtimes.at(-1);
+  return last ? { at: last.t, what: `downtime ${last.line.ms} ms` } : null;
+}
+
+/** libvirt's completed-job "Memory processed" on the destination, MiB (the last poll undercounts the final pass). */
+async function completedMemoryMiB(host: LabHost, uuid: string): Promise<number | null> {
+  const r = await host.virsh(['domjobinfo', '--completed', uuid], { check: false });
+  const m = /^Memory processed:\s+([\d.]+)\s*(\S+)/m.exec(r.stdout);
+  if (r.code !== 0 || !m) return null;
+  const unit: Record<string, number> = { B: 1 / MIB, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
+  return Number(m[1]) * (unit[m[2]!] ?? Number.NaN);
+}
+
+async function migrateOnce(bl: LabCluster, w: Workload, p: Permission, policy: Policy, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ row: Row; on: LabHost | null }> {
+  const { api } = bl.conductor;
+  const ctx = operatorContext();
+  const instance = { ...guest.instance, host: source.hostname };
+  const migrateData = await api.checkCanLiveMigrateDestination(ctx, dest.hostname, instance, null, false);
+  const uuid = randomUUID();
+  await api.liveMigration(ctx, source.hostname, {
+    instance,
+    dest: dest.hostname,
+    block_migration: migrateData.block_migration ?? null,
+    migrate_data: migrateData,
+    migration: { id: null, uuid },
+    timeout_seconds: TIMEOUT_S,
+    on_timeout: PERMISSIONS[p].onTimeout,
+  });
+  let end: Partial<Omit<MigrationView, 'status'>> & { status: string };
+  try {
+    end = await bl.conductor.waitForEnd(uuid, (TIMEOUT_S + 90) * 1000);
+  } catch {
+    end = { status: 'stuck' };
+  }
+  const completed = end.status === 'completed';
+  const on = completed ? dest : (await domainState(source, guest.uuid)) === 'running' ? source : null;
+  guest.instance.host = (on ?? source).hostname;
+  const alive = on ? await guestAlive(on, guest) : { alive: false, state: null };
+  const lines = migrationLines(await bl.agentOn(source).logs(), uuid);
+  const named = lines.find((x) => String(x.line.msg).startsWith('will not converge'));
+  const postcopy = bl.conductor.statuses(uuid).includes('running (post-copy)');
+  const row: Row = {
+    workload: w.label,
+    permission: p,
+    policy,
+    outcome: end.status + (postcopy ? ' (post-copy)' : end.action_taken === 'force_complete' ? ' (paused)' : ''),
+    totalS: end.started_at && end.finished_at ? (Date.parse(end.finished_at) - Date.parse(end.started_at)) / 1000 : null,
+    floorS: RAM_MIB / CAP,
+    downtimeMs: end.downtime_ms ?? null,
+    sentMiB: completed ? ((await completedMemoryMiB(dest, guest.uuid)) ?? (end.memory_processed ?? 0) / MIB) : (end.memory_processed ?? 0) / MIB,
+    postcopyRequests: end.postcopy_requests ?? null,
+    decisive: decisiveAction(lines),
+    namedAt: named ? named.t : null,
+    guest: alive.alive ? 'ok' : 'DEAD',
+    curve: lines.filter((x) => x.line.msg === 'migration progress').map((x) => [x.t, Number(x.line.memory_remaining) / MIB]),
+  };
+  return { row, on: alive.alive ? on : null };
+}
+
+function tableOf(rows: Row[]): string {
+  return formatTable(
+    ['workload', 'permitted', 'policy', 'outcome', 'total s', 'total/floor', 'downtime ms', 'sent/RAM', 'pc requests', 'decisive action', 'named at', 'guest'],
+    rows.map((r) => [
+      r.workload,
+      `${r.permission} ${PERMISSIONS[r.permission].label}`,
+      r.policy,
+      r.outcome,
+      fmt(r.totalS, 1),
+      r.totalS === null ? 'n/a' : (r.totalS / r.floorS).toFixed(2),
+      r.downtimeMs === null ? 'n/a' : String(r.downtimeMs),
+      r.sentMiB === null ? 'n/a' : (r.sentMiB / RAM_MIB).toFixed(2),
+      r.postcopyRequests === null ? '-' : String(r.postcopyRequests),
+      r.decisive ? `${r.decisive.what} at ${r.decisive.at.toFixed(1)} s` : '-',
+      r.namedAt === null ? '-' : `${r.namedAt.toFixed(1)} s`,
+      r.guest,
+    ]),
+  );
+}
+
+/** Remaining memory over time: a panel per workload and permission, a line per policy, a point at each decisive action. */
+async function chart(rows: Row[]): Promise<string> {
+  const curves = rows.flatMap((r) => r.curve.map(([t, mib]) => ({ workload: r.workload, permitted: PERMISSIONS[r.permission].label, policy: r.policy, t, mib })));
+  const actions = rows.flatMap((r) => {
+    if (!r.decisive) return [];
+    // The action's height: the remaining memory of the last progress line before it.
+    const before = r.curve.filter(([t]) => t <= r.decisive!.at).at(-1);
+    return [{ workload: r.workload, permitted: PERMISSIONS[r.permission].label, policy: r.policy, t: r.decisive.at, mib: before?.[1] ?? 0, action: r.decisive.what }];
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `Remaining memory, ${RAM_MIB} MiB guest at ${CAP} MiB/s, timeout ${TIMEOUT_S} s: adaptive vs nova`,
+    data: { values: [...curves.map((c) => ({ ...c, kind: 'curve' })), ...actions.map((a) => ({ ...a, kind: 'action' }))] },
+    facet: {
+      row: { field: 'workload', type: 'nominal', sort: WORKLOADS.map((w) => w.label), title: 'workload (dirty rate)' },
+      column: { field: 'permitted', type: 'nominal', sort: PERMISSION_KEYS.map((k) => PERMISSIONS[k].label), title: 'permitted' },
+    },
+    spec: {
+      width: 220,
+      height: 110,
+      layer: [
+        {
+          transform: [{ filter: "datum.kind === 'curve'" }],
+          mark: { type: 'line', interpolate: 'step-after' },
+          encoding: {
+            x: { field: 't', type: 'quantitative', title: 's after transfer start' },
+            y: { field: 'mib', type: 'quantitative', title: 'remaining MiB' },
+            color: { field: 'policy', type: 'nominal', scale: { domain: [...ALL_POLICIES], range: ['#1f77b4', '#d62728'] } },
+          },
+        },
+        {
+          transform: [{ filter: "datum.kind === 'action'" }],
+          mark: { type: 'point', shape: 'triangle-down', size: 90, filled: true },
+          encoding: {
+            x: { field: 't', type: 'quantitative' },
+            y: { field: 'mib', type: 'quantitative' },
+            color: { field: 'policy', type: 'nominal' },
+            tooltip: [{ field: 'action' }],
+          },
+        },
+      ],
+    },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+  };
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+async function main(): Promise<void> {
+  console.log(`ferry convergence bench: ${RAM_MIB} MiB guest, cap ${CAP} MiB/s, timeout ${TIMEOUT_S} s; workloads ${WORKLOADS.map((w) => w.label).join(', ')}; permissions ${PERMISSION_KEYS.join(', ')}; ${machineNote()}`);
+  const bl = await startLabCluster({ name: 'conv', addrBase: 110 });
+  const rows: Row[] = [];
+  try {
+    for (const w of WORKLOADS) {
+      let guest: LabGuest | null = null;
+      let on: LabHost | null = null;
+      for (const p of PERMISSION_KEYS) {
+        for (const policy of POLICIES) {
+          await bl.useAgents({
+            libvirt: { convergence_policy: policy, live_migration_bandwidth: CAP, live_migration_monitor_interval: 1, ...PERMISSIONS[p].libvirt },
+          });
+          if (!guest || !on) {
+            on = bl.a;
+            guest = await bl.boot(w.dirty ? { dirty: w.dirty } : {}, on);
+            if (w.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
+          }
+          const dest = on === bl.a ? bl.b : bl.a;
+          console.log(`[${since()}] ${w.label} ${p} ${policy}: ${on.name} -> ${dest.name}`);
+          const r = await migrateOnce(bl, w, p, policy, guest, on, dest);
+          rows.push(r.row);
+          console.log(tableOf([r.row]).split('\n').slice(2).join('\n'));
+          if (!r.on) {
+            for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+            guest = null;
+          }
+          on = r.on;
+        }
+      }
+      if (guest) for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+    }
+  } finally {
+    await bl.close();
+  }
+  console.log('');
+  console.log(tableOf(rows));
+  console.log(
+    `floor = RAM ÷ B = ${(RAM_MIB / CAP).toFixed(2)} s; total = started_at -> finished_at; sent/RAM from libvirt's completed-job stats on the destination ` +
+      '(the last poll for migrations that did not complete); decisive action = the end-game action (who asked), else the last downtime change, ' +
+      's after the transfer started; named at = when "will not converge" was logged.',
+  );
+  await writeFile(args.svg!, await chart(rows));
+  console.log(`chart: ${args.svg}`);
+  if (args.json) await writeFile(args.json, JSON.stringify({ cap: CAP, timeout: TIMEOUT_S, rows }, null, 1));
+}
+
+runBench(main);
