@@ -76,6 +76,22 @@ describe('the adaptive convergence policy on real guests', { timeout: 180_000 },
     await beatsOn(b, g);
   });
 
+  it('with post-copy and auto-converge both permitted, measures the dirty rate before the start and arms auto-converge for a slow dirtier', async () => {
+    await cluster.useAgents({ libvirt: { ...BASE, live_migration_permit_post_copy: true, live_migration_permit_auto_converge: true } });
+    const g = await dirtying({ mib: 64, rateMBs: 5 });
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null, timeoutSeconds: TIMEOUT_S, onTimeout: 'abort' });
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status, end.error ?? '').toBe('completed');
+    expect(end.armed).toBe('auto_converge');
+    // libvirt's page sampling saw the guest's 5 MiB/s (well under half of the 30 MiB/s link).
+    const measured = (end.preflight_dirty_rate_bytes_per_second ?? 0) / 2 ** 20;
+    expect(measured).toBeGreaterThan(1);
+    expect(measured).toBeLessThan(CAP / 2);
+    const armedLine = (await cluster.agentOn(a).logs()).find((l) => l.migration === migrationUuid && String(l.msg).startsWith('migration armed with'));
+    expect(armedLine?.msg).toBe('migration armed with auto_converge by the measured dirty rate');
+    await beatsOn(b, g);
+  });
+
   it('switches a stalled guest to post-copy at a local minimum, long before the deadline, and it completes whole on the destination', async () => {
     await cluster.useAgents({ libvirt: { ...BASE, live_migration_permit_post_copy: true } });
     // 128 MiB rewritten at 45 MiB/s: every pass leaves the whole working set.
