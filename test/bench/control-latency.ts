@@ -22,6 +22,7 @@ import type { LabHost } from '../lab/lab.js';
 import {
   benchElapsedMs,
   castMigration,
+  destroyEverywhere,
   fmt,
   formatTable,
   runBench,
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
     let guest: LabGuest | null = null;
     let on: LabHost | null = null;
     const boot = async () => {
-      if (guest) for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+      if (guest) await destroyEverywhere(bl, guest);
       on = bl.a;
       guest = await bl.boot({ uuid: randomUUID(), ...(DIRTY ? { dirty: DIRTY } : {}) }, on);
       if (DIRTY) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });

@@ -23,9 +23,8 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { LogLine } from '../e2e/agents.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { domainState, type LabGuest } from '../e2e/fixture.js';
-import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
-import { fmt, formatTable, guestAlive, logTime, machineNote, MIB, runBench, since, type MigrationView } from './lab-bench.js';
+import { completedJobInfo, roamingGuest, fmt, formatTable, guestAlive, logTime, machineNote, MIB, runBench, since, type MigrationView } from './lab-bench.js';
 import { operatorContext } from '../../src/cli/conductor.js';
 import { randomUUID } from 'node:crypto';
 
@@ -104,15 +103,6 @@ function decisiveAction(lines: { t: number; line: LogLine }[]): Row['decisive'] 
   return last ? { at: last.t, what: `downtime ${last.line.ms} ms` } : null;
 }
 
-/** libvirt's completed-job "Memory processed" on the destination, MiB (the last poll undercounts the final pass). */
-async function completedMemoryMiB(host: LabHost, uuid: string): Promise<number | null> {
-  const r = await host.virsh(['domjobinfo', '--completed', uuid], { check: false });
-  const m = /^Memory processed:\s+([\d.]+)\s*(\S+)/m.exec(r.stdout);
-  if (r.code !== 0 || !m) return null;
-  const unit: Record<string, number> = { B: 1 / MIB, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
-  return Number(m[1]) * (unit[m[2]!] ?? Number.NaN);
-}
-
 async function migrateOnce(bl: LabCluster, w: Workload, p: Permission, policy: Policy, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ row: Row; on: LabHost | null }> {
   const { api } = bl.conductor;
   const ctx = operatorContext();
@@ -149,7 +139,7 @@ async function migrateOnce(bl: LabCluster, w: Workload, p: Permission, policy: P
     totalS: end.started_at && end.finished_at ? (Date.parse(end.finished_at) - Date.parse(end.started_at)) / 1000 : null,
     floorS: RAM_MIB / CAP,
     downtimeMs: end.downtime_ms ?? null,
-    sentMiB: completed ? ((await completedMemoryMiB(dest, guest.uuid)) ?? (end.memory_processed ?? 0) / MIB) : (end.memory_processed ?? 0) / MIB,
+    sentMiB: (completed ? (await completedJobInfo(dest, guest.uuid))?.processedMiB : undefined) ?? (end.memory_processed ?? 0) / MIB,
     postcopyRequests: end.postcopy_requests ?? null,
     decisive: decisiveAction(lines),
     namedAt: named ? named.t : null,
@@ -233,31 +223,21 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     for (const w of WORKLOADS) {
-      let guest: LabGuest | null = null;
-      let on: LabHost | null = null;
+      const roaming = roamingGuest(bl, w.dirty ? { dirty: w.dirty } : {});
       for (const p of PERMISSION_KEYS) {
         for (const policy of POLICIES) {
           await bl.useAgents({
             libvirt: { convergence_policy: policy, live_migration_bandwidth: CAP, live_migration_monitor_interval: 1, ...PERMISSIONS[p].libvirt },
           });
-          if (!guest || !on) {
-            on = bl.a;
-            guest = await bl.boot(w.dirty ? { dirty: w.dirty } : {}, on);
-            if (w.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
-          }
-          const dest = on === bl.a ? bl.b : bl.a;
-          console.log(`[${since()}] ${w.label} ${p} ${policy}: ${on.name} -> ${dest.name}`);
-          const r = await migrateOnce(bl, w, p, policy, guest, on, dest);
+          const { guest, source, dest } = await roaming.next();
+          console.log(`[${since()}] ${w.label} ${p} ${policy}: ${source.name} -> ${dest.name}`);
+          const r = await migrateOnce(bl, w, p, policy, guest, source, dest);
           rows.push(r.row);
           console.log(tableOf([r.row]).split('\n').slice(2).join('\n'));
-          if (!r.on) {
-            for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
-            guest = null;
-          }
-          on = r.on;
+          await roaming.after(r.on);
         }
       }
-      if (guest) for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+      await roaming.done();
     }
   } finally {
     await bl.close();

@@ -10,7 +10,7 @@ import type { RequestContext } from '../../src/rpc/types.js';
 import type { LabCluster } from '../e2e/cluster.js';
 import type { LogLine } from '../e2e/agents.js';
 import { domainState, type LabGuest } from '../e2e/fixture.js';
-import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
+import { lastHeartbeat, waitForConsole, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 export const MIB = 1024 * 1024;
 
@@ -59,6 +59,71 @@ export async function guestAlive(host: LabHost, guest: LabGuest, timeoutMs = 10_
   } catch {
     return { alive: false, state: await domainState(host, guest.uuid) };
   }
+}
+
+export interface JobInfo {
+  elapsedMs?: number;
+  processedMiB?: number;
+  downtimeMs?: number;
+}
+
+/** libvirt's own completed-job stats on the destination (exact, unlike the last 0.5 s poll in the view). */
+export async function completedJobInfo(host: LabHost, uuid: string): Promise<JobInfo | null> {
+  const r = await host.virsh(['domjobinfo', '--completed', uuid], { check: false });
+  if (r.code !== 0) return null;
+  const get = (label: string): { v: number; unit: string } | undefined => {
+    const m = new RegExp(`^${label}:\\s+([\\d.]+)\\s*(\\S*)`, 'm').exec(r.stdout);
+    return m ? { v: Number(m[1]), unit: m[2] ?? '' } : undefined;
+  };
+  const toMiB = (x?: { v: number; unit: string }) =>
+    x === undefined ? undefined : x.v * ({ B: 1 / MIB, KiB: 1 / 1024, MiB: 1, GiB: 1024 } as Record<string, number>)[x.unit]!;
+  const info: JobInfo = {};
+  const el = get('Time elapsed');
+  if (el) info.elapsedMs = el.v;
+  const mp = toMiB(get('Memory processed'));
+  if (mp !== undefined && Number.isFinite(mp)) info.processedMiB = mp;
+  const dt = get('Total downtime');
+  if (dt) info.downtimeMs = dt.v;
+  return Object.keys(info).length ? info : null;
+}
+
+/** Takes the guest away on both hosts (a dead or lost guest, or the end of a workload). */
+export async function destroyEverywhere(bl: LabCluster, guest: LabGuest): Promise<void> {
+  for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+}
+
+/**
+ * One guest of a workload, moved back and forth between the lab's hosts run
+ * after run; a run that lost it (dead, or on neither host) has a fresh one
+ * booted on A for the next.
+ */
+export function roamingGuest(bl: LabCluster, spec: Parameters<LabCluster['boot']>[0] & object) {
+  let guest: LabGuest | null = null;
+  let on: LabHost | null = null;
+  return {
+    /** The guest, the host it runs on and the other one. */
+    async next(): Promise<{ guest: LabGuest; source: LabHost; dest: LabHost }> {
+      if (!guest || !on) {
+        on = bl.a;
+        guest = await bl.boot(spec, on);
+        if (spec.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
+        console.log(`[${since()}] booted guest ${guest.uuid.slice(0, 8)} on ${on.name}`);
+      }
+      return { guest, source: on, dest: on === bl.a ? bl.b : bl.a };
+    },
+    /** Where the run left the guest alive; null: it is taken away. */
+    async after(host: LabHost | null): Promise<void> {
+      if (!host && guest) {
+        await destroyEverywhere(bl, guest);
+        guest = null;
+      }
+      on = host;
+    },
+    async done(): Promise<void> {
+      if (guest) await destroyEverywhere(bl, guest);
+      guest = null;
+    },
+  };
 }
 
 export { waitForLog, type LogLine } from '../e2e/agents.js';

@@ -14,10 +14,10 @@
 // not left running during the idle runs).
 
 import { domainState, type LabGuest } from '../e2e/fixture.js';
-import { readConsole, waitForConsole } from '../lab/heartbeat.js';
+import { readConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
-import { benchElapsedMs, castMigration, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type MigrationView } from './lab-bench.js';
+import { benchElapsedMs, castMigration, completedJobInfo, roamingGuest, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type JobInfo, type MigrationView } from './lab-bench.js';
 
 const CAPS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [20, 50, 100, 0];
 const COMPLETION_TIMEOUT_PER_GIB = 15;
@@ -50,33 +50,6 @@ interface Result {
   phases: { toTransfer: number; transfer: number; post: number } | null;
   guestOk: string;
   consoleTail: string | null;
-}
-
-interface JobInfo {
-  elapsedMs?: number;
-  processedMiB?: number;
-  downtimeMs?: number;
-}
-
-
-/** libvirt's own completed-job stats on the destination (exact, unlike the last 0.5 s poll in the view). */
-async function completedJobInfo(host: LabHost, uuid: string): Promise<JobInfo | null> {
-  const r = await host.virsh(['domjobinfo', '--completed', uuid], { check: false });
-  if (r.code !== 0) return null;
-  const get = (label: string): { v: number; unit: string } | undefined => {
-    const m = new RegExp(`^${label}:\\s+([\\d.]+)\\s*(\\S*)`, 'm').exec(r.stdout);
-    return m ? { v: Number(m[1]), unit: m[2] ?? '' } : undefined;
-  };
-  const toMiB = (x?: { v: number; unit: string }) =>
-    x === undefined ? undefined : x.v * ({ B: 1 / MIB, KiB: 1 / 1024, MiB: 1, GiB: 1024 } as Record<string, number>)[x.unit]!;
-  const info: JobInfo = {};
-  const el = get('Time elapsed');
-  if (el) info.elapsedMs = el.v;
-  const mp = toMiB(get('Memory processed'));
-  if (mp !== undefined && Number.isFinite(mp)) info.processedMiB = mp;
-  const dt = get('Total downtime');
-  if (dt) info.downtimeMs = dt.v;
-  return Object.keys(info).length ? info : null;
 }
 
 async function migrateOnce(bl: LabCluster, kind: GuestKind, cap: number, guest: LabGuest, source: LabHost, dest: LabHost): Promise<{ result: Result; on: LabHost | null }> {
@@ -165,8 +138,7 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   try {
     for (const kind of KINDS) {
-      let guest: LabGuest | null = null;
-      let on: LabHost | null = null;
+      const roaming = roamingGuest(bl, kind.spec);
       for (const cap of CAPS) {
         if (benchElapsedMs() > BUDGET_MS) {
           skipped.push(`${kind.label} cap=${cap}`);
@@ -180,25 +152,14 @@ async function main(): Promise<void> {
             live_migration_completion_timeout: COMPLETION_TIMEOUT_PER_GIB,
           },
         });
-        if (!guest || !on) {
-          on = bl.a;
-          guest = await bl.boot(kind.spec, on);
-          if (kind.spec.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
-          console.log(`[${since()}] booted ${kind.label} guest ${guest.uuid.slice(0, 8)} on ${on.name}`);
-        }
-        const dest = on === bl.a ? bl.b : bl.a;
-        console.log(`[${since()}] ${kind.label}, cap ${cap || 'unlimited'}: ${on.name} -> ${dest.name}`);
-        const r = await migrateOnce(bl, kind, cap, guest, on, dest);
+        const { guest, source, dest } = await roaming.next();
+        console.log(`[${since()}] ${kind.label}, cap ${cap || 'unlimited'}: ${source.name} -> ${dest.name}`);
+        const r = await migrateOnce(bl, kind, cap, guest, source, dest);
         results.push(r.result);
         console.log(describe(r.result));
-        if (!r.on) {
-          // Dead or lost guest: boot a fresh one for the next cap.
-          for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
-          guest = null;
-        }
-        on = r.on;
+        await roaming.after(r.on);
       }
-      if (guest) for (const h of [bl.a, bl.b]) await h.virsh(['destroy', guest.uuid], { check: false });
+      await roaming.done();
     }
   } finally {
     await bl.close();
