@@ -133,9 +133,10 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
       virDomainStatsRecordPtr* records = nullptr;
       int n = virDomainListGetStats(doms, stats, &records, flags);
       if (n < 0) return nullptr;
+      // Freed however this scope is left (CopyParams may throw).
+      std::unique_ptr<virDomainStatsRecordPtr, void (*)(virDomainStatsRecordPtr*)> owned(records, virDomainStatsRecordListFree);
       std::vector<Param> copied;
       if (n > 0) copied = CopyParams(records[0]->params, records[0]->nparams);
-      virDomainStatsRecordListFree(records);
       return [copied](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         SetParams(o, copied);

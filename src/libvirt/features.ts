@@ -85,6 +85,18 @@ function check(f: Feature, v: LibvirtVersions): void {
     );
 }
 
+/** Whether migrateToURI3 may be given this parameter with these versions. */
+export function paramUsable(key: keyof MigrateParams, v: LibvirtVersions): boolean {
+  const f = PARAM_FEATURES[key];
+  if (!f) return true;
+  try {
+    check(f, v);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Throws FeatureUnavailableError for the first parameter or flag of a
  * migrateToURI3 call that these versions cannot serve.

@@ -234,7 +234,7 @@ export class LibvirtConnection implements Connection {
 
   constructor(
     private readonly h: NativeConnection,
-    private readonly versions: LibvirtVersions,
+    readonly versions: LibvirtVersions,
   ) {
     this.uri = h.uri;
     // Weak: the addon holds the handler strongly, and a strong `this` here

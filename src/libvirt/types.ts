@@ -2,6 +2,8 @@
 // implements it; src/libvirt/index.ts wraps the addon with these types. The
 // migration code depends only on these interfaces, so its tests can use fakes.
 
+import type { LibvirtVersions } from './features.js';
+
 /** virDomainMigrateFlags (libvirt 9.0; src/libvirt/features.ts gates the newer uses). */
 export enum MigrateFlag {
   LIVE = 1,
@@ -92,7 +94,6 @@ export enum JobStatsFlag {
   KEEP_COMPLETED = 2,
 }
 
-/** virDomainMigrateMaxSpeedFlags */
 /** virDomainDirtyRateCalcFlags: how virDomainStartDirtyRateCalc measures (libvirt 8.1). */
 export enum DirtyRateMode {
   PAGE_SAMPLING = 0,
@@ -112,6 +113,7 @@ export enum DirtyRateStatus {
   MEASURED = 2,
 }
 
+/** virDomainMigrateMaxSpeedFlags */
 export enum MaxSpeedFlag {
   POSTCOPY = 1,
 }
@@ -317,6 +319,8 @@ export interface Connection {
   getHostname(): Promise<string>;
   /** virConnectGetLibVersion: the daemon's libvirt version (see features.ts). */
   getLibVersion(): Promise<number>;
+  /** The addon's libvirt headers and the daemon, as read at connect: what a call may use (features.ts). */
+  readonly versions: LibvirtVersions;
   listAllDomains(flags?: number): Promise<Domain[]>;
   lookupByUUID(uuid: string): Promise<Domain>;
   lookupByName(name: string): Promise<Domain>;

@@ -23,8 +23,11 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
         metrics.migrationDirtyRate.set(labels(r), r.dirtyRateBytesPerSec);
         const c = r.convergence;
         if (c) {
+          // A figure the model cannot give any more is taken away, not left stale.
           if (c.bandwidthBps !== null) metrics.migrationBandwidth.set(labels(r), c.bandwidthBps);
+          else metrics.migrationBandwidth.remove(labels(r));
           if (c.impliedDowntimeMs !== null) metrics.migrationImpliedDowntime.set(labels(r), c.impliedDowntimeMs / 1000);
+          else metrics.migrationImpliedDowntime.remove(labels(r));
           if (c.etaSeconds !== null) metrics.migrationEta.set(labels(r), c.etaSeconds);
           else metrics.migrationEta.remove(labels(r));
           for (const verdict of VERDICTS) metrics.migrationVerdict.set({ ...labels(r), verdict }, verdict === c.verdict ? 1 : 0);

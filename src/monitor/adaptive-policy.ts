@@ -139,7 +139,7 @@ export function etaSeconds(model: ConvergenceModel, verdict: ConvergenceVerdict,
   if (!mark) return null;
   if (verdict === 'will_not_converge' || verdict === 'throttling') return null;
   if (verdict === 'stalled' && postCopyPermitted && model.bandwidthBps) {
-    return mark.bytes / model.bandwidthBps;
+    return Math.max(0, mark.at + mark.bytes / model.bandwidthBps - elapsed);
   }
   const eta = precopyEtaSeconds(model, downtimeMs);
   return eta === null ? null : Math.max(0, mark.at + eta - elapsed);

@@ -27,6 +27,12 @@ export interface IterationMark {
   bytes: number;
 }
 
+export interface PollFigures {
+  iteration: number;
+  remaining: number;
+  processed: number;
+}
+
 export interface ConvergenceModel {
   /** Smoothed `memory_bps`, bytes/s; null before the first sample that has it. */
   bandwidthBps: number | null;
@@ -38,10 +44,14 @@ export interface ConvergenceModel {
   marks: IterationMark[];
   /** The least bytes among the marks a window or more older than the newest (they are folded into it); null while none is. */
   leastOlderBytes: number | null;
-  /** The previous poll's remaining and processed bytes, to place a mark at its iteration's true start. */
-  previousPoll: { remaining: number; processed: number } | null;
-  /** The stall test's verdict at the newest mark. */
+  /** The previous poll's iteration, remaining and processed bytes, to place a mark at its iteration's true start. */
+  previousPoll: PollFigures | null;
+  /** Passes in a row, up to the newest mark, that did not shrink (flatPass). */
+  flatPasses: number;
+  /** The stall test's verdict at the newest mark: one flat pass, or VEP 248's window. */
   stalled: boolean;
+  /** A stall to act on unasked-for: two flat passes in a row, or VEP 248's window. */
+  confident: boolean;
   /** When the current stall was first seen (monitor seconds), null while not stalled. */
   stalledSince: number | null;
 }
@@ -50,7 +60,7 @@ export interface ConvergenceModel {
 export const SMOOTHING = 0.4;
 
 export function initialModel(): ConvergenceModel {
-  return { bandwidthBps: null, dirtyRateBps: null, lastBandwidthBps: null, marks: [], leastOlderBytes: null, previousPoll: null, stalled: false, stalledSince: null };
+  return { bandwidthBps: null, dirtyRateBps: null, lastBandwidthBps: null, marks: [], leastOlderBytes: null, previousPoll: null, flatPasses: 0, stalled: false, confident: false, stalledSince: null };
 }
 
 /**
@@ -77,15 +87,16 @@ export function processedBytes(sample: JobStats): number {
  * The remaining bytes at the start of the iteration a poll is the first to
  * see: what it saw, plus what the new pass had already sent by then. Between
  * the two polls, `processed` grew by the end of the old pass (the previous
- * poll's remaining) and the start of the new one. Without the previous poll,
- * what the poll saw.
+ * poll's remaining) and the start of the new one. Only when the previous poll
+ * saw the iteration just before (more passes between two polls would be
+ * counted as this one's start); otherwise what the poll saw.
  *
- *     previous poll 5 MiB left, 100 MiB processed; this one 110 MiB left,
- *     115 MiB processed -> 15 − 5 = 10 MiB of the new pass sent: 120 MiB
+ *     previous poll (iteration 2) 5 MiB left, 100 MiB processed; this one
+ *     (iteration 3) 110 MiB left, 115 MiB processed -> 10 MiB of the new pass sent: 120 MiB
  */
-export function iterationStartBytes(previous: ConvergenceModel['previousPoll'], remaining: number, processed: number): number {
-  if (!previous) return remaining;
-  return remaining + Math.max(0, processed - previous.processed - previous.remaining);
+export function iterationStartBytes(previous: PollFigures | null, now: PollFigures): number {
+  if (!previous || now.iteration !== previous.iteration + 1) return now.remaining;
+  return now.remaining + Math.max(0, now.processed - previous.processed - previous.remaining);
 }
 
 /** libvirt gives the dirty rate in pages per second. */
@@ -140,17 +151,21 @@ export function observe(model: ConvergenceModel, sample: JobStats, elapsedSecond
   const dirty = dirtyRateBps(sample);
   if (dirty !== undefined) next.dirtyRateBps = ewma(model.dirtyRateBps, dirty);
   const iteration = sample.memory_iteration ?? 0;
+  const poll: PollFigures = { iteration, remaining: remainingBytes(sample), processed: processedBytes(sample) };
   if (iteration >= 2 && iteration !== model.marks.at(-1)?.iteration) {
-    const mark = { iteration, at: elapsedSeconds, bytes: iterationStartBytes(model.previousPoll, remainingBytes(sample), processedBytes(sample)) };
+    const mark = { iteration, at: elapsedSeconds, bytes: iterationStartBytes(model.previousPoll, poll) };
     let least = model.leastOlderBytes;
     for (const m of model.marks) if (m.at <= mark.at - s.windowSeconds) least = Math.min(least ?? m.bytes, m.bytes);
     const kept = model.marks.filter((m, i) => m.at > mark.at - s.windowSeconds || i === model.marks.length - 1);
     next.marks = [...kept, mark];
     next.leastOlderBytes = least;
-    next.stalled = stalledAt(mark.bytes, least, s) || flatPass(model.marks.at(-1), mark, s);
+    next.flatPasses = flatPass(model.marks.at(-1), mark, s) ? model.flatPasses + 1 : 0;
+    const windowed = stalledAt(mark.bytes, least, s);
+    next.stalled = windowed || next.flatPasses >= 1;
+    next.confident = windowed || next.flatPasses >= 2;
     next.stalledSince = next.stalled ? (model.stalledSince ?? elapsedSeconds) : null;
   }
-  next.previousPoll = { remaining: remainingBytes(sample), processed: processedBytes(sample) };
+  next.previousPoll = poll;
   return next;
 }
 

@@ -11,7 +11,7 @@ import {
   classifyJobStatsError,
   decide,
   findJobType,
-  initialMonitorState,
+  restoredMonitorState,
   MAX_TIMEOUT_ATTEMPTS,
   pausedInPostcopy,
   timeoutGaveUp,
@@ -21,6 +21,7 @@ import {
   type MonitorState,
 } from './policy.js';
 import { STALL_PROGRESS_FRACTION } from './adaptive-policy.js';
+import { dirtyRateBps } from './convergence-model.js';
 import type { DowntimeStep } from './nova-policy.js';
 import { countersFromStats, finishedJobFigures, progressPercent, statsFromJobInfo } from './progress.js';
 import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
@@ -105,7 +106,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     wake();
   });
 
-  let state: MonitorState = initialMonitorState();
+  // A monitor re-attached after a restart goes on from the state its record kept.
+  let state: MonitorState = restoredMonitorState(record.policyState);
   let jobOver = false;
   let pollErrors = 0;
   /** Until the next poll, or until migrateToURI3 returns or the job-completed event comes. */
@@ -123,7 +125,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
       const settled = worker.settled;
       if (settled) {
         // libvirt may deliver the event just after the API returned: the conductor's final update should carry its figures.
-        if (settled.ok && o.events) await Promise.race([completedEvent, new Promise((r) => setTimeout(r, COMPLETED_EVENT_WAIT_MS))]);
+        if (settled.ok && o.events) await withinMs(completedEvent, COMPLETED_EVENT_WAIT_MS);
         const foundJobType = await finalJobType(settled, o);
         const postcopyFailed = await sourceHeldForResume(settled, o);
         const decision = decide({ sample: { type: JobType.NONE }, elapsedSeconds, workerFinished: true, foundJobType, postcopyFailed, settings: policySettings, endGame: record, state });
@@ -170,6 +172,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         recordSample(sample, o);
         const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, endGame: record, state });
         state = decision.state;
+        registry.update(record, { policyState: state as unknown as Record<string, unknown> });
         if (decision.convergence) registry.update(record, { convergence: decision.convergence });
         if (decision.announce) {
           log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence, elapsed_ms: Math.round(elapsedSeconds * 1000) }, decision.announce);
@@ -187,6 +190,8 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
               registry.update(record, { error: `the completion timeout's ${action.kind} failed ${MAX_TIMEOUT_ATTEMPTS} times: ${errorMessage(err)}` });
               registry.noteAction(record, `${action.kind}_failed`, 'timeout');
             }
+            // The adaptive policy asks once; the deadline still acts.
+            if ('reason' in action && action.reason === 'convergence') registry.noteAction(record, `${action.kind}_failed`, 'convergence');
           }
         }
         // The job is over per libvirt: wait for migrateToURI3 to return before judging.
@@ -262,7 +267,7 @@ function recordSample(sample: JobStats, o: MonitorOptions): void {
   o.registry.update(o.record, {
     counters: countersFromStats(sample),
     progress: progressPercent(sample),
-    dirtyRateBytesPerSec: (sample.memory_dirty_rate ?? 0) * (sample.memory_page_size ?? 4096),
+    dirtyRateBytesPerSec: dirtyRateBps(sample) ?? 0,
     memoryBps: sample.memory_bps ?? 0,
     iteration: sample.memory_iteration ?? 0,
   });
@@ -292,6 +297,16 @@ async function sourceHeldForResume(settled: Settled, o: MonitorOptions): Promise
   } catch (err) {
     o.log.error({ err, migration: o.record.uuid }, 'cannot read the source domain state after post-copy failed; holding it for a resume');
     return true;
+  }
+}
+
+/** Resolves when `p` does or after `ms`, whichever is first; the timer does not outlive it. */
+async function withinMs(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

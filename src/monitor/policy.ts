@@ -179,6 +179,16 @@ export const MAX_TIMEOUT_ATTEMPTS = 5;
 /** Nova logs progress at INFO every 60 polls (30 s), DEBUG otherwise. */
 const INFO_LOG_EVERY_SAVES = 6;
 
+/**
+ * The state a record kept (MigrationRecord.policyState), or a fresh one when
+ * it kept none or one of another shape (an older ferryd's).
+ */
+export function restoredMonitorState(saved: Record<string, unknown> | null): MonitorState {
+  const fresh = initialMonitorState();
+  if (!saved || Object.keys(fresh).some((k) => !(k in saved))) return fresh;
+  return saved as unknown as MonitorState;
+}
+
 export function initialMonitorState(): MonitorState {
   return { currentDowntime: null, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 0, model: initialModel(), verdict: 'converging', convergenceActed: false, named: false };
 }
@@ -242,18 +252,19 @@ function endGameFree(endGame: EndGame): boolean {
   return endGame.claimedAction === null && endGame.status === MigrationStatus.running;
 }
 
-/**
- * Step 2 of an UNBOUNDED poll: the model takes the sample, the verdict is
- * renewed, and the configured policy sets the downtime; the adaptive policy
- * may also start post-copy at a stall, or act on "will not converge" when
- * the operator opted in. Mutates `s` (decide's own copy).
- */
 /** What the model made of a sample: its figures, and the line to log if the verdict just turned hopeless. */
 interface Seen {
   figures: ConvergenceFigures;
   announce: string | null;
 }
 
+/**
+ * Step 2 of an UNBOUNDED poll: the model takes the sample, the verdict is
+ * renewed, and the configured policy sets the downtime; the adaptive policy
+ * may also start post-copy at a stall, or act on a confident "will not
+ * converge" when the operator opted in. It asks for such an action once: a
+ * refusal leaves the deadline to act. Mutates `s` (decide's own copy).
+ */
 function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAction[]; seen: Seen } {
   const { settings, endGame, elapsedSeconds: elapsed, sample } = input;
   const c = settings.convergence;
@@ -263,20 +274,28 @@ function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAc
   s.verdict = assess(s.model, c, throttlePercent(sample));
   const actions: MonitorAction[] = [];
 
+  // Anything but 'adaptive' (a record of an older ferryd has no policy) is Nova's.
+  const adaptive = settings.policy === 'adaptive';
   let downtime: number | null;
-  if (settings.policy === 'nova') {
+  if (!adaptive) {
     downtime = updateDowntime(s.currentDowntime, settings.downtimeSteps, elapsed).value;
-  } else {
+  } else if (endGame.status === MigrationStatus.running) {
     downtime = adaptiveDowntime(s.currentDowntime, s.model, newMark, c) ?? s.currentDowntime;
+  } else {
+    // In post-copy (a resume) the downtime means nothing any more.
+    downtime = s.currentDowntime;
   }
-  if (downtime !== null && downtime !== s.currentDowntime) actions.push({ kind: 'set_downtime', ms: downtime });
+  const raised = downtime !== null && downtime !== s.currentDowntime;
+  if (raised) actions.push({ kind: 'set_downtime', ms: downtime! });
+  // QEMU gets a pass at a new downtime before post-copy is judged against it.
+  const downtimeBefore = s.currentDowntime;
   s.currentDowntime = downtime;
 
-  if (settings.policy === 'adaptive' && !s.convergenceActed && endGameFree(endGame)) {
-    if (shouldStartPostcopy(s.model, s.currentDowntime, elapsed, c)) {
+  if (adaptive && !s.convergenceActed && endGameFree(endGame)) {
+    if (!raised && shouldStartPostcopy(s.model, downtimeBefore, elapsed, c)) {
       s.convergenceActed = true;
       actions.push({ kind: 'start_postcopy', reason: 'convergence' });
-    } else if (s.verdict === 'will_not_converge' && c.actOnStall) {
+    } else if (s.verdict === 'will_not_converge' && s.model.confident && c.actOnStall) {
       s.convergenceActed = true;
       actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'convergence' } : forceComplete(settings, 'convergence'));
     }
@@ -286,7 +305,7 @@ function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAc
   const detail = hopeless ? willNotConvergeDetail(s.model) : null;
   const seen: Seen = {
     figures: {
-      policy: settings.policy,
+      policy: adaptive ? 'adaptive' : 'nova',
       bandwidthBps: s.model.bandwidthBps,
       dirtyRateBps: s.model.dirtyRateBps,
       impliedDowntimeMs: impliedDowntimeMs(s.model),

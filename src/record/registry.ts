@@ -97,6 +97,12 @@ export interface MigrationRecord {
   iteration: number;
   /** The convergence model's latest figures; null before the first sample. */
   convergence: ConvergenceFigures | null;
+  /**
+   * The monitor policy's own state after its latest sample (the model, the
+   * downtime it set, the timeout's attempts), so a restarted ferryd's monitor
+   * goes on from it. Plain JSON; its shape belongs to monitor/policy.ts.
+   */
+  policyState: Record<string, unknown> | null;
   currentDowntimeMs: number | null;
   /** Final downtime reported by libvirt when the migration completed. */
   downtimeMs: number | null;
@@ -129,7 +135,7 @@ export interface MigrationRecord {
 export type RecordPatch = Partial<Omit<MigrationRecord, 'uuid' | 'createdAt' | 'seq'>>;
 
 /** Figures every poll refreshes: saved with the next durable change or progress report, not on their own. */
-const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration', 'convergence']);
+const LIVE_FIELDS: ReadonlySet<string> = new Set(['counters', 'progress', 'dirtyRateBytesPerSec', 'memoryBps', 'iteration', 'convergence', 'policyState']);
 
 export interface RegistryEvents {
   /** Emitted for every update; `previous` is the status before it. */
@@ -183,7 +189,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
   /** Records kept by an earlier ferryd, in creation order; the finished ones in the order they finished. */
   private restore(saved: MigrationRecord[]): void {
     for (const r of saved.sort((a, b) => a.createdAt.localeCompare(b.createdAt))) {
-      this.records.set(r.uuid, { ...r, journal: r.journal ?? null, seq: r.seq ?? 0 });
+      this.records.set(r.uuid, { ...r, journal: r.journal ?? null, seq: r.seq ?? 0, policyState: r.policyState ?? null, convergence: r.convergence ?? null });
     }
     const finished = [...this.records.values()].filter((r) => r.finishedAt).sort((a, b) => a.finishedAt!.localeCompare(b.finishedAt!));
     for (const r of finished) this.noteFinished(r);
@@ -210,6 +216,7 @@ export class MigrationRegistry extends EventEmitter<RegistryEvents> {
       memoryBps: 0,
       iteration: 0,
       convergence: null,
+      policyState: null,
       currentDowntimeMs: null,
       downtimeMs: null,
       postcopyRequests: null,

@@ -224,7 +224,7 @@ export class SourceHandlers {
         else keepJournal(registry, record, { ...journal, prepared: null });
         throw err;
       }
-      call = migrateCall(config.libvirt, req, plan, destState);
+      call = migrateCall(config.libvirt, req, plan, destState, this.deps.libvirt.versions);
       keepJournal(registry, record, { ...journal, prepared: destState, call, steps: plan.steps });
       await copyReadOnlyDisks(this.deps, record, call.uri, plan.readOnlyDisks);
       if (abortClaimed()) throw new Cancelled('aborted while preparing');

@@ -68,11 +68,13 @@ export function linkBandwidthBps(lv: LibvirtConfig): number | null {
 async function choosePostcopy(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
   const both = lv.live_migration_permit_post_copy && lv.live_migration_permit_auto_converge;
   if (!both || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: lv.live_migration_permit_post_copy, note: null };
-  const measured = await measureDirtyRate(dom);
   const link = linkBandwidthBps(lv);
+  // Without the link's speed a dirty rate decides nothing: not worth the second it takes.
+  if (link === null) return { postCopy: true, note: { dirtyRateBps: null, linkBps: null, armed: 'postcopy', why: 'link speed unknown' } };
+  const measured = await measureDirtyRate(dom);
   if ('unknown' in measured) return { postCopy: true, note: { dirtyRateBps: null, linkBps: link, armed: 'postcopy', why: measured.unknown } };
   const armed = convergenceAid(measured.bytesPerSec, link);
-  return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, why: link === null ? 'link speed unknown' : null } };
+  return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, why: null } };
 }
 
 export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {

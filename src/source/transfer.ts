@@ -4,6 +4,7 @@
 
 import type { LibvirtConfig } from '../config/index.js';
 import { destinationXml } from '../domain/destination-xml.js';
+import { paramUsable, type LibvirtVersions } from '../libvirt/features.js';
 import type { Domain, MigrateParams } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
@@ -24,8 +25,13 @@ export interface MigrateCall {
   params: MigrateParams;
 }
 
-/** migrateToURI3's peer URI and params: the destination's XML, addresses, disks and bandwidth. */
-export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: MigrationPlan, prepared: LiveMigrateData): MigrateCall {
+/**
+ * migrateToURI3's peer URI and params: the destination's XML, addresses,
+ * disks and bandwidth; and, where the local libvirt has it, the link's real
+ * speed for QEMU's switch-over decision (`bandwidth.avail.switchover`, from
+ * live_migration_link_bandwidth), rather than QEMU's own estimate.
+ */
+export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: MigrationPlan, prepared: LiveMigrateData, libvirt: LibvirtVersions): MigrateCall {
   const volumePaths = new Map(req.instance.volumes.map((v) => [v.serial ?? v.dev, v.devicePath ?? '']));
   // The destination's own word: it goes into the domain XML and the URIs only once checked.
   const from = (field: string) => `${field} in ${req.dest}'s pre_live_migration reply`;
@@ -45,6 +51,7 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
   if (addr) params.migrate_uri = dataUri(addr, replied);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;
   if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
+  if (lv.live_migration_link_bandwidth > 0 && paramUsable('bandwidth.avail.switchover', libvirt)) params['bandwidth.avail.switchover'] = lv.live_migration_link_bandwidth;
   return { uri: addr ? connectionUri(addr, lv.live_migration_scheme, replied) : connectionUri(req.dest, lv.live_migration_scheme, 'dest'), params };
 }
 

@@ -12,6 +12,7 @@ import {
 } from '../../src/monitor/adaptive-policy.js';
 import { initialModel, observe, type ConvergenceModel } from '../../src/monitor/convergence-model.js';
 import { decide, initialMonitorState, type EndGame, type MonitorAction, type MonitorSettings, type MonitorState } from '../../src/monitor/policy.js';
+import { updateDowntime } from '../../src/monitor/nova-policy.js';
 import { MigrationStatus } from '../../src/record/status.js';
 import { monitorSettings } from './fakes/monitor-settings.js';
 
@@ -261,14 +262,20 @@ describe('the nova policy through decide(): the ramp only, the model watching', 
     const s = { ...NOVA_120(true), completionTimeout: 0 };
     let state = initialMonitorState();
     const kinds = new Set<string>();
+    const setAt: [number, number][] = [];
     let last = null;
     for (let i = 0; i < 125; i++) {
       const d = decide({ sample: sim.next(state.currentDowntime ?? 0) as JobStats, elapsedSeconds: sim.t, workerFinished: false, settings: s, endGame: { status: MigrationStatus.running, claimedAction: null, pausedByUs: false }, state });
       state = d.state;
-      for (const a of d.actions) kinds.add(a.kind);
+      for (const a of d.actions) {
+        kinds.add(a.kind);
+        if (a.kind === 'set_downtime') setAt.push([sim.t, a.ms]);
+      }
       last = d.convergence;
     }
     expect([...kinds].sort()).toEqual(['save_stats', 'set_downtime']);
+    // Exactly Nova's ramp: the values updateDowntime gives for the same steps and times.
+    expect(setAt.map(([, ms]) => ms)).toEqual(setAt.map(([t]) => updateDowntime(null, s.downtimeSteps, t).value));
     expect(state.currentDowntime).toBe(500);
     expect(last).toMatchObject({ policy: 'nova', stalled: true, verdict: 'stalled' });
   });

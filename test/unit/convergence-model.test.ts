@@ -81,6 +81,10 @@ describe('observe', () => {
     const seen = rows.map((_, i) => after(rows.slice(0, i + 1))).map((m) => [m.stalled, m.stalledSince]);
     expect(seen).toEqual([[false, null], [false, null], [true, 18], [true, 18], [false, null]]);
   });
+  it('one flat pass stalls; a confident stall takes two in a row (or the window)', () => {
+    const rows: [number, number, number][] = [[10, 2, 113], [14, 3, 129], [18, 4, 129]];
+    expect(rows.map((_, i) => after(rows.slice(0, i + 1))).map((m) => [m.stalled, m.confident])).toEqual([[false, false], [true, false], [true, true]]);
+  });
   it('an oscillating pre-copy stays stalled once a window has passed: a shrinking pass alone does not end the stall', () => {
     const rows: [number, number, number][] = [[10, 2, 113], [14, 3, 129], [18, 4, 113], [22, 5, 129], [26, 6, 113], [30, 7, 129], [34, 8, 113]];
     expect(rows.map((_, i) => after(rows.slice(0, i + 1)).stalled)).toEqual([false, true, false, true, true, true, true]);
@@ -106,13 +110,14 @@ describe('observe', () => {
 });
 
 describe('iterationStartBytes', () => {
-  it.each<[string, { remaining: number; processed: number } | null, number, number, number]>([
+  it.each<[string, { iteration: number; remaining: number; processed: number } | null, number, number, number]>([
     ['no previous poll: what the poll saw', null, 110, 115, 110],
-    ['the new pass had sent 10 by the poll', { remaining: 5, processed: 100 }, 110, 115, 120],
-    ['the poll came right at the sync', { remaining: 5, processed: 100 }, 110, 105, 110],
-    ['counters that went backwards are not believed', { remaining: 5, processed: 100 }, 110, 90, 110],
+    ['the new pass had sent 10 by the poll', { iteration: 2, remaining: 5, processed: 100 }, 110, 115, 120],
+    ['the poll came right at the sync', { iteration: 2, remaining: 5, processed: 100 }, 110, 105, 110],
+    ['counters that went backwards are not believed', { iteration: 2, remaining: 5, processed: 100 }, 110, 90, 110],
+    ['two syncs between the polls: what the poll saw, not a whole pass more', { iteration: 1, remaining: 5, processed: 100 }, 110, 135, 110],
   ])('%s', (_name, previous, remaining, processed, expected) => {
-    expect(iterationStartBytes(previous, remaining, processed)).toBe(expected);
+    expect(iterationStartBytes(previous, { iteration: 3, remaining, processed })).toBe(expected);
   });
   it('observe places a mark at its true start', () => {
     const at = (remaining: number, processed: number, iteration: number) => ({ ...sample(iteration, remaining), data_processed: processed * MiB });

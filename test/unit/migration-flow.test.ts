@@ -165,6 +165,19 @@ describe('happy paths', () => {
     expect(view!.armed).toBe(armedFlag === MigrateFlag.POSTCOPY ? 'postcopy' : 'auto_converge');
   });
 
+  it.each<[number, boolean]>([
+    [9_000_000, false],
+    [11_003_000, true],
+  ])('live_migration_link_bandwidth becomes bandwidth.avail.switchover only where libvirt takes it (libvirt %i: %s)', async (libVersion, passed) => {
+    c = await makeCluster({ sharedStorage: true, src: { config: { libvirt: { live_migration_link_bandwidth: 1000 } } }, dst: {} });
+    c.src.conn.libVersion = libVersion;
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const { uuid } = await startMigration(c, g);
+    expect((await waitDone(c, uuid)).status).toBe(S.completed);
+    const params = c.src.conn.callsOf('migrateToURI3')[0]!.args[1] as Record<string, unknown>;
+    expect(params['bandwidth.avail.switchover']).toBe(passed ? 1000 : undefined);
+  });
+
   it('volume-backed, no shared instance path: the source instance folder is removed, the volume is rewritten for the destination', async () => {
     c = await makeCluster();
     const devicePath = await makeBlockDevice(c.root);

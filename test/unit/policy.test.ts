@@ -6,6 +6,7 @@ import {
   findJobType,
   initialMonitorState,
   MAX_TIMEOUT_ATTEMPTS,
+  restoredMonitorState,
   shouldTriggerTimeoutAction,
   TIMEOUT_RETRY_SECONDS,
   timeoutGaveUp,
@@ -474,5 +475,16 @@ describe('decide: timeout action vs operator force-complete (at most one end-gam
       times: [0, 10, 60],
     });
     expect(r.actions).toEqual([{ kind: 'resume_source' }, { kind: 'finish', outcome: 'cancelled' }]);
+  });
+});
+
+describe('restoredMonitorState (a monitor re-attached after a restart)', () => {
+  it('goes on from the state the record kept, through its JSON file', () => {
+    const kept = { ...initialMonitorState(), currentDowntime: 500, timeoutAttempts: 2, pollCount: 40, named: true };
+    expect(restoredMonitorState(JSON.parse(JSON.stringify(kept)))).toEqual(kept);
+  });
+  it('starts fresh from nothing, or from a state of another shape (an older ferryd)', () => {
+    expect(restoredMonitorState(null)).toEqual(initialMonitorState());
+    expect(restoredMonitorState({ currentDowntime: 500, timeoutAttempts: 0, lastTimeoutAttemptAt: null, pollCount: 3 })).toEqual(initialMonitorState());
   });
 });

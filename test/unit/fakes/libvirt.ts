@@ -532,6 +532,9 @@ export class FakeConnection implements Connection {
   }
 
   libVersion = 9_000_000;
+  get versions() {
+    return { headers: this.libVersion, daemon: this.libVersion };
+  }
 
   async getLibVersion(): Promise<number> {
     await this.record('getLibVersion');
