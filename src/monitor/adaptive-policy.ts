@@ -61,7 +61,8 @@ export function neededDowntimeMs(model: ConvergenceModel): number | null {
  *     stalled, post-copy armed                           -> stalled (post-copy ends it)
  *     stalled, downtime can still rise to what is needed -> stalled
  *     stalled, auto-converge armed, throttle below 99 %  -> throttling
- *     stalled otherwise                                  -> will_not_converge
+ *     stalled otherwise, confidently                     -> will_not_converge
+ *     stalled otherwise, one flat pass so far            -> stalled (said only when sure)
  */
 export function assess(model: ConvergenceModel, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'autoConvergePermitted'>, throttlePercent: number): ConvergenceVerdict {
   if (!model.stalled) return 'converging';
@@ -69,7 +70,7 @@ export function assess(model: ConvergenceModel, s: Pick<ConvergenceSettings, 'ma
   const needed = neededDowntimeMs(model);
   if (needed !== null && needed <= s.maxDowntimeMs) return 'stalled';
   if (s.autoConvergePermitted && throttlePercent < MAX_THROTTLE_PERCENT) return 'throttling';
-  return 'will_not_converge';
+  return model.confident ? 'will_not_converge' : 'stalled';
 }
 
 /**

@@ -295,7 +295,7 @@ function convergence(input: MonitorInput, s: MonitorState): { actions: MonitorAc
     if (!raised && shouldStartPostcopy(s.model, downtimeBefore, elapsed, c)) {
       s.convergenceActed = true;
       actions.push({ kind: 'start_postcopy', reason: 'convergence' });
-    } else if (s.verdict === 'will_not_converge' && s.model.confident && c.actOnStall) {
+    } else if (s.verdict === 'will_not_converge' && c.actOnStall) {
       s.convergenceActed = true;
       actions.push(settings.timeoutAction === 'abort' ? { kind: 'abort', reason: 'convergence' } : forceComplete(settings, 'convergence'));
     }
