@@ -15,8 +15,10 @@
 //   --policies LIST    adaptive,nova (default both)
 //   --svg FILE         where the chart goes (default /tmp/ferry-convergence.svg)
 //   --json FILE        the rows and curves as JSON, to re-render or compare runs
+//   --compare FILE     an earlier run's JSON: prints each row's total time in both and the differences (run-to-run noise)
+//   --render FILE      no lab: the table and chart of a run's JSON again
 
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -37,6 +39,8 @@ const { values: args } = parseArgs({
     policies: { type: 'string' },
     svg: { type: 'string', default: '/tmp/ferry-convergence.svg' },
     json: { type: 'string' },
+    compare: { type: 'string' },
+    render: { type: 'string' },
   },
 });
 const CAP = Number(args.cap);
@@ -218,7 +222,41 @@ async function chart(rows: Row[]): Promise<string> {
   return view.toSVG();
 }
 
+/** Rows of two runs side by side by workload, permission and policy: total time in each, and how far apart. */
+function comparison(now: Row[], before: Row[]): string {
+  const key = (r: Row) => `${r.workload} ${r.permission} ${r.policy}`;
+  const earlier = new Map(before.map((r) => [key(r), r]));
+  const diffs: number[] = [];
+  const lines = now.flatMap((r) => {
+    const b = earlier.get(key(r));
+    if (!b || r.totalS === null || b.totalS === null) return [];
+    const rel = Math.abs(r.totalS - b.totalS) / ((r.totalS + b.totalS) / 2);
+    diffs.push(rel);
+    return [[key(r), b.totalS.toFixed(1), r.totalS.toFixed(1), `${(rel * 100).toFixed(0)} %`, b.outcome === r.outcome ? 'same' : `${b.outcome} -> ${r.outcome}`]];
+  });
+  const sorted = [...diffs].sort((x, y) => x - y);
+  const median = sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+  return (
+    formatTable(['row', 'total s before', 'total s now', 'difference', 'outcome'], lines) +
+    `\nrun-to-run difference in total time over ${diffs.length} rows: median ${(median * 100).toFixed(0)} %, max ${((sorted.at(-1) ?? Number.NaN) * 100).toFixed(0)} %`
+  );
+}
+
+async function report(rows: Row[]): Promise<void> {
+  console.log('');
+  console.log(tableOf(rows));
+  console.log(
+    `floor = RAM ÷ B = ${(RAM_MIB / CAP).toFixed(2)} s; total = started_at -> finished_at; sent/RAM from libvirt's completed-job stats on the destination ` +
+      '(the last poll for migrations that did not complete); decisive action = the end-game action (who asked), else the last downtime change, ' +
+      's after the transfer started; named at = when "will not converge" was logged.',
+  );
+  await writeFile(args.svg!, await chart(rows));
+  console.log(`chart: ${args.svg}`);
+  if (args.compare) console.log(comparison(rows, (JSON.parse(await readFile(args.compare, 'utf8')) as { rows: Row[] }).rows));
+}
+
 async function main(): Promise<void> {
+  if (args.render) return report((JSON.parse(await readFile(args.render, 'utf8')) as { rows: Row[] }).rows);
   console.log(`ferry convergence bench: ${RAM_MIB} MiB guest, cap ${CAP} MiB/s, timeout ${TIMEOUT_S} s; workloads ${WORKLOADS.map((w) => w.label).join(', ')}; permissions ${PERMISSION_KEYS.join(', ')}; ${machineNote()}`);
   const bl = await startLabCluster({ name: 'conv', addrBase: 110 });
   const rows: Row[] = [];
@@ -251,16 +289,8 @@ async function main(): Promise<void> {
   } finally {
     await bl.close();
   }
-  console.log('');
-  console.log(tableOf(rows));
-  console.log(
-    `floor = RAM ÷ B = ${(RAM_MIB / CAP).toFixed(2)} s; total = started_at -> finished_at; sent/RAM from libvirt's completed-job stats on the destination ` +
-      '(the last poll for migrations that did not complete); decisive action = the end-game action (who asked), else the last downtime change, ' +
-      's after the transfer started; named at = when "will not converge" was logged.',
-  );
+  await report(rows);
   if (failed.length) console.log(`runs that failed: ${failed.join('; ')}`);
-  await writeFile(args.svg!, await chart(rows));
-  console.log(`chart: ${args.svg}`);
   if (args.json) await writeFile(args.json, JSON.stringify({ cap: CAP, timeout: TIMEOUT_S, rows }, null, 1));
 }
 
