@@ -8,8 +8,10 @@
 // In order of preference:
 //   1. raise the allowed downtime at once to what the model says is enough,
 //      when the pre-copy is not shrinking fast by itself;
-//   2. stalled with post-copy armed: switch at a local minimum of the
-//      remaining bytes, once the downtime can do no more and the link is healthy;
+//   2. post-copy armed, once the downtime can do no more and the link is
+//      healthy: at a stall, switch at a local minimum of the remaining bytes;
+//      converging, switch when pre-copy is predicted to take over twice what
+//      post-copy would;
 //   3. stalled with auto-converge armed: let QEMU's throttling work, and watch it;
 //   4. nothing armed can finish it: say so, and act at the deadline, or now
 //      when the operator opted into acting at a confident stall.
@@ -116,16 +118,37 @@ export function linkHealthy(model: ConvergenceModel): boolean {
   return model.bandwidthBps !== null && model.lastBandwidthBps !== null && model.lastBandwidthBps >= HEALTHY_LINK * model.bandwidthBps;
 }
 
+/** Pre-copy predicted to take longer than this many times what post-copy would take now is not worth waiting for. */
+export const POSTCOPY_PATIENCE = 2;
+
 /**
- * Stalled, post-copy armed, the downtime already as high as it helps: switch
- * at a local minimum, or anyway once the stall has lasted a window (VEP 248
- * relaxes its minimum the same way), and only on a healthy link.
+ * After a full pass (iteration 3 on), pre-copy at this downtime is predicted
+ * to end later than POSTCOPY_PATIENCE × the time post-copy would take to send
+ * what is left (or not at all): a slow convergence that post-copy beats.
+ *
+ *     103 MiB left, 30 MiB/s, 24 MiB/s dirtied, 500 ms -> pre-copy (103 − 15) ÷ 6 = 14.7 s
+ *       vs post-copy 3.4 s -> true
+ *     40 MiB left, 10 MiB/s dirtied -> (40 − 15) ÷ 20 = 1.25 s vs 1.3 s -> false
+ */
+export function outlastsPostcopy(model: ConvergenceModel, downtimeMs: number): boolean {
+  const mark = model.marks.at(-1);
+  if (!mark || mark.iteration < 3 || !model.bandwidthBps) return false;
+  const precopy = precopyEtaSeconds(model, downtimeMs);
+  return precopy === null || precopy > POSTCOPY_PATIENCE * (mark.bytes / model.bandwidthBps);
+}
+
+/**
+ * Post-copy armed, the downtime already as high as it helps, the link
+ * healthy, and either stalled (then at a local minimum, or anyway once the
+ * stall has lasted a window, as VEP 248 relaxes its minimum) or converging so
+ * slowly that post-copy now ends sooner (outlastsPostcopy).
  */
 export function shouldStartPostcopy(model: ConvergenceModel, currentDowntime: number | null, elapsed: number, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'stall'>): boolean {
-  if (!s.postCopyPermitted || !model.stalled) return false;
+  if (!s.postCopyPermitted) return false;
   const needed = neededDowntimeMs(model);
   if (needed !== null && (currentDowntime ?? 0) < Math.min(needed, s.maxDowntimeMs)) return false;
   if (!linkHealthy(model)) return false;
+  if (!model.stalled) return outlastsPostcopy(model, currentDowntime ?? 0);
   const patienceOver = model.stalledSince !== null && elapsed - model.stalledSince >= s.stall.windowSeconds;
   return atLocalMinimum(model) || patienceOver;
 }

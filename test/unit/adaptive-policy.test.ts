@@ -7,6 +7,7 @@ import {
   etaSeconds,
   linkHealthy,
   neededDowntimeMs,
+  outlastsPostcopy,
   shouldStartPostcopy,
   willNotConvergeDetail,
 } from '../../src/monitor/adaptive-policy.js';
@@ -83,13 +84,27 @@ describe('switching to post-copy at a stall', () => {
   it.each<[string, ConvergenceModel, number | null, number, Partial<typeof armed>, boolean]>([
     ['stalled at a local minimum, downtime at the maximum', STALLED, 500, 22, {}, true],
     ['not armed', STALLED, 500, 22, { postCopyPermitted: false }, false],
-    ['not stalled', model([[10, 2, 100], [14, 3, 50]]), 500, 14, {}, false],
+    ['not stalled, converging fast', model([[10, 2, 100], [14, 3, 50]]), 500, 14, {}, false],
+    ['not stalled, converging slower than post-copy would end it', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 24 * MiB }, 500, 14, {}, true],
     ['the downtime can still rise to what is needed', STALLED, 50, 22, {}, false],
     ['an unhealthy link', { ...STALLED, lastBandwidthBps: 1 * MiB }, 500, 22, {}, false],
     ['above the local minimum, stalled for less than a window', ABOVE_MINIMUM, 500, 22, {}, false],
     ['above the local minimum, stalled for a window: patience is over', ABOVE_MINIMUM, 500, 32, {}, true],
   ])('%s', (_name, m, downtime, elapsed, over, expected) => {
     expect(shouldStartPostcopy(m, downtime, elapsed, { ...armed, ...over })).toBe(expected);
+  });
+});
+
+describe('outlastsPostcopy', () => {
+  it.each<[string, ConvergenceModel, boolean]>([
+    // (103 − 15) ÷ (30 − 24) = 14.7 s of pre-copy against 103 ÷ 30 = 3.4 s of post-copy
+    ['slow convergence', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 24 * MiB }, true],
+    // (40 − 15) ÷ 20 = 1.25 s against 1.3 s
+    ['fast convergence', { ...model([[10, 2, 100], [14, 3, 40]]), dirtyRateBps: 10 * MiB }, false],
+    ['pre-copy does not end', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 30 * MiB }, true],
+    ['only the first mark after the bulk pass: no full pass to judge by', { ...model([[10, 2, 128]]), dirtyRateBps: 30 * MiB }, false],
+  ])('%s', (_name, m, expected) => {
+    expect(outlastsPostcopy(m, 500)).toBe(expected);
   });
 });
 
@@ -211,6 +226,12 @@ describe('the adaptive policy through decide(), on a simulated pre-copy (256 MiB
     expect(ours.at).toBeLessThan(15);
     expect(nova.outcome).toBe('completed');
     expect(nova.at).toBeGreaterThan(40);
+  });
+  it('a slow convergence with post-copy armed: post-copy once a full pass shows pre-copy would take over twice as long', () => {
+    const r = run(precopy({ ramMiB: 256, bpsMiB: 30, dirtyMiB: 24, workingSetMiB: 192 }), adaptive({ postCopyPermitted: true }));
+    expect(r.outcome).toBe('postcopy');
+    // Pre-copy alone ends at about 38 s (the test above); the switch comes at the first full pass.
+    expect(r.at).toBeLessThan(20);
   });
   it('stalled with post-copy armed: post-copy at a stall, long before any deadline, asked for once', () => {
     const r = run(precopy({ ramMiB: 256, bpsMiB: 30, dirtyMiB: 90, workingSetMiB: 128 }), adaptive({ postCopyPermitted: true }));
