@@ -31,6 +31,7 @@ export interface ConvergenceSettings {
   /** The first downtime, set at the first poll: low, for guests that converge by themselves. */
   initialDowntimeMs: number;
   stall: StallSettings;
+  /** the migration runs with VIR_MIGRATE_POSTCOPY (also what the timeout's force_complete uses) */
   postCopyPermitted: boolean;
   autoConvergePermitted: boolean;
   /** Act at the first confident "will not converge" rather than at the deadline. */

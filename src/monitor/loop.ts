@@ -24,7 +24,7 @@ import { STALL_PROGRESS_FRACTION } from './adaptive-policy.js';
 import { dirtyRateBps } from './convergence-model.js';
 import type { DowntimeStep } from './nova-policy.js';
 import { countersFromStats, finishedJobFigures, progressPercent, statsFromJobInfo } from './progress.js';
-import type { MigrationRecord, MigrationRegistry } from '../record/registry.js';
+import type { MigrationRecord, MigrationRegistry, RecordPatch } from '../record/registry.js';
 import { inPostcopy, MigrationStatus } from '../record/status.js';
 
 export type MonitorOutcome = FinishOutcome;
@@ -78,7 +78,6 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
     },
     completionTimeout: settings.timeoutSeconds,
     timeoutAction: settings.timeoutAction,
-    postCopyPermitted: settings.postCopyPermitted,
     statsEvery: o.statsEvery,
   };
   // Monotonic: a wall-clock step (NTP, an operator) must not fire or delay the timeout.
@@ -169,11 +168,14 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
           }
           throw err;
         }
-        recordSample(sample, o);
         const decision = decide({ sample, elapsedSeconds, workerFinished: false, settings: policySettings, endGame: record, state });
         state = decision.state;
-        registry.update(record, { policyState: state as unknown as Record<string, unknown> });
-        if (decision.convergence) registry.update(record, { convergence: decision.convergence });
+        // One update a poll: listeners (metrics) see the sample, the model's figures and the state together.
+        registry.update(record, {
+          ...liveFigures(sample),
+          ...(decision.convergence ? { convergence: decision.convergence } : {}),
+          policyState: state as unknown as Record<string, unknown>,
+        });
         if (decision.announce) {
           log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence, elapsed_ms: Math.round(elapsedSeconds * 1000) }, decision.announce);
           registry.noteAction(record, 'will_not_converge', 'convergence');
@@ -224,7 +226,6 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'pause':
       await control.finishBy('pause', action.reason);
       return;
-
     case 'resume_source':
       await control.resumeIfPaused();
       return;
@@ -261,16 +262,16 @@ async function poll(domain: Domain): Promise<JobStats> {
   }
 }
 
-/** Live figures on the record at every poll, so list_migrations is never stale. */
-function recordSample(sample: JobStats, o: MonitorOptions): void {
-  if (sample.type !== JobType.UNBOUNDED) return;
-  o.registry.update(o.record, {
+/** A running job's live figures for its record at every poll, so list_migrations is never stale; none from other samples. */
+function liveFigures(sample: JobStats): RecordPatch {
+  if (sample.type !== JobType.UNBOUNDED) return {};
+  return {
     counters: countersFromStats(sample),
     progress: progressPercent(sample),
     dirtyRateBytesPerSec: dirtyRateBps(sample) ?? 0,
     memoryBps: sample.memory_bps ?? 0,
     iteration: sample.memory_iteration ?? 0,
-  });
+  };
 }
 
 /** The job type once migrateToURI3 has returned: success, a cancel, or Nova's find_job_type probe. */

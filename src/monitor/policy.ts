@@ -103,13 +103,11 @@ export interface MonitorSettings {
   policy: ConvergencePolicy;
   /** Nova's ramp (policy `nova`) */
   downtimeSteps: readonly DowntimeStep[];
-  /** the adaptive policy's limits and the model's stall test */
+  /** what the migration may do to converge (post-copy, auto-converge, the downtime's limits) and the model's stall test */
   convergence: ConvergenceSettings;
   /** seconds since the monitor started; 0 = off */
   completionTimeout: number;
   timeoutAction: TimeoutAction;
-  /** the migration runs with VIR_MIGRATE_POSTCOPY */
-  postCopyPermitted: boolean;
   /** save stats every N UNBOUNDED polls; Nova: int(monitor_interval / 0.5) = 10 */
   statsEvery?: number;
 }
@@ -195,7 +193,7 @@ export function initialMonitorState(): MonitorState {
 
 /** Nova's force-complete: switch to post-copy if permitted, else pause the source. */
 function forceComplete(settings: MonitorSettings, reason: EndGameReason): MonitorAction {
-  return settings.postCopyPermitted ? { kind: 'start_postcopy', reason } : { kind: 'pause', reason };
+  return settings.convergence.postCopyPermitted ? { kind: 'start_postcopy', reason } : { kind: 'pause', reason };
 }
 
 function finish(endGame: EndGame, outcome: FinishOutcome): MonitorAction[] {

@@ -17,7 +17,7 @@ import {
 } from '../../src/monitor/policy.js';
 import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, updateDowntime, type DowntimeStep } from '../../src/monitor/nova-policy.js';
 import { MigrationStatus } from '../../src/record/status.js';
-import { monitorSettings } from './fakes/monitor-settings.js';
+import { monitorSettings, type SettingsOverrides } from './fakes/monitor-settings.js';
 
 describe('downtimeSteps (Nova downtime_steps)', () => {
   it('data_gb 3.0, downtime 400, steps 10, delay 30', () => {
@@ -271,7 +271,7 @@ function applyToRecord(e: EndGame, a: MonitorAction | { kind: 'operator_force_co
   }
 }
 
-function runMonitor(records: Rec[], opts: { settings?: Partial<MonitorSettings>; status?: MigrationStatus; times?: number[] } = {}): RunResult {
+function runMonitor(records: Rec[], opts: { settings?: SettingsOverrides; status?: MigrationStatus; times?: number[] } = {}): RunResult {
   const s = settings(opts.settings);
   let state = initialMonitorState();
   const endGame: EndGame = { status: opts.status ?? MigrationStatus.running, claimedAction: null, pausedByUs: false };
@@ -282,7 +282,7 @@ function runMonitor(records: Rec[], opts: { settings?: Partial<MonitorSettings>;
   for (const rec of records) {
     if (rec === 'thread-finish') workerFinished = true;
     else if (rec === 'domain-stop') domainActive = false;
-    else if (rec === 'force_complete') applyToRecord(endGame, { kind: 'operator_force_complete', postCopy: s.postCopyPermitted });
+    else if (rec === 'force_complete') applyToRecord(endGame, { kind: 'operator_force_complete', postCopy: s.convergence.postCopyPermitted });
     else {
       const elapsed = times.length ? times.shift()! : 0;
       const foundJobType = rec === JobType.NONE && workerFinished ? findJobType({ active: domainActive }) : undefined;

@@ -1,16 +1,19 @@
 // Monitor settings for policy tests: Nova's policy, no timeout, nothing armed,
 // the adaptive limits at the config defaults. Tests override what they test.
+import type { ConvergenceSettings } from '../../../src/monitor/adaptive-policy.js';
 import type { MonitorSettings } from '../../../src/monitor/policy.js';
 
-export function monitorSettings(over: Partial<MonitorSettings> = {}): MonitorSettings {
-  const postCopyPermitted = over.postCopyPermitted ?? false;
+/** Overrides as the tests write them: `postCopyPermitted` at the top, the rest of `convergence` in part. */
+export type SettingsOverrides = Partial<Omit<MonitorSettings, 'convergence'>> & { postCopyPermitted?: boolean; convergence?: Partial<ConvergenceSettings> };
+
+export function monitorSettings(over: SettingsOverrides = {}): MonitorSettings {
+  const { postCopyPermitted = false, ...rest } = over;
   return {
     policy: 'nova',
     downtimeSteps: [],
     completionTimeout: 0,
     timeoutAction: 'abort',
-    postCopyPermitted,
-    ...over,
+    ...rest,
     convergence: {
       maxDowntimeMs: 500,
       initialDowntimeMs: 50,
