@@ -8,8 +8,9 @@
 // Remaining bytes are read at iteration starts only: within an iteration
 // QEMU's remaining count falls towards zero as the pass is sent and jumps back
 // up at the next dirty-bitmap sync, so only its value just after a sync says
-// how much a switch-over would have to move. A poll comes up to 0.5 s after
-// that sync; the bytes sent since are added back (iterationStartBytes).
+// how much a switch-over would have to move. A poll comes some time after
+// that sync, maybe several syncs later; the bytes sent since are added back
+// (iterationStartBytes).
 import type { JobStats } from '../libvirt/types.js';
 
 export interface StallSettings {
@@ -85,18 +86,25 @@ export function processedBytes(sample: JobStats): number {
 
 /**
  * The remaining bytes at the start of the iteration a poll is the first to
- * see: what it saw, plus what the new pass had already sent by then. Between
- * the two polls, `processed` grew by the end of the old pass (the previous
- * poll's remaining) and the start of the new one. Only when the previous poll
- * saw the iteration just before (more passes between two polls would be
- * counted as this one's start); otherwise what the poll saw.
+ * see. Between the two polls, `processed` grew by the end of the old pass (the
+ * previous poll's remaining), any whole passes after it, and what the new pass
+ * had sent; with k syncs between the polls that is k − 1 whole passes and the
+ * start of the k-th. Taking the passes alike, one started with
+ * (what the poll saw + what was sent beyond the old pass) ÷ k — never less
+ * than what the poll saw. A guest whose small working set is re-sent several
+ * times a second is seen mid-pass by every poll; its passes are this average,
+ * not the tail a poll happened to catch.
  *
  *     previous poll (iteration 2) 5 MiB left, 100 MiB processed; this one
  *     (iteration 3) 110 MiB left, 115 MiB processed -> 10 MiB of the new pass sent: 120 MiB
+ *     previous (iteration 2) 3 MiB left, 100 processed; this one (iteration 6)
+ *     2 MiB left, 130 processed -> (2 + 27) ÷ 4: 7.25 MiB a pass
  */
 export function iterationStartBytes(previous: PollFigures | null, now: PollFigures): number {
-  if (!previous || now.iteration !== previous.iteration + 1) return now.remaining;
-  return now.remaining + Math.max(0, now.processed - previous.processed - previous.remaining);
+  const syncs = previous ? now.iteration - previous.iteration : 0;
+  if (!previous || syncs < 1) return now.remaining;
+  const sentBeyondOldPass = Math.max(0, now.processed - previous.processed - previous.remaining);
+  return Math.max(now.remaining, (now.remaining + sentBeyondOldPass) / syncs);
 }
 
 /** libvirt gives the dirty rate in pages per second. */
@@ -171,15 +179,19 @@ export function observe(model: ConvergenceModel, sample: JobStats, elapsedSecond
 
 /**
  * The downtime QEMU needs to switch over with what the newest iteration
- * started with: remaining ÷ bandwidth, in ms, rounded up. Null until both are
- * known.
+ * started with: remaining ÷ bandwidth, in ms, rounded up. The bandwidth is the
+ * lower of the smoothed and the newest rate: QEMU weighs its threshold with
+ * its newest estimate, and a link that just slowed would otherwise leave the
+ * downtime short by the dip. Null until both are known.
  *
  *     30 MiB left at 60 MiB/s -> 500 ms
+ *     30 MiB left, smoothed 60 MiB/s, newest 40 MiB/s -> 750 ms
  */
 export function impliedDowntimeMs(model: ConvergenceModel): number | null {
   const mark = model.marks.at(-1);
-  if (!mark || !model.bandwidthBps) return null;
-  return Math.ceil((mark.bytes / model.bandwidthBps) * 1000);
+  const bandwidth = Math.min(model.bandwidthBps ?? 0, model.lastBandwidthBps ?? model.bandwidthBps ?? 0);
+  if (!mark || !bandwidth) return null;
+  return Math.ceil((mark.bytes / bandwidth) * 1000);
 }
 
 /**

@@ -116,6 +116,8 @@ describe('iterationStartBytes', () => {
     ['the poll came right at the sync', { iteration: 2, remaining: 5, processed: 100 }, 110, 105, 110],
     ['counters that went backwards are not believed', { iteration: 2, remaining: 5, processed: 100 }, 110, 90, 110],
     ['two syncs between the polls: what the poll saw, not a whole pass more', { iteration: 1, remaining: 5, processed: 100 }, 110, 135, 110],
+    // 8 sent beyond the old pass and 2 left, over two syncs: passes of 5.
+    ['two syncs between the polls, seen near the end of a pass: the passes\' average', { iteration: 1, remaining: 5, processed: 100 }, 2, 113, 5],
   ])('%s', (_name, previous, remaining, processed, expected) => {
     expect(iterationStartBytes(previous, { iteration: 3, remaining, processed })).toBe(expected);
   });
@@ -147,6 +149,14 @@ describe('figures from the model', () => {
     // 40 MiB at 30 MiB/s
     expect(impliedDowntimeMs(m)).toBe(1334);
     expect(impliedDowntimeMs(initialModel())).toBeNull();
+  });
+  it('implied downtime: at the newest rate when the link just slowed, never at a faster one', () => {
+    // Smoothed 0.6 × 30 + 0.4 × 20 = 26 MiB/s; the newest 20 MiB/s carries 40 MiB in 2 s.
+    const slowed = observe(m, sample(3, 40, 20), 15, STALL);
+    expect(slowed.bandwidthBps).toBeCloseTo(26 * MiB);
+    expect(impliedDowntimeMs(slowed)).toBe(2000);
+    // Smoothed 0.6 × 30 + 0.4 × 60 = 42 MiB/s, the lower: 40 MiB in 953 ms.
+    expect(impliedDowntimeMs(observe(m, sample(3, 40, 60), 15, STALL))).toBe(953);
   });
   it('shrink ratio: the newest mark over the one before', () => {
     expect(shrinkRatio(m)).toBeCloseTo(0.4);
