@@ -30,8 +30,10 @@ export interface MigrationView extends MigrationCounters {
   postcopy_requests: number | null;
   /** what the migration runs with to help it converge */
   armed: 'postcopy' | 'auto_converge' | null;
-  /** with both permitted, the dirty rate the adaptive policy measured before the start to choose between them */
+  /** with auto-converge permitted, the dirty rate the adaptive policy measured before the start, to choose by */
   preflight_dirty_rate_bytes_per_second: number | null;
+  /** where auto-converge's throttle starts, percent, chosen by that dirty rate; null: QEMU's 20 % */
+  throttle_start_percent: number | null;
   block_migration: boolean | null;
   timeout_seconds: number | null;
   on_timeout: string | null;
@@ -70,6 +72,7 @@ export function migrationView(r: MigrationRecord): MigrationView {
     postcopy_requests: r.postcopyRequests,
     armed: r.settings ? (r.settings.postCopyPermitted ? 'postcopy' : r.settings.autoConvergePermitted ? 'auto_converge' : null) : null,
     preflight_dirty_rate_bytes_per_second: r.settings?.preflight?.dirtyRateBps ?? null,
+    throttle_start_percent: r.settings?.preflight?.throttleStartPercent ?? null,
     block_migration: r.settings?.blockMigration ?? null,
     timeout_seconds: r.settings?.timeoutSeconds ?? null,
     on_timeout: r.settings?.timeoutAction ?? null,

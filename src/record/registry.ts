@@ -71,11 +71,18 @@ export interface MigrationSettings {
   dataGb: number;
   convergencePolicy: ConvergencePolicy;
   /**
-   * The adaptive policy's choice between post-copy and auto-converge, when
-   * both were permitted: the guest's dirty rate measured before the start,
-   * the link's speed, what was armed, and why a figure is missing.
+   * What the adaptive policy measured before the start, when auto-converge
+   * was permitted: the guest's dirty rate, the link's speed, what was armed
+   * (post-copy or auto-converge, when both were permitted), where the
+   * throttle starts (null: QEMU's 20 %), and why a figure is missing.
    */
-  preflight: { dirtyRateBps: number | null; linkBps: number | null; armed: 'postcopy' | 'auto_converge'; why: string | null } | null;
+  preflight: {
+    dirtyRateBps: number | null;
+    linkBps: number | null;
+    armed: 'postcopy' | 'auto_converge';
+    throttleStartPercent: number | null;
+    why: string | null;
+  } | null;
   /** Act at the first confident "will not converge" rather than at the deadline (adaptive policy only). */
   actOnStall: boolean;
 }

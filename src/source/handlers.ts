@@ -27,7 +27,7 @@ import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import { finishMigration, probeDestination } from './finish.js';
-import { planMigration } from './plan.js';
+import { planMigration, preflightLine } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
 import { keepJournal, newJournal, readJournal, type LiveMigrationRequest, type SourceJournal } from './request.js';
@@ -212,7 +212,7 @@ export class SourceHandlers {
       if (abortClaimed()) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
       const plan = await planMigration(config.libvirt, this.deps.storage, dom, req);
-      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, `migration armed with ${plan.settings.preflight.armed} by the measured dirty rate`);
+      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, config.libvirt.live_migration_permit_post_copy));
       const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
       // Kept before the call: a restart while it is out finds a destination that may hold something.
       keepJournal(registry, record, { ...journal, prepared: asked });

@@ -13,7 +13,7 @@ import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings } from '../record/registry.js';
 import { isDirectlyInside } from '../validate/path.js';
 import { measureDirtyRate } from '../domain/dirty-rate.js';
-import { convergenceAid, hasFlag, migrationFlags } from './flags.js';
+import { convergenceAid, DEFAULT_THROTTLE_START_PERCENT, hasFlag, migrationFlags, throttleStartPercent } from './flags.js';
 import type { LiveMigrationRequest } from './request.js';
 
 export interface MigrationPlan {
@@ -61,20 +61,39 @@ export function linkBandwidthBps(lv: LibvirtConfig): number | null {
 }
 
 /**
- * Whether to arm post-copy. With both post-copy and auto-converge permitted,
- * the adaptive policy measures the running guest's dirty rate first and
- * chooses by it (convergenceAid); otherwise, as Nova, post-copy when permitted.
+ * What the adaptive policy measures before the start and chooses by it. With
+ * both post-copy and auto-converge permitted: which to arm (convergenceAid).
+ * With auto-converge alone: where its throttle starts (throttleStartPercent).
+ * Otherwise, or under Nova's policy, nothing is measured: post-copy when
+ * permitted, QEMU's own throttle start.
  */
-async function choosePostcopy(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
-  const both = lv.live_migration_permit_post_copy && lv.live_migration_permit_auto_converge;
-  if (!both || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: lv.live_migration_permit_post_copy, note: null };
+async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
+  const permitPostCopy = lv.live_migration_permit_post_copy;
+  const permitAutoConverge = lv.live_migration_permit_auto_converge;
+  if (!permitAutoConverge || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
+  // What is armed when nothing is known: post-copy when permitted, as Nova.
+  const unmeasured = permitPostCopy ? 'postcopy' : 'auto_converge';
   const link = linkBandwidthBps(lv);
   // Without the link's speed a dirty rate decides nothing: not worth the second it takes.
-  if (link === null) return { postCopy: true, note: { dirtyRateBps: null, linkBps: null, armed: 'postcopy', why: 'link speed unknown' } };
+  if (link === null) return { postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps: null, armed: unmeasured, throttleStartPercent: null, why: 'link speed unknown' } };
   const measured = await measureDirtyRate(dom);
-  if ('unknown' in measured) return { postCopy: true, note: { dirtyRateBps: null, linkBps: link, armed: 'postcopy', why: measured.unknown } };
-  const armed = convergenceAid(measured.bytesPerSec, link);
-  return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, why: null } };
+  if ('unknown' in measured) return { postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps: link, armed: unmeasured, throttleStartPercent: null, why: measured.unknown } };
+  const armed = permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
+  const throttle = armed === 'auto_converge' ? throttleStartPercent(measured.bytesPerSec, link) : null;
+  return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, throttleStartPercent: throttle, why: null } };
+}
+
+/**
+ * The log line for what the preflight chose.
+ *
+ *     both permitted, measured        -> "migration armed with postcopy by the measured dirty rate"
+ *     auto-converge alone, measured   -> "auto-converge throttle starts at 67 % by the measured dirty rate"
+ *     nothing measured                -> "migration preflight measured nothing (link speed unknown): armed with postcopy"
+ */
+export function preflightLine(note: NonNullable<MigrationSettings['preflight']>, postCopyPermitted: boolean): string {
+  if (note.why !== null) return `migration preflight measured nothing (${note.why}): armed with ${note.armed}`;
+  if (postCopyPermitted) return `migration armed with ${note.armed} by the measured dirty rate`;
+  return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }
 
 export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
@@ -92,12 +111,12 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
   const state = await dom.getState();
-  const preflight = await choosePostcopy(lv, dom, state.state === DomainState.RUNNING);
+  const measured = await preflight(lv, dom, state.state === DomainState.RUNNING);
   const flags = migrationFlags({
     blockMigration,
     fullDiskCopy: diskCopy === 'full',
     nativeTls: lv.live_migration_with_native_tls,
-    permitPostCopy: preflight.postCopy,
+    permitPostCopy: measured.postCopy,
     permitAutoConverge: lv.live_migration_permit_auto_converge,
     parallelConnections: lv.live_migration_parallel_connections,
     instancePaused: state.state === DomainState.PAUSED,
@@ -120,7 +139,7 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     flags,
     dataGb: gb,
     convergencePolicy: lv.convergence_policy,
-    preflight: preflight.note,
+    preflight: measured.note,
     actOnStall: req.actOnStall ?? lv.convergence_act_on_stall,
   };
   return { xml, blockMigration, devs: selected.devs, disks: [...copied, ...readOnlyDisks], readOnlyDisks, settings, steps };

@@ -27,7 +27,8 @@ export interface MigrateCall {
 
 /**
  * migrateToURI3's peer URI and params: the destination's XML, addresses,
- * disks and bandwidth; and, where the local libvirt has it, the link's real
+ * disks and bandwidth; the throttle start the preflight chose for
+ * auto-converge; and, where the local libvirt has it, the link's real
  * speed for QEMU's switch-over decision (`bandwidth.avail.switchover`, from
  * live_migration_link_bandwidth), rather than QEMU's own estimate.
  */
@@ -51,6 +52,8 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
   if (addr) params.migrate_uri = dataUri(addr, replied);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;
   if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
+  const throttleStart = plan.settings.autoConvergePermitted ? plan.settings.preflight?.throttleStartPercent : null;
+  if (throttleStart) params['auto_converge.initial'] = throttleStart;
   if (lv.live_migration_link_bandwidth > 0 && paramUsable('bandwidth.avail.switchover', libvirt)) params['bandwidth.avail.switchover'] = lv.live_migration_link_bandwidth;
   return { uri: addr ? connectionUri(addr, lv.live_migration_scheme, replied) : connectionUri(req.dest, lv.live_migration_scheme, 'dest'), params };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MigrateFlag } from '../../src/libvirt/types.js';
-import { convergenceAid, hasFlag, migrationFlags, type MigrationFlagOptions } from '../../src/source/flags.js';
+import { convergenceAid, hasFlag, migrationFlags, throttleStartPercent, type MigrationFlagOptions } from '../../src/source/flags.js';
 
 const base: MigrationFlagOptions = {
   blockMigration: false,
@@ -65,5 +65,25 @@ describe('convergenceAid (both permitted, adaptive policy)', () => {
     [5, null, 'postcopy'],
   ])('dirty %s MiB/s, link %s MiB/s -> %s', (dirty, link, aid) => {
     expect(convergenceAid(dirty === null ? null : dirty * MiB, link === null ? null : link * MiB)).toBe(aid);
+  });
+});
+
+describe('throttleStartPercent (auto-converge alone, adaptive policy)', () => {
+  const MiB = 2 ** 20;
+  it.each<[number | null, number | null, number | null]>([
+    // The throttle that leaves a CPU-bound dirtier half the link: 1 − 15 / dirty.
+    [45, 30, 67],
+    [90, 30, 84],
+    [30, 30, 50],
+    // 20 % is QEMU's own start: not asked for below it.
+    [18.75, 30, null],
+    [5, 30, null],
+    [0, 30, null],
+    // QEMU's cpu-throttle-max.
+    [3000, 30, 99],
+    [null, 30, null],
+    [45, null, null],
+  ])('dirty %s MiB/s, link %s MiB/s -> %s', (dirty, link, start) => {
+    expect(throttleStartPercent(dirty === null ? null : dirty * MiB, link === null ? null : link * MiB)).toBe(start);
   });
 });

@@ -165,6 +165,31 @@ describe('happy paths', () => {
     expect(view!.armed).toBe(armedFlag === MigrateFlag.POSTCOPY ? 'postcopy' : 'auto_converge');
   });
 
+  it.each<[string, 'adaptive' | 'nova', number | null, number | null]>([
+    ['adaptive, a guest dirtying 45 MiB/s over a 30 MiB/s link: the throttle starts at 67 %', 'adaptive', 45, 67],
+    ['adaptive, a guest dirtying 5 MiB/s: QEMU\'s own start', 'adaptive', 5, null],
+    ['adaptive, a dirty rate libvirt cannot measure: QEMU\'s own start', 'adaptive', null, null],
+    ['nova: nothing measured, QEMU\'s own start', 'nova', 45, null],
+  ])('auto-converge alone permitted, %s', async (_name, policy, dirtyMiBs, start) => {
+    c = await makeCluster({
+      sharedStorage: true,
+      src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30 } } },
+      dst: {},
+    });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    c.src.conn.domains.get(g.uuid)!.dirtyRateMiBs = dirtyMiBs;
+    const { uuid } = await startMigration(c, g);
+    const r = await waitDone(c, uuid);
+    expect(r.status).toBe(S.completed);
+    const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(MigrateFlag.AUTO_CONVERGE);
+    expect(params['auto_converge.initial']).toBe(start ?? undefined);
+    expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(policy === 'adaptive' ? 1 : 0);
+    expect(r.settings?.preflight?.armed ?? null).toBe(policy === 'adaptive' ? 'auto_converge' : null);
+    const [view] = await c.api.listMigrations(adminContext(), c.src.name);
+    expect(view!.throttle_start_percent).toBe(start);
+  });
+
   it.each<[number, boolean]>([
     [9_000_000, false],
     [11_003_000, true],
