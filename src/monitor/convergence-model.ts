@@ -189,7 +189,7 @@ export function observe(model: ConvergenceModel, sample: JobStats, elapsedSecond
  */
 export function impliedDowntimeMs(model: ConvergenceModel): number | null {
   const mark = model.marks.at(-1);
-  const bandwidth = Math.min(model.bandwidthBps ?? 0, model.lastBandwidthBps ?? model.bandwidthBps ?? 0);
+  const bandwidth = Math.min(model.bandwidthBps ?? 0, model.lastBandwidthBps ?? Infinity);
   if (!mark || !bandwidth) return null;
   return Math.ceil((mark.bytes / bandwidth) * 1000);
 }

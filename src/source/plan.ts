@@ -71,13 +71,14 @@ async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Prom
   const permitPostCopy = lv.live_migration_permit_post_copy;
   const permitAutoConverge = lv.live_migration_permit_auto_converge;
   if (!permitAutoConverge || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
-  // What is armed when nothing is known: post-copy when permitted, as Nova.
-  const unmeasured = permitPostCopy ? 'postcopy' : 'auto_converge';
+  // When nothing is known: post-copy when permitted, as Nova; QEMU's throttle start.
+  const unmeasured = (linkBps: number | null, why: string) =>
+    ({ postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps, armed: permitPostCopy ? 'postcopy' : 'auto_converge', throttleStartPercent: null, why } }) as const;
   const link = linkBandwidthBps(lv);
   // Without the link's speed a dirty rate decides nothing: not worth the second it takes.
-  if (link === null) return { postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps: null, armed: unmeasured, throttleStartPercent: null, why: 'link speed unknown' } };
+  if (link === null) return unmeasured(null, 'link speed unknown');
   const measured = await measureDirtyRate(dom);
-  if ('unknown' in measured) return { postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps: link, armed: unmeasured, throttleStartPercent: null, why: measured.unknown } };
+  if ('unknown' in measured) return unmeasured(link, measured.unknown);
   const armed = permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
   const throttle = armed === 'auto_converge' ? throttleStartPercent(measured.bytesPerSec, link) : null;
   return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, throttleStartPercent: throttle, why: null } };

@@ -140,15 +140,11 @@ describe('happy paths', () => {
     expect(r.settings).toMatchObject({ postCopyPermitted: true, bandwidthMiBs: 300 });
   });
 
-  it.each<[string, 'adaptive' | 'nova', number | null, number, string | null]>([
-    ['adaptive, a guest dirtying 5 MiB/s over a 30 MiB/s link: auto-converge', 'adaptive', 5, MigrateFlag.AUTO_CONVERGE, 'auto_converge'],
-    ['adaptive, a guest dirtying 20 MiB/s over a 30 MiB/s link: post-copy', 'adaptive', 20, MigrateFlag.POSTCOPY, 'postcopy'],
-    ['adaptive, a dirty rate libvirt cannot measure: post-copy, as Nova', 'adaptive', null, MigrateFlag.POSTCOPY, 'postcopy'],
-    ['nova: post-copy, nothing measured', 'nova', 5, MigrateFlag.POSTCOPY, null],
-  ])('both post-copy and auto-converge permitted, %s', async (_name, policy, dirtyMiBs, armedFlag, preflightArmed) => {
+  /** One migration of a guest libvirt measures dirtying `dirtyMiBs` (null: cannot measure), auto-converge permitted at a 30 MiB/s cap; it completes. */
+  async function migrateMeasured(policy: 'adaptive' | 'nova', permits: { live_migration_permit_post_copy?: boolean }, dirtyMiBs: number | null) {
     c = await makeCluster({
       sharedStorage: true,
-      src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_post_copy: true, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30 } } },
+      src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30, ...permits } } },
       dst: {},
     });
     const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
@@ -156,7 +152,17 @@ describe('happy paths', () => {
     const { uuid } = await startMigration(c, g);
     const r = await waitDone(c, uuid);
     expect(r.status).toBe(S.completed);
-    const flags = c.src.conn.callsOf('migrateToURI3')[0]!.args[2] as number;
+    const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    return { r, params, flags };
+  }
+
+  it.each<[string, 'adaptive' | 'nova', number | null, number, string | null]>([
+    ['adaptive, a guest dirtying 5 MiB/s over a 30 MiB/s link: auto-converge', 'adaptive', 5, MigrateFlag.AUTO_CONVERGE, 'auto_converge'],
+    ['adaptive, a guest dirtying 20 MiB/s over a 30 MiB/s link: post-copy', 'adaptive', 20, MigrateFlag.POSTCOPY, 'postcopy'],
+    ['adaptive, a dirty rate libvirt cannot measure: post-copy, as Nova', 'adaptive', null, MigrateFlag.POSTCOPY, 'postcopy'],
+    ['nova: post-copy, nothing measured', 'nova', 5, MigrateFlag.POSTCOPY, null],
+  ])('both post-copy and auto-converge permitted, %s', async (_name, policy, dirtyMiBs, armedFlag, preflightArmed) => {
+    const { r, flags } = await migrateMeasured(policy, { live_migration_permit_post_copy: true }, dirtyMiBs);
     expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(armedFlag);
     expect(r.settings?.preflight?.armed ?? null).toBe(preflightArmed);
     expect(r.settings?.preflight?.dirtyRateBps ?? null).toBe(policy === 'adaptive' && dirtyMiBs !== null ? dirtyMiBs * 2 ** 20 : null);
@@ -171,17 +177,7 @@ describe('happy paths', () => {
     ['adaptive, a dirty rate libvirt cannot measure: QEMU\'s own start', 'adaptive', null, null],
     ['nova: nothing measured, QEMU\'s own start', 'nova', 45, null],
   ])('auto-converge alone permitted, %s', async (_name, policy, dirtyMiBs, start) => {
-    c = await makeCluster({
-      sharedStorage: true,
-      src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30 } } },
-      dst: {},
-    });
-    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
-    c.src.conn.domains.get(g.uuid)!.dirtyRateMiBs = dirtyMiBs;
-    const { uuid } = await startMigration(c, g);
-    const r = await waitDone(c, uuid);
-    expect(r.status).toBe(S.completed);
-    const [, params, flags] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, Record<string, unknown>, number];
+    const { r, params, flags } = await migrateMeasured(policy, {}, dirtyMiBs);
     expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(MigrateFlag.AUTO_CONVERGE);
     expect(params['auto_converge.initial']).toBe(start ?? undefined);
     expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(policy === 'adaptive' ? 1 : 0);
