@@ -1,5 +1,5 @@
 // Both convergence policies on the same lab, in the same run: a 256 MiB
-// guest over a fixed bandwidth cap B, idle and dirtying a working set at
+// guest over a fixed bandwidth cap B (pre-copy and post-copy alike), idle and dirtying a working set at
 // about 0.3, 0.8, 1.5 and 3 × B, each with (a) post-copy permitted, (b) only
 // auto-converge permitted, (c) neither. Both policies get the same
 // per-migration timeout (force_complete for a and b, abort for c), so Nova's
@@ -25,6 +25,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { LogLine } from '../e2e/agents.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { domainState, type LabGuest } from '../e2e/fixture.js';
+import type { DirtySpec } from '../lab/guest.js';
 import type { LabHost } from '../lab/lab.js';
 import { completedJobInfo, roamingGuest, fmt, formatTable, guestAlive, logTime, machineNote, MIB, runBench, since, type MigrationView } from './lab-bench.js';
 import { operatorContext } from '../../src/cli/conductor.js';
@@ -49,15 +50,19 @@ const RAM_MIB = 256;
 
 interface Workload {
   label: string;
-  dirty?: { mib: number; rateMBs: number };
+  dirty?: DirtySpec;
 }
+// CPU-bound dirtiers: a throttled vCPU writes less, as a real memory-bound
+// workload does (a clock-paced one keeps its rate until the throttle takes
+// nearly all of the vCPU; guest/dirty.c).
+const dirtying = (mib: number, ofCap: number): DirtySpec => ({ mib, rateMBs: Math.round(ofCap * CAP), cpuBound: true });
 const WORKLOADS: Workload[] = [
   { label: 'idle' },
-  { label: '0.3B', dirty: { mib: 64, rateMBs: Math.round(0.3 * CAP) } },
-  { label: '0.8B', dirty: { mib: 128, rateMBs: Math.round(0.8 * CAP) } },
-  { label: '1.5B', dirty: { mib: 128, rateMBs: Math.round(1.5 * CAP) } },
+  { label: '0.3B', dirty: dirtying(64, 0.3) },
+  { label: '0.8B', dirty: dirtying(128, 0.8) },
+  { label: '1.5B', dirty: dirtying(128, 1.5) },
   // 192 MiB does not fit beside the guest's kernel and initramfs in 256 MiB (its dirtier never started).
-  { label: '3B', dirty: { mib: 128, rateMBs: Math.round(3 * CAP) } },
+  { label: '3B', dirty: dirtying(128, 3) },
 ].filter((w) => !args.workloads || args.workloads.split(',').includes(w.label));
 
 type Permission = 'a' | 'b' | 'c';
@@ -89,6 +94,8 @@ interface Row {
   guest: string;
   /** [seconds after the transfer started, memory remaining MiB] from the progress lines */
   curve: [number, number][];
+  /** [seconds after the transfer started, auto-converge throttle %] while it is on (absent in runs before it was kept) */
+  throttle?: [number, number][];
 }
 
 /** The migration's lines in the source agent's log, with their time after its transfer started. */
@@ -135,6 +142,7 @@ async function migrateOnce(bl: LabCluster, w: Workload, p: Permission, policy: P
   const alive = on ? await guestAlive(on, guest) : { alive: false, state: null };
   const lines = migrationLines(await bl.agentOn(source).logs(), uuid);
   const named = lines.find((x) => String(x.line.msg).startsWith('will not converge'));
+  const progress = lines.filter((x) => x.line.msg === 'migration progress');
   const postcopy = bl.conductor.statuses(uuid).includes('running (post-copy)');
   const row: Row = {
     workload: w.label,
@@ -149,7 +157,8 @@ async function migrateOnce(bl: LabCluster, w: Workload, p: Permission, policy: P
     decisive: decisiveAction(lines),
     namedAt: named ? named.t : null,
     guest: alive.alive ? 'ok' : 'DEAD',
-    curve: lines.filter((x) => x.line.msg === 'migration progress').map((x) => [x.t, Number(x.line.memory_remaining) / MIB]),
+    curve: progress.map((x) => [x.t, Number(x.line.memory_remaining) / MIB]),
+    throttle: progress.filter((x) => Number(x.line.auto_converge_throttle) > 0).map((x) => [x.t, Number(x.line.auto_converge_throttle)]),
   };
   return { row, on: alive.alive ? on : null };
 }
@@ -267,7 +276,7 @@ async function main(): Promise<void> {
       for (const p of PERMISSION_KEYS) {
         for (const policy of POLICIES) {
           await bl.useAgents({
-            libvirt: { convergence_policy: policy, live_migration_bandwidth: CAP, live_migration_monitor_interval: 1, ...PERMISSIONS[p].libvirt },
+            libvirt: { convergence_policy: policy, live_migration_bandwidth: CAP, live_migration_bandwidth_postcopy: CAP, live_migration_monitor_interval: 1, ...PERMISSIONS[p].libvirt },
           });
           try {
             const { guest, source, dest } = await roaming.next();

@@ -106,8 +106,8 @@ export function roamingGuest(bl: LabCluster, spec: Parameters<LabCluster['boot']
       if (!guest || !on) {
         on = bl.a;
         guest = await bl.boot(spec, on);
-        if (spec.dirty) await waitForConsole(on, guest.uuid, /^ferry-dirty start/m, { timeoutMs: 30_000 });
-        console.log(`[${since()}] booted guest ${guest.uuid.slice(0, 8)} on ${on.name}`);
+        const dirtier = spec.dirty ? (await waitForConsole(on, guest.uuid, /^ferry-dirty start.*$/m, { timeoutMs: 30_000 }))[0] : 'idle';
+        console.log(`[${since()}] booted guest ${guest.uuid.slice(0, 8)} on ${on.name}: ${dirtier}`);
       }
       return { guest, source: on, dest: on === bl.a ? bl.b : bl.a };
     },

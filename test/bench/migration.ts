@@ -16,6 +16,7 @@
 import { domainState, type LabGuest } from '../e2e/fixture.js';
 import { readConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
+import type { DirtySpec } from '../lab/guest.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { benchElapsedMs, castMigration, completedJobInfo, roamingGuest, fmt, formatTable, runBench, guestAlive, logTime, machineNote, MIB, since, type JobInfo, type MigrationView } from './lab-bench.js';
 
@@ -27,7 +28,7 @@ const BUDGET_MS = 330_000;
 
 interface GuestKind {
   label: string;
-  spec: { dirty?: { mib: number; rateMBs: number } };
+  spec: { dirty?: DirtySpec };
 }
 const KINDS: GuestKind[] = [
   { label: 'idle 256M', spec: {} },

@@ -23,6 +23,12 @@ export interface VolumeDiskSpec {
   serial?: string;
 }
 
+export interface DirtySpec {
+  mib: number;
+  rateMBs: number;
+  cpuBound?: boolean;
+}
+
 export interface GuestSpec {
   name: string;
   uuid: string;
@@ -30,8 +36,8 @@ export interface GuestSpec {
   vcpus?: number;
   /** Default <instancesPath>/<uuid>/console.log (each host writes its own copy). */
   consoleLog?: string;
-  /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s. */
-  dirty?: { mib: number; rateMBs: number };
+  /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s; `cpuBound`: each write comes with work (guest/dirty.c). */
+  dirty?: DirtySpec;
   localDisks?: LocalDiskSpec[];
   /** An iso9660 image (path as the host sees it) attached as Nova attaches a config drive: a read-only IDE cdrom. */
   configDrive?: string;
@@ -53,6 +59,7 @@ const xmlEscape = (s: string): string =>
 export function guestCmdline(spec: GuestSpec): string {
   const parts = ['console=ttyS0', 'quiet'];
   if (spec.dirty) parts.push(`ferry.dirty_mib=${spec.dirty.mib}`, `ferry.dirty_rate_mbs=${spec.dirty.rateMBs}`);
+  if (spec.dirty?.cpuBound) parts.push('ferry.dirty_cpu_bound=1');
   if (spec.diskMarker !== undefined) parts.push(`ferry.disk_write=${spec.diskMarker}`, 'ferry.disk_check=1');
   if (spec.volumeMarker !== undefined) parts.push(`ferry.vol_write=${spec.volumeMarker}`, 'ferry.vol_check=1');
   if (spec.extraCmdline) parts.push(spec.extraCmdline);

@@ -1,10 +1,16 @@
 /*
  * ferry lab guest workload: dirties guest memory at a set rate.
- *   dirty <MiB> <MiB/s>
+ *   dirty <MiB> <MiB/s> [cpu]
  * Writes one byte per 4 KiB page over the working set, round-robin, so every
  * write dirties a whole page: "rate" counts dirtied page bytes per second.
  * Pacing busy-waits on clock_gettime: sleeping (usleep) between writes was
  * seen to crash TCG guests after migration.
+ *
+ * Clock-paced, a write costs next to nothing, so the dirtier keeps its rate
+ * until QEMU's auto-converge throttle takes nearly all of the vCPU. With
+ * "cpu", every page write comes with calibrated work, so the vCPU at full
+ * speed dirties only CPU_HEADROOM x the rate, and a throttle slows it as it
+ * slows a workload whose writes are its work (a database, a cache).
  *
  * Lost-write check: `hot` (in .bss) and a register copy are bumped together on
  * every batch; if a migration delivers a stale copy of hot's page, they differ
@@ -25,6 +31,8 @@
 
 #define PAGE 4096UL
 #define BATCH 16UL
+#define CPU_HEADROOM 1.1
+#define CALIBRATE_S 0.3
 
 static volatile unsigned long hot;
 
@@ -32,6 +40,39 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static volatile unsigned long sink;
+
+static void work(unsigned long units) {
+  for (unsigned long j = 0; j < units; j++) sink += j;
+}
+
+/* Pages per second the unpaced loop writes with `units` of work per page. */
+static double full_speed(volatile unsigned char *buf, size_t pages, unsigned long units) {
+  size_t i = 0, done = 0;
+  double t0 = now(), elapsed;
+  do {
+    for (size_t k = 0; k < BATCH; k++) {
+      buf[i * PAGE] = 1;
+      work(units);
+      if (++i == pages) i = 0;
+    }
+    done += BATCH;
+  } while ((elapsed = now() - t0) < CALIBRATE_S);
+  return (double)done / elapsed;
+}
+
+/* Work per page that brings the unpaced loop down to `pps` pages per second. */
+static unsigned long calibrate(volatile unsigned char *buf, size_t pages, double pps) {
+  double bare = full_speed(buf, pages, 0);
+  if (bare <= pps) return 0;
+  unsigned long probe = 1000;
+  double probed = full_speed(buf, pages, probe);
+  /* Seconds of work per unit, from the probe's slowdown over the bare loop. */
+  double unit_s = (1.0 / probed - 1.0 / bare) / (double)probe;
+  if (unit_s <= 0) return 0;
+  return (unsigned long)((1.0 / pps - 1.0 / bare) / unit_s);
 }
 
 int main(int argc, char **argv) {
@@ -43,6 +84,7 @@ int main(int argc, char **argv) {
   if (nice(19) == -1) perror("nice");
   unsigned long mib = strtoul(argv[1], NULL, 10);
   double rate = strtod(argv[2], NULL);
+  int cpu_bound = argc > 3 && argv[3][0] == 'c';
   size_t size = mib << 20;
   size_t pages = size / PAGE;
   if (pages == 0) return 2;
@@ -54,7 +96,12 @@ int main(int argc, char **argv) {
   }
   for (size_t p = 0; p < pages; p++) buf[p * PAGE] = 1;
   double pps = rate * 1048576.0 / (double)PAGE; /* pages per second */
-  printf("ferry-dirty start mib=%lu rate=%g\n", mib, rate);
+  unsigned long units = cpu_bound && pps > 0 ? calibrate(buf, pages, pps * CPU_HEADROOM) : 0;
+  if (cpu_bound)
+    printf("ferry-dirty start mib=%lu rate=%g cpu-bound full-speed=%.1f\n", mib, rate,
+           full_speed(buf, pages, units) * (double)PAGE / 1048576.0);
+  else
+    printf("ferry-dirty start mib=%lu rate=%g\n", mib, rate);
   fflush(stdout);
 
   size_t i = 0;
@@ -65,6 +112,7 @@ int main(int argc, char **argv) {
   for (;;) {
     for (size_t k = 0; k < BATCH; k++) {
       buf[i * PAGE] = v;
+      work(units);
       if (++i == pages) {
         i = 0;
         v++;
