@@ -11,7 +11,8 @@
 //   2. post-copy armed, once the downtime can do no more and the link is
 //      healthy: at a stall, switch at a local minimum of the remaining bytes;
 //      converging, switch when pre-copy is predicted to take over twice what
-//      post-copy would;
+//      post-copy would, or, right after the bulk pass, when the dirty rate
+//      measured before the start is already beyond the link;
 //   3. stalled with auto-converge armed: let QEMU's throttling work, and watch it;
 //   4. nothing armed can finish it: say so, and act at the deadline, or now
 //      when the operator opted into acting at a confident stall.
@@ -34,6 +35,8 @@ export interface ConvergenceSettings {
   /** the migration runs with VIR_MIGRATE_POSTCOPY (also what the timeout's force_complete uses) */
   postCopyPermitted: boolean;
   autoConvergePermitted: boolean;
+  /** The guest's dirty rate as the preflight measured it (page sampling), bytes/s; null: not measured. */
+  measuredDirtyRateBps: number | null;
   /** Act at the first confident "will not converge" rather than at the deadline. */
   actOnStall: boolean;
 }
@@ -80,17 +83,26 @@ export function assess(model: ConvergenceModel, s: Pick<ConvergenceSettings, 'ma
  * The downtime to set now, or null to leave it: the first poll sets the low
  * initial value; later, at a new mark that did not shrink fast (at the first
  * mark, judged by dirty rate ÷ bandwidth), the needed value, capped at the
- * maximum. It only ever rises.
+ * maximum. It only ever rises. At the first mark the dirty rate is the larger
+ * of QEMU's and the preflight's: QEMU counts a page once a pass, so after a
+ * long bulk pass its figure is at most the working set ÷ that pass.
  *
  *     first poll, initial 50                         -> 50
  *     mark kept 80 % of the one before, needs 900 ms, max 500, current 50 -> 500
  *     mark kept 30 %                                 -> null (converging by itself)
+ *     first mark, QEMU's rate 0.4 × bandwidth, measured 3 × -> 500
  */
-export function adaptiveDowntime(current: number | null, model: ConvergenceModel, newMark: boolean, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'initialDowntimeMs'>): number | null {
+export function adaptiveDowntime(
+  current: number | null,
+  model: ConvergenceModel,
+  newMark: boolean,
+  s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'initialDowntimeMs' | 'measuredDirtyRateBps'>,
+): number | null {
   if (current === null) return Math.min(s.initialDowntimeMs, s.maxDowntimeMs);
   if (!newMark) return null;
   // Before two marks can say it, the rates do: a pass keeps about dirty rate ÷ bandwidth of the one before.
-  const ratio = shrinkRatio(model) ?? (model.dirtyRateBps !== null && model.bandwidthBps ? model.dirtyRateBps / model.bandwidthBps : null);
+  const dirty = model.dirtyRateBps === null ? s.measuredDirtyRateBps : Math.max(model.dirtyRateBps, s.measuredDirtyRateBps ?? 0);
+  const ratio = shrinkRatio(model) ?? (dirty !== null && model.bandwidthBps ? dirty / model.bandwidthBps : null);
   if (ratio !== null && ratio <= FAST_SHRINK) return null;
   const needed = neededDowntimeMs(model);
   if (needed === null) return null;
@@ -126,16 +138,26 @@ export const POSTCOPY_PATIENCE = 2;
  * After a full pass (iteration 3 on), pre-copy at this downtime is predicted
  * to end later than POSTCOPY_PATIENCE × the time post-copy would take to send
  * what is left (or not at all): a slow convergence that post-copy beats.
+ * Right after the bulk pass (iteration 2) QEMU's dirty rate cannot tell yet:
+ * it counts pages dirtied once per pass, so a working set rewritten many
+ * times over a long bulk pass looks slow. The preflight's sampled rate can: at
+ * or beyond the bandwidth, every pass re-sends the whole working set, and
+ * waiting for passes to show it only delays post-copy.
  *
  *     103 MiB left, 30 MiB/s, 24 MiB/s dirtied, 500 ms -> pre-copy (103 − 15) ÷ 6 = 14.7 s
  *       vs post-copy 3.4 s -> true
  *     40 MiB left, 10 MiB/s dirtied -> (40 − 15) ÷ 20 = 1.25 s vs 1.3 s -> false
+ *     iteration 2, 113 MiB left, measured 90 MiB/s over 30 -> true
+ *     iteration 2, 10 MiB left (the downtime covers 15), measured 90 -> false
  */
-export function outlastsPostcopy(model: ConvergenceModel, downtimeMs: number): boolean {
+export function outlastsPostcopy(model: ConvergenceModel, downtimeMs: number, measuredDirtyRateBps: number | null): boolean {
   const mark = model.marks.at(-1);
-  if (!mark || mark.iteration < 3 || !model.bandwidthBps) return false;
+  const b = model.bandwidthBps;
+  if (!mark || !b) return false;
+  if (mark.iteration === 2) return measuredDirtyRateBps !== null && measuredDirtyRateBps >= b && mark.bytes > (b * downtimeMs) / 1000;
+  if (mark.iteration < 3) return false;
   const precopy = precopyEtaSeconds(model, downtimeMs);
-  return precopy === null || precopy > POSTCOPY_PATIENCE * (mark.bytes / model.bandwidthBps);
+  return precopy === null || precopy > POSTCOPY_PATIENCE * (mark.bytes / b);
 }
 
 /**
@@ -144,12 +166,17 @@ export function outlastsPostcopy(model: ConvergenceModel, downtimeMs: number): b
  * stall has lasted a window, as VEP 248 relaxes its minimum) or converging so
  * slowly that post-copy now ends sooner (outlastsPostcopy).
  */
-export function shouldStartPostcopy(model: ConvergenceModel, currentDowntime: number | null, elapsed: number, s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'stall'>): boolean {
+export function shouldStartPostcopy(
+  model: ConvergenceModel,
+  currentDowntime: number | null,
+  elapsed: number,
+  s: Pick<ConvergenceSettings, 'maxDowntimeMs' | 'postCopyPermitted' | 'stall' | 'measuredDirtyRateBps'>,
+): boolean {
   if (!s.postCopyPermitted) return false;
   const needed = neededDowntimeMs(model);
   if (needed !== null && (currentDowntime ?? 0) < Math.min(needed, s.maxDowntimeMs)) return false;
   if (!linkHealthy(model)) return false;
-  if (!model.stalled) return outlastsPostcopy(model, currentDowntime ?? 0);
+  if (!model.stalled) return outlastsPostcopy(model, currentDowntime ?? 0, s.measuredDirtyRateBps);
   const patienceOver = model.stalledSince !== null && elapsed - model.stalledSince >= s.stall.windowSeconds;
   return atLocalMinimum(model) || patienceOver;
 }

@@ -74,6 +74,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
       stall: { windowSeconds: o.stallWindowSeconds, progressFraction: STALL_PROGRESS_FRACTION },
       postCopyPermitted: settings.postCopyPermitted,
       autoConvergePermitted: settings.autoConvergePermitted,
+      measuredDirtyRateBps: settings.preflight?.dirtyRateBps ?? null,
       actOnStall: settings.actOnStall,
     },
     completionTimeout: settings.timeoutSeconds,
@@ -232,7 +233,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'save_stats':
       registry.update(record, { counters: action.counters, progress: action.progress });
       registry.reportProgress(record);
-      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, downtime: state.currentDowntime, elapsed_ms: Math.round(action.elapsedSeconds * 1000) }, 'migration progress');
+      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, auto_converge_throttle: action.throttlePercent, downtime: state.currentDowntime, elapsed_ms: Math.round(action.elapsedSeconds * 1000) }, 'migration progress');
       return;
   }
 }

@@ -94,7 +94,7 @@ export type MonitorAction =
   | { kind: 'abort'; reason: EndGameReason }
   | { kind: 'start_postcopy'; reason: EndGameReason }
   | { kind: 'pause'; reason: EndGameReason }
-  | { kind: 'save_stats'; counters: MigrationCounters; progress: number; logInfo: boolean; elapsedSeconds: number }
+  | { kind: 'save_stats'; counters: MigrationCounters; progress: number; throttlePercent: number; logInfo: boolean; elapsedSeconds: number }
   | { kind: 'resume_source' }
   | { kind: 'finish'; outcome: FinishOutcome };
 
@@ -236,6 +236,7 @@ function unbounded(input: MonitorInput, s: MonitorState): { actions: MonitorActi
       kind: 'save_stats',
       counters: countersFromStats(input.sample),
       progress: progressPercent(input.sample),
+      throttlePercent: throttlePercent(input.sample),
       logInfo: s.pollCount % (every * INFO_LOG_EVERY_SAVES) === 0,
       // the sample's time on the monitor's clock, which the downtime ramp and the timeout run on
       elapsedSeconds: input.elapsedSeconds,

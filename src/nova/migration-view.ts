@@ -30,7 +30,7 @@ export interface MigrationView extends MigrationCounters {
   postcopy_requests: number | null;
   /** what the migration runs with to help it converge */
   armed: 'postcopy' | 'auto_converge' | null;
-  /** with auto-converge permitted, the dirty rate the adaptive policy measured before the start, to choose by */
+  /** with post-copy or auto-converge permitted, the dirty rate the adaptive policy measured before the start, to choose by */
   preflight_dirty_rate_bytes_per_second: number | null;
   /** where auto-converge's throttle starts, percent, chosen by that dirty rate; null: QEMU's 20 % */
   throttle_start_percent: number | null;

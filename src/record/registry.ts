@@ -71,8 +71,8 @@ export interface MigrationSettings {
   dataGb: number;
   convergencePolicy: ConvergencePolicy;
   /**
-   * What the adaptive policy measured before the start, when auto-converge
-   * was permitted: the guest's dirty rate, the link's speed, what was armed
+   * What the adaptive policy measured before the start, when post-copy or
+   * auto-converge was permitted: the guest's dirty rate, the link's speed, what was armed
    * (post-copy or auto-converge, when both were permitted), where the
    * throttle starts (null: QEMU's 20 %), and why a figure is missing.
    */

@@ -212,7 +212,7 @@ export class SourceHandlers {
       if (abortClaimed()) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
       const plan = await planMigration(config.libvirt, this.deps.storage, dom, req);
-      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, config.libvirt.live_migration_permit_post_copy));
+      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
       const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
       // Kept before the call: a restart while it is out finds a destination that may hold something.
       keepJournal(registry, record, { ...journal, prepared: asked });

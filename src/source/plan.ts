@@ -64,13 +64,15 @@ export function linkBandwidthBps(lv: LibvirtConfig): number | null {
  * What the adaptive policy measures before the start and chooses by it. With
  * both post-copy and auto-converge permitted: which to arm (convergenceAid).
  * With auto-converge alone: where its throttle starts (throttleStartPercent).
- * Otherwise, or under Nova's policy, nothing is measured: post-copy when
- * permitted, QEMU's own throttle start.
+ * With post-copy alone: nothing to choose yet, but the monitor may switch
+ * right after the bulk pass by the rate (outlastsPostcopy). With neither, or
+ * under Nova's policy, nothing is measured: post-copy when permitted, QEMU's
+ * own throttle start.
  */
 async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
   const permitPostCopy = lv.live_migration_permit_post_copy;
   const permitAutoConverge = lv.live_migration_permit_auto_converge;
-  if (!permitAutoConverge || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
+  if (!(permitAutoConverge || permitPostCopy) || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
   // When nothing is known: post-copy when permitted, as Nova; QEMU's throttle start.
   const unmeasured = (linkBps: number | null, why: string) =>
     ({ postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps, armed: permitPostCopy ? 'postcopy' : 'auto_converge', throttleStartPercent: null, why } }) as const;
@@ -79,7 +81,7 @@ async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Prom
   if (link === null) return unmeasured(null, 'link speed unknown');
   const measured = await measureDirtyRate(dom);
   if ('unknown' in measured) return unmeasured(link, measured.unknown);
-  const armed = permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
+  const armed = !permitAutoConverge ? 'postcopy' : permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
   const throttle = armed === 'auto_converge' ? throttleStartPercent(measured.bytesPerSec, link) : null;
   return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, throttleStartPercent: throttle, why: null } };
 }
@@ -88,12 +90,14 @@ async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Prom
  * The log line for what the preflight chose.
  *
  *     both permitted, measured        -> "migration armed with postcopy by the measured dirty rate"
- *     auto-converge alone, measured   -> "auto-converge throttle starts at 67 % by the measured dirty rate"
+ *     auto-converge alone, measured   -> "auto-converge throttle starts at 84 % by the measured dirty rate"
+ *     post-copy alone, measured       -> "migration dirty rate measured for the post-copy switch"
  *     nothing measured                -> "migration preflight measured nothing (link speed unknown): armed with postcopy"
  */
-export function preflightLine(note: NonNullable<MigrationSettings['preflight']>, postCopyPermitted: boolean): string {
+export function preflightLine(note: NonNullable<MigrationSettings['preflight']>, permitted: { postCopy: boolean; autoConverge: boolean }): string {
   if (note.why !== null) return `migration preflight measured nothing (${note.why}): armed with ${note.armed}`;
-  if (postCopyPermitted) return `migration armed with ${note.armed} by the measured dirty rate`;
+  if (!permitted.autoConverge) return 'migration dirty rate measured for the post-copy switch';
+  if (permitted.postCopy) return `migration armed with ${note.armed} by the measured dirty rate`;
   return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }
 

@@ -19,7 +19,7 @@ import { monitorSettings } from './fakes/monitor-settings.js';
 
 const MiB = 2 ** 20;
 const STALL = { windowSeconds: 10, progressFraction: 0.04 };
-const LIMITS = { maxDowntimeMs: 500, initialDowntimeMs: 50, postCopyPermitted: false, autoConvergePermitted: false, stall: STALL };
+const LIMITS = { maxDowntimeMs: 500, initialDowntimeMs: 50, postCopyPermitted: false, autoConvergePermitted: false, stall: STALL, measuredDirtyRateBps: null as number | null };
 /** A model from marks [seconds, iteration, remaining MiB] at 30 MiB/s. */
 const model = (rows: readonly (readonly [number, number, number])[], bpsMiB = 30): ConvergenceModel =>
   rows.reduce(
@@ -60,8 +60,18 @@ describe('adaptiveDowntime', () => {
   ])('%s', (_name, current, m, newMark, expected) => {
     expect(adaptiveDowntime(current, m, newMark, LIMITS)).toBe(expected);
   });
+  it.each<[string, number | null, number | null, number | null]>([
+    // 113 MiB left after the bulk pass; QEMU saw 12 MiB/s dirtied (0.4 of 30): converging, by its figure alone.
+    ['QEMU\'s figure alone: left alone', 12, null, null],
+    ['the preflight measured 90 MiB/s: straight to what is needed, capped', 12, 90, 500],
+    ['the preflight measured 5 MiB/s: QEMU\'s higher figure decides', 12, 5, null],
+    ['no figure from QEMU yet, measured 90', null, 90, 500],
+  ])('the first mark after the bulk pass, %s', (_name, qemuMiBs, measuredMiBs, expected) => {
+    const m = { ...model([[10, 2, 113]]), dirtyRateBps: qemuMiBs === null ? null : qemuMiBs * MiB };
+    expect(adaptiveDowntime(50, m, true, { ...LIMITS, measuredDirtyRateBps: measuredMiBs === null ? null : measuredMiBs * MiB })).toBe(expected);
+  });
   it('the initial value never exceeds the maximum', () => {
-    expect(adaptiveDowntime(null, initialModel(), false, { maxDowntimeMs: 30, initialDowntimeMs: 50 })).toBe(30);
+    expect(adaptiveDowntime(null, initialModel(), false, { maxDowntimeMs: 30, initialDowntimeMs: 50, measuredDirtyRateBps: null })).toBe(30);
   });
   it('needed downtime is the implied one with a 25 % margin', () => {
     expect(neededDowntimeMs(model([[10, 2, 30]]))).toBe(1250);
@@ -90,21 +100,29 @@ describe('switching to post-copy at a stall', () => {
     ['an unhealthy link', { ...STALLED, lastBandwidthBps: 1 * MiB }, 500, 22, {}, false],
     ['above the local minimum, stalled for less than a window', ABOVE_MINIMUM, 500, 22, {}, false],
     ['above the local minimum, stalled for a window: patience is over', ABOVE_MINIMUM, 500, 32, {}, true],
+    ['right after the bulk pass, measured beyond the link', model([[10, 2, 113]]), 500, 11, { measuredDirtyRateBps: 90 * MiB }, true],
+    ['right after the bulk pass, nothing measured: passes must show it', model([[10, 2, 113]]), 500, 11, {}, false],
   ])('%s', (_name, m, downtime, elapsed, over, expected) => {
     expect(shouldStartPostcopy(m, downtime, elapsed, { ...armed, ...over })).toBe(expected);
   });
 });
 
 describe('outlastsPostcopy', () => {
-  it.each<[string, ConvergenceModel, boolean]>([
+  it.each<[string, ConvergenceModel, number | null, boolean]>([
     // (103 − 15) ÷ (30 − 24) = 14.7 s of pre-copy against 103 ÷ 30 = 3.4 s of post-copy
-    ['slow convergence', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 24 * MiB }, true],
+    ['slow convergence', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 24 * MiB }, null, true],
     // (40 − 15) ÷ 20 = 1.25 s against 1.3 s
-    ['fast convergence', { ...model([[10, 2, 100], [14, 3, 40]]), dirtyRateBps: 10 * MiB }, false],
-    ['pre-copy does not end', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 30 * MiB }, true],
-    ['only the first mark after the bulk pass: no full pass to judge by', { ...model([[10, 2, 128]]), dirtyRateBps: 30 * MiB }, false],
-  ])('%s', (_name, m, expected) => {
-    expect(outlastsPostcopy(m, 500)).toBe(expected);
+    ['fast convergence', { ...model([[10, 2, 100], [14, 3, 40]]), dirtyRateBps: 10 * MiB }, null, false],
+    ['pre-copy does not end', { ...model([[10, 2, 128], [14, 3, 103]]), dirtyRateBps: 30 * MiB }, null, true],
+    ['only the first mark after the bulk pass, nothing measured: no full pass to judge by', { ...model([[10, 2, 128]]), dirtyRateBps: 30 * MiB }, null, false],
+    // QEMU's figure after a 6 s bulk pass over a 128 MiB set is at most 21 MiB/s, whatever the guest does.
+    ['the first mark after the bulk pass, measured 90 MiB/s over 30', { ...model([[10, 2, 113]]), dirtyRateBps: 19 * MiB }, 90 * MiB, true],
+    ['the first mark after the bulk pass, measured 30 MiB/s: as fast as the link', model([[10, 2, 113]]), 30 * MiB, true],
+    ['the first mark after the bulk pass, measured below the link', model([[10, 2, 113]]), 24 * MiB, false],
+    ['the first mark after the bulk pass, the downtime covers what is left (10 of 15 MiB)', model([[10, 2, 10]]), 90 * MiB, false],
+    ['a full pass shows fast convergence: the measure no longer decides', { ...model([[10, 2, 100], [14, 3, 40]]), dirtyRateBps: 10 * MiB }, 90 * MiB, false],
+  ])('%s', (_name, m, measured, expected) => {
+    expect(outlastsPostcopy(m, 500, measured)).toBe(expected);
   });
 });
 

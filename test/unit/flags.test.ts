@@ -71,12 +71,13 @@ describe('convergenceAid (both permitted, adaptive policy)', () => {
 describe('throttleStartPercent (auto-converge alone, adaptive policy)', () => {
   const MiB = 2 ** 20;
   it.each<[number | null, number | null, number | null]>([
-    // The throttle that leaves a CPU-bound dirtier half the link: 1 − 15 / dirty.
-    [45, 30, 67],
-    [90, 30, 84],
-    [30, 30, 50],
+    // The throttle that leaves a CPU-bound dirtier a quarter of the link: 1 − 7.5 / dirty.
+    [45, 30, 84],
+    [90, 30, 92],
+    [30, 30, 75],
+    [24, 30, 69],
     // 20 % is QEMU's own start: not asked for below it.
-    [18.75, 30, null],
+    [9.375, 30, null],
     [5, 30, null],
     [0, 30, null],
     // QEMU's cpu-throttle-max.

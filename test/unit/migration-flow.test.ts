@@ -140,8 +140,8 @@ describe('happy paths', () => {
     expect(r.settings).toMatchObject({ postCopyPermitted: true, bandwidthMiBs: 300 });
   });
 
-  /** One migration of a guest libvirt measures dirtying `dirtyMiBs` (null: cannot measure), auto-converge permitted at a 30 MiB/s cap; it completes. */
-  async function migrateMeasured(policy: 'adaptive' | 'nova', permits: { live_migration_permit_post_copy?: boolean }, dirtyMiBs: number | null) {
+  /** One migration of a guest libvirt measures dirtying `dirtyMiBs` (null: cannot measure), auto-converge permitted unless `permits` says, at a 30 MiB/s cap; it completes. */
+  async function migrateMeasured(policy: 'adaptive' | 'nova', permits: { live_migration_permit_post_copy?: boolean; live_migration_permit_auto_converge?: boolean }, dirtyMiBs: number | null) {
     c = await makeCluster({
       sharedStorage: true,
       src: { config: { libvirt: { convergence_policy: policy, live_migration_permit_auto_converge: true, live_migration_bandwidth: 30, ...permits } } },
@@ -172,7 +172,7 @@ describe('happy paths', () => {
   });
 
   it.each<[string, 'adaptive' | 'nova', number | null, number | null]>([
-    ['adaptive, a guest dirtying 45 MiB/s over a 30 MiB/s link: the throttle starts at 67 %', 'adaptive', 45, 67],
+    ['adaptive, a guest dirtying 45 MiB/s over a 30 MiB/s link: the throttle starts at 84 %', 'adaptive', 45, 84],
     ['adaptive, a guest dirtying 5 MiB/s: QEMU\'s own start', 'adaptive', 5, null],
     ['adaptive, a dirty rate libvirt cannot measure: QEMU\'s own start', 'adaptive', null, null],
     ['nova: nothing measured, QEMU\'s own start', 'nova', 45, null],
@@ -184,6 +184,18 @@ describe('happy paths', () => {
     expect(r.settings?.preflight?.armed ?? null).toBe(policy === 'adaptive' ? 'auto_converge' : null);
     const [view] = await c.api.listMigrations(adminContext(), c.src.name);
     expect(view!.throttle_start_percent).toBe(start);
+  });
+
+  it.each<[string, 'adaptive' | 'nova', boolean, number | null]>([
+    ['adaptive, post-copy alone: measured, for the switch after the bulk pass', 'adaptive', true, 90],
+    ['nova, post-copy alone: nothing measured', 'nova', true, null],
+    ['adaptive, neither permitted: nothing measured, nothing to decide by it', 'adaptive', false, null],
+  ])('%s', async (_name, policy, postCopy, measured) => {
+    const { r, flags } = await migrateMeasured(policy, { live_migration_permit_post_copy: postCopy, live_migration_permit_auto_converge: false }, 90);
+    expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(postCopy ? MigrateFlag.POSTCOPY : 0);
+    expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(measured === null ? 0 : 1);
+    expect(r.settings?.preflight?.dirtyRateBps ?? null).toBe(measured === null ? null : measured * 2 ** 20);
+    expect(r.settings?.preflight?.armed ?? null).toBe(measured === null ? null : 'postcopy');
   });
 
   it.each<[number, boolean]>([

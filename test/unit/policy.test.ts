@@ -209,15 +209,16 @@ describe('decide: save_stats cadence', () => {
     const d = decide({ sample: unb(), elapsedSeconds: 1, workerFinished: false, endGame: RUNNING, settings: settings(), state: st });
     expect(d.actions.some((a) => a.kind === 'save_stats')).toBe(true);
   });
-  it('carries counters and progress (Nova save_stats: remaining 75 -> progress 25)', () => {
+  it('carries counters, progress (Nova save_stats: remaining 75 -> progress 25) and the throttle', () => {
     const d = decide({
-      sample: unb({ memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 }),
+      sample: unb({ memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14, auto_converge_throttle: 67 }),
       elapsedSeconds: 0, workerFinished: false, endGame: RUNNING, settings: settings({ statsEvery: 3 }), state: initialMonitorState(),
     });
     expect(d.actions).toContainEqual({
       kind: 'save_stats',
       counters: { memory_total: 100, memory_processed: 500, memory_remaining: 75, disk_total: 15, disk_processed: 10, disk_remaining: 14 },
       progress: 25,
+      throttlePercent: 67,
       logInfo: true,
       elapsedSeconds: 0,
     });

@@ -20,6 +20,7 @@ export function monitorSettings(over: SettingsOverrides = {}): MonitorSettings {
       stall: { windowSeconds: 10, progressFraction: 0.04 },
       postCopyPermitted,
       autoConvergePermitted: false,
+      measuredDirtyRateBps: null,
       actOnStall: false,
       ...over.convergence,
     },
