@@ -54,7 +54,8 @@ export class MigrationControl {
     }
     if (!this.registry.claim(r, 'force_complete')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
-    this.log.info({ migration: r.uuid, source, mode }, 'forcing migration to complete');
+    // Where the migration stood: the pass (libvirt's iteration) and the model's stall verdict.
+    this.log.info({ migration: r.uuid, source, mode, iteration: r.iteration, stalled: r.convergence?.stalled ?? null }, 'forcing migration to complete');
     if (mode === 'postcopy') {
       await this.timed('migrateStartPostCopy', source, this.domain.migrateStartPostCopy());
       this.registry.update(r, { status: MigrationStatus.postcopy });

@@ -27,6 +27,8 @@ export interface DirtySpec {
   mib: number;
   rateMBs: number;
   cpuBound?: boolean;
+  /** Seconds between the dirtier's start line and its first write. */
+  afterSeconds?: number;
 }
 
 export interface GuestSpec {
@@ -60,6 +62,7 @@ export function guestCmdline(spec: GuestSpec): string {
   const parts = ['console=ttyS0', 'quiet'];
   if (spec.dirty) parts.push(`ferry.dirty_mib=${spec.dirty.mib}`, `ferry.dirty_rate_mbs=${spec.dirty.rateMBs}`);
   if (spec.dirty?.cpuBound) parts.push('ferry.dirty_cpu_bound=1');
+  if (spec.dirty?.afterSeconds !== undefined) parts.push(`ferry.dirty_after_s=${spec.dirty.afterSeconds}`);
   if (spec.diskMarker !== undefined) parts.push(`ferry.disk_write=${spec.diskMarker}`, 'ferry.disk_check=1');
   if (spec.volumeMarker !== undefined) parts.push(`ferry.vol_write=${spec.volumeMarker}`, 'ferry.vol_check=1');
   if (spec.extraCmdline) parts.push(spec.extraCmdline);

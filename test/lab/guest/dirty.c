@@ -1,6 +1,6 @@
 /*
  * ferry lab guest workload: dirties guest memory at a set rate.
- *   dirty <MiB> <MiB/s> [cpu]
+ *   dirty <MiB> <MiB/s> [cpu] [after=<s>]
  * Writes one byte per 4 KiB page over the working set, round-robin, so every
  * write dirties a whole page: "rate" counts dirtied page bytes per second.
  * Pacing busy-waits on clock_gettime: sleeping (usleep) between writes was
@@ -11,6 +11,8 @@
  * "cpu", every page write comes with calibrated work, so the vCPU at full
  * speed dirties only CPU_HEADROOM x the rate, and a throttle slows it as it
  * slows a workload whose writes are its work (a database, a cache).
+ * With "after=<s>", the dirtying starts that many seconds after the start
+ * line (a guest that gets busy once its migration has begun).
  *
  * Lost-write check: `hot` (in .bss) and a register copy are bumped together on
  * every batch; if a migration delivers a stale copy of hot's page, they differ
@@ -24,6 +26,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <stdint.h>
 #include <time.h>
 #include <sys/mman.h>
@@ -84,7 +87,12 @@ int main(int argc, char **argv) {
   if (nice(19) == -1) perror("nice");
   unsigned long mib = strtoul(argv[1], NULL, 10);
   double rate = strtod(argv[2], NULL);
-  int cpu_bound = argc > 3 && argv[3][0] == 'c';
+  int cpu_bound = 0;
+  double after = 0;
+  for (int a = 3; a < argc; a++) {
+    if (strcmp(argv[a], "cpu") == 0) cpu_bound = 1;
+    else if (strncmp(argv[a], "after=", 6) == 0) after = strtod(argv[a] + 6, NULL);
+  }
   size_t size = mib << 20;
   size_t pages = size / PAGE;
   if (pages == 0) return 2;
@@ -103,6 +111,9 @@ int main(int argc, char **argv) {
   else
     printf("ferry-dirty start mib=%lu rate=%g\n", mib, rate);
   fflush(stdout);
+  /* Busy, like the pacing below: no sleeping (see the top). */
+  for (double until = now() + after; now() < until;) {
+  }
 
   size_t i = 0;
   unsigned char v = 2;
