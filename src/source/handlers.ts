@@ -27,7 +27,7 @@ import { MessagingTimeout, RpcError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import { finishMigration, probeDestination } from './finish.js';
-import { planMigration, preflightLine } from './plan.js';
+import { layoutMigration, planMigration, preflight, preflightLine } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
 import { checkCanLiveMigrateSource } from './precheck.js';
 import { keepJournal, newJournal, readJournal, type LiveMigrationRequest, type SourceJournal } from './request.js';
@@ -211,19 +211,22 @@ export class SourceHandlers {
       release = await this.slots.acquire(record.uuid);
       if (abortClaimed()) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
-      const plan = await planMigration(config.libvirt, this.deps.storage, dom, req);
-      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
-      const asked: LiveMigrateData = { ...req.migrateData, block_migration: plan.blockMigration };
+      const layout = await layoutMigration(this.deps.storage, dom, req);
+      // The sample takes a second: taken while the destination prepares, it delays nothing. It never throws.
+      const measuring = preflight(config.libvirt, dom, layout.running);
+      const asked: LiveMigrateData = { ...req.migrateData, block_migration: layout.blockMigration };
       // Kept before the call: a restart while it is out finds a destination that may hold something.
       keepJournal(registry, record, { ...journal, prepared: asked });
       try {
-        destState = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), plan.disks, asked);
+        destState = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), layout.disks, asked);
       } catch (err) {
         // A lost reply may hide a prepared destination: clean it unless it answered with a refusal.
         if (!(err instanceof RpcError) || err instanceof MessagingTimeout) destState = asked;
         else keepJournal(registry, record, { ...journal, prepared: null });
         throw err;
       }
+      const plan = planMigration(config.libvirt, layout, req, await measuring);
+      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
       call = migrateCall(config.libvirt, req, plan, destState, this.deps.libvirt.versions);
       keepJournal(registry, record, { ...journal, prepared: destState, call, steps: plan.steps });
       await copyReadOnlyDisks(this.deps, record, call.uri, plan.readOnlyDisks);

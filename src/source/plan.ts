@@ -1,6 +1,8 @@
-// What a migration copies and how: the local disks, the size Nova's figures
-// scale with, the flags, the timeout and the downtime schedule. Read from the
-// guest before the destination is asked to prepare.
+// What a migration copies and how, in two steps: the layout (the local disks
+// and the size Nova's figures scale with), read from the guest before the
+// destination is asked to prepare; then, with the preflight's measurement
+// taken while the destination prepares, the flags, the timeout and the
+// downtime schedule.
 
 import type { LibvirtConfig } from '../config/index.js';
 import { selectMigrateDisks, selectReadOnlyDisks } from '../domain/disks.js';
@@ -16,7 +18,8 @@ import { measureDirtyRate } from '../domain/dirty-rate.js';
 import { convergenceAid, DEFAULT_THROTTLE_START_PERCENT, hasFlag, migrationFlags, throttleStartPercent } from './flags.js';
 import type { LiveMigrationRequest } from './request.js';
 
-export interface MigrationPlan {
+/** What the guest gives to copy: known before the destination prepares. */
+export interface MigrationLayout {
   /** The guest's migratable XML, the base of the destination's. */
   xml: string;
   blockMigration: boolean;
@@ -26,8 +29,24 @@ export interface MigrationPlan {
   disks: InstanceDiskInfo[];
   /** Read-only local files (config drives) the destination gets by upload before the transfer. */
   readOnlyDisks: InstanceDiskInfo[];
+  diskCopy: DiskCopy;
+  /** No local disk is copied (none, or no block migration): libvirt then takes no migrate_disks. */
+  migrateDisksEmpty: boolean;
+  dataGb: number;
+  /** The guest's state when read: the preflight measures a running guest only; a paused one stays paused. */
+  running: boolean;
+  paused: boolean;
+}
+
+export interface MigrationPlan extends MigrationLayout {
   settings: MigrationSettings;
   steps: DowntimeStep[];
+}
+
+/** What the preflight found and chose. */
+export interface Preflight {
+  postCopy: boolean;
+  note: MigrationSettings['preflight'];
 }
 
 /** A local disk as the wire describes it (Nova's disk info), with its backing chain when it is to be kept. */
@@ -69,7 +88,7 @@ export function linkBandwidthBps(lv: LibvirtConfig): number | null {
  * under Nova's policy, nothing is measured: post-copy when permitted, QEMU's
  * own throttle start.
  */
-async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<{ postCopy: boolean; note: MigrationSettings['preflight'] }> {
+export async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<Preflight> {
   const permitPostCopy = lv.live_migration_permit_post_copy;
   const permitAutoConverge = lv.live_migration_permit_auto_converge;
   if (!(permitAutoConverge || permitPostCopy) || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
@@ -101,7 +120,7 @@ export function preflightLine(note: NonNullable<MigrationSettings['preflight']>,
   return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }
 
-export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationPlan> {
+export async function layoutMigration(storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationLayout> {
   const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
   const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
   const selected = blockMigration ? selectMigrateDisks(xml, req.instance.volumes.map((v) => v.dev)) : { paths: [], devs: [] };
@@ -114,9 +133,23 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
   // Byte copies: the destination makes a raw file of the same length for the upload to fill.
   const readOnlyDisks = await Promise.all(own.map(async ({ path, dev }) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev })));
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
-  const gb = dataGb(memoryMb, described.map((d) => d.actualSize));
   const state = await dom.getState();
-  const measured = await preflight(lv, dom, state.state === DomainState.RUNNING);
+  return {
+    xml,
+    blockMigration,
+    devs: selected.devs,
+    disks: [...copied, ...readOnlyDisks],
+    readOnlyDisks,
+    diskCopy,
+    migrateDisksEmpty: selected.devs.length === 0,
+    dataGb: dataGb(memoryMb, described.map((d) => d.actualSize)),
+    running: state.state === DomainState.RUNNING,
+    paused: state.state === DomainState.PAUSED,
+  };
+}
+
+export function planMigration(lv: LibvirtConfig, layout: MigrationLayout, req: LiveMigrationRequest, measured: Preflight): MigrationPlan {
+  const { blockMigration, diskCopy, dataGb: gb } = layout;
   const flags = migrationFlags({
     blockMigration,
     fullDiskCopy: diskCopy === 'full',
@@ -124,8 +157,8 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     permitPostCopy: measured.postCopy,
     permitAutoConverge: lv.live_migration_permit_auto_converge,
     parallelConnections: lv.live_migration_parallel_connections,
-    instancePaused: state.state === DomainState.PAUSED,
-    migrateDisksEmpty: selected.devs.length === 0,
+    instancePaused: layout.paused,
+    migrateDisksEmpty: layout.migrateDisksEmpty,
   });
   const perMigration = req.timeoutSeconds !== null;
   const timeoutSeconds = req.timeoutSeconds ?? completionTimeoutSeconds(lv.live_migration_completion_timeout, gb);
@@ -140,12 +173,12 @@ export async function planMigration(lv: LibvirtConfig, storage: HostStorage, dom
     autoConvergePermitted: hasFlag(flags, MigrateFlag.AUTO_CONVERGE),
     bandwidthMiBs: lv.live_migration_bandwidth,
     maxDowntimeMs: lv.live_migration_downtime,
-    diskCopy: blockMigration && selected.devs.length > 0 ? diskCopy : null,
+    diskCopy: blockMigration && !layout.migrateDisksEmpty ? diskCopy : null,
     flags,
     dataGb: gb,
     convergencePolicy: lv.convergence_policy,
     preflight: measured.note,
     actOnStall: req.actOnStall ?? lv.convergence_act_on_stall,
   };
-  return { xml, blockMigration, devs: selected.devs, disks: [...copied, ...readOnlyDisks], readOnlyDisks, settings, steps };
+  return { ...layout, settings, steps };
 }

@@ -85,10 +85,11 @@ describe('the adaptive convergence policy on real guests', { timeout: 180_000 },
     const end = await conductor.waitForEnd(migrationUuid);
     expect(end.status, end.error ?? '').toBe('completed');
     expect(end.armed).toBe('auto_converge');
-    // libvirt's page sampling saw the guest's 5 MiB/s (well under half of the 30 MiB/s link).
-    const measured = (end.preflight_dirty_rate_bytes_per_second ?? 0) / 2 ** 20;
-    expect(measured).toBeGreaterThan(1);
-    expect(measured).toBeLessThan(CAP / 2);
+    // libvirt's page sampling measured the guest, under half of the 30 MiB/s link. Not above 0: QEMU
+    // samples 512 pages per GiB, so each changed sample stands for 2 MiB/s over the 1 s sample, and a
+    // 5 MiB/s guest changes none of them about one time in twelve (Poisson, mean 2.5).
+    expect(end.preflight_dirty_rate_bytes_per_second).not.toBeNull();
+    expect((end.preflight_dirty_rate_bytes_per_second ?? Infinity) / 2 ** 20).toBeLessThan(CAP / 2);
     const armedLine = (await cluster.agentOn(a).logs()).find((l) => l.migration === migrationUuid && String(l.msg).startsWith('migration armed with'));
     expect(armedLine?.msg).toBe('migration armed with auto_converge by the measured dirty rate');
     await beatsOn(b, g);

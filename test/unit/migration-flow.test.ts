@@ -3,6 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DIRTY_RATE_SAMPLE_SECONDS } from '../../src/domain/dirty-rate.js';
 import { diskInfo } from '../../src/domain/disks.js';
 import { MigrateFlag, VirErrorCode } from '../../src/libvirt/types.js';
 import { instanceArg } from '../../src/nova/objects.js';
@@ -196,6 +197,36 @@ describe('happy paths', () => {
     expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(measured === null ? 0 : 1);
     expect(r.settings?.preflight?.dirtyRateBps ?? null).toBe(measured === null ? null : measured * 2 ** 20);
     expect(r.settings?.preflight?.armed ?? null).toBe(measured === null ? null : 'postcopy');
+  });
+
+  it('the preflight samples while the destination prepares: started before its answer, the transfer after both', async () => {
+    c = await makeCluster({
+      sharedStorage: true,
+      src: { config: { libvirt: { live_migration_permit_auto_converge: true, live_migration_permit_post_copy: true, live_migration_bandwidth: 30 } } },
+      dst: {},
+    });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    c.src.conn.domains.get(g.uuid)!.dirtyRateMiBs = 5;
+    // A destination that takes its time to prepare.
+    let askedAt = 0;
+    let answeredAt = 0;
+    const prepare = c.dst.dest.preLiveMigration.bind(c.dst.dest);
+    c.dst.dest.preLiveMigration = async (...args) => {
+      askedAt = performance.now();
+      await new Promise((r) => setTimeout(r, 600));
+      const prepared = await prepare(...args);
+      answeredAt = performance.now();
+      return prepared;
+    };
+    const { uuid } = await startMigration(c, g);
+    expect((await waitDone(c, uuid)).status).toBe(S.completed);
+    const [sample] = c.src.conn.callsOf('startDirtyRateCalc');
+    const [migrate] = c.src.conn.callsOf('migrateToURI3');
+    // The destination was asked within the sample's second, not after it.
+    expect(askedAt - sample!.at).toBeLessThan(DIRTY_RATE_SAMPLE_SECONDS * 1000);
+    // The sample's second is waited out before the flags are chosen.
+    expect(migrate!.at - sample!.at).toBeGreaterThanOrEqual(DIRTY_RATE_SAMPLE_SECONDS * 1000);
+    expect(migrate!.at).toBeGreaterThan(answeredAt);
   });
 
   it.each<[number, boolean]>([
