@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import convict from 'convict';
 import { parseTransportUrl } from '../broker/transport-url.js';
-import { isHostName, parseHostPort } from '../validate/address.js';
+import { isAddress, isHostName, parseHostPort } from '../validate/address.js';
 import { isNormalAbsolute } from '../validate/path.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -89,6 +89,13 @@ function addFormats(): void {
         if (x !== null && (typeof x !== 'string' || !/^[a-z][a-z0-9+.-]*$/i.test(x))) {
           throw new Error('must be a URI scheme such as tcp, tls or ssh, or null');
         }
+      },
+      coerce: (v: string) => (v.trim() === '' ? null : v),
+    },
+    'ferry-address-or-null': {
+      validate(x: unknown) {
+        // The destination reports it, and the source writes it into the guest's XML.
+        if (x !== null && (typeof x !== 'string' || !isAddress(x))) throw new Error('must be a host name or IP address (no port), or null');
       },
       coerce: (v: string) => (v.trim() === '' ? null : v),
     },
@@ -201,6 +208,18 @@ export function buildSchema(): SchemaNode {
       live_migration_allow_full_disk_copy: bool(
         true,
         'Block migration may copy a disk whole when this (destination) host lacks its backing image; false refuses such a migration in the pre-check.',
+      ),
+    },
+    vnc: {
+      server_listen: nullable('Address the VNC servers of guests migrating here listen on (Nova [vnc] server_listen); null = each keeps the address it had.', 'ferry-address-or-null'),
+    },
+    spice: {
+      server_listen: nullable('Address the SPICE servers of guests migrating here listen on (Nova [spice] server_listen); null = each keeps the address it had.', 'ferry-address-or-null'),
+    },
+    serial_console: {
+      proxyclient_address: nullable(
+        'Address the TCP serial consoles of guests migrating here listen on (Nova [serial_console] proxyclient_address, with serial consoles enabled); null = each keeps the address it had.',
+        'ferry-address-or-null',
       ),
     },
     compute: {

@@ -50,6 +50,13 @@ export interface ComputeConfig {
   max_concurrent_live_migrations: number;
 }
 
+/** Where the consoles of arriving guests listen (Nova's [vnc]/[spice] server_listen, [serial_console] proxyclient_address); null keeps each guest's. */
+export interface ConsoleListenConfig {
+  vnc: { server_listen: string | null };
+  spice: { server_listen: string | null };
+  serial_console: { proxyclient_address: string | null };
+}
+
 export interface MetricsConfig {
   listen_address: string;
   /** 0 = metrics endpoint off */
@@ -67,7 +74,7 @@ export interface RabbitConfig {
   ssl_key_file: string | null;
 }
 
-export interface FerryConfig {
+export interface FerryConfig extends ConsoleListenConfig {
   host: string;
   transport_url: string;
   control_exchange: string;

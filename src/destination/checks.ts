@@ -35,9 +35,10 @@ export async function checkCanLiveMigrateDestination(
       block_migration: blockMigration,
       disk_over_commit: diskOverCommit,
       disk_available_mb: Math.floor((await storage.freeBytes()) / MiB),
-      graphics_listen_addr_vnc: null,
-      graphics_listen_addr_spice: null,
-      serial_listen_addr: null,
+      // The source writes them into the guest's XML: QEMU here cannot listen on the source's addresses.
+      graphics_listen_addr_vnc: deps.config.vnc.server_listen,
+      graphics_listen_addr_spice: deps.config.spice.server_listen,
+      serial_listen_addr: deps.config.serial_console.proxyclient_address,
       dst_supported_guests: supportedGuests(caps),
       dst_cpu_models: await cpuModels(deps, caps),
     };

@@ -47,7 +47,6 @@ export async function preLiveMigration(
         ...migrateData,
         bdms,
         target_connect_addr: config.libvirt.live_migration_inbound_addr ?? null,
-        serial_listen_addr: null,
         wait_for_vif_plugged: false,
       };
     } catch (err) {

@@ -5,7 +5,7 @@
 import type { LibvirtConfig } from '../config/index.js';
 import { destinationXml } from '../domain/destination-xml.js';
 import { paramUsable, type LibvirtVersions } from '../libvirt/features.js';
-import type { Domain, MigrateParams } from '../libvirt/types.js';
+import { MigrateFlag, type Domain, type MigrateParams } from '../libvirt/types.js';
 import { MigrationControl } from '../monitor/control.js';
 import { runMonitor, type MonitorOutcome } from '../monitor/loop.js';
 import type { DowntimeStep } from '../monitor/nova-policy.js';
@@ -13,9 +13,10 @@ import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
 import type { SourceDeps } from './deps.js';
+import { hasFlag } from './flags.js';
 import type { MigrationPlan } from './plan.js';
 import type { LiveMigrationRequest } from './request.js';
-import { connectionUri, dataUri, listenAddress } from './uris.js';
+import { connectionUri, dataUri, disksUri, listenAddress } from './uris.js';
 
 /** The monitor reads job stats every 0.5 s, as Nova does. */
 export const POLL_MS = 500;
@@ -51,6 +52,8 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
   const addr = prepared.target_connect_addr;
   if (addr) params.migrate_uri = dataUri(addr, replied);
   if (plan.devs.length > 0) params.migrate_disks = plan.devs;
+  // The disks' mirror goes the memory stream's way, named rather than left to libvirt's choice.
+  if (addr && plan.devs.length > 0) params.disks_uri = disksUri(addr, replied);
   if (lv.live_migration_parallel_connections > 1) params['parallel.connections'] = lv.live_migration_parallel_connections;
   const throttleStart = plan.settings.autoConvergePermitted ? plan.settings.preflight?.throttleStartPercent : null;
   if (throttleStart) params['auto_converge.initial'] = throttleStart;
@@ -79,7 +82,30 @@ export async function transfer(
     { migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs, disk_copy: plan.settings.diskCopy },
     'migration transfer started',
   );
-  return watchTransfer(deps, record, dom, control, dom.migrateToURI3(call.uri, call.params, plan.settings.flags), plan.steps);
+  const worker = dom.migrateToURI3(call.uri, call.params, plan.settings.flags).catch((err: unknown) => {
+    throw hasFlag(plan.settings.flags, MigrateFlag.TLS) ? namedTlsFailure(err, call.params.migrate_uri ?? call.uri) : err;
+  });
+  return watchTransfer(deps, record, dom, control, worker, plan.steps);
+}
+
+/** What QEMU's TLS failures say (GnuTLS's words, passed on by libvirt). */
+const TLS_FAILURE = /certificate|TLS|handshake|x509|issuer/i;
+
+/**
+ * libvirt passes QEMU's TLS failure on without saying it is one ("job
+ * 'migration out' failed: The certificate hasn't got a known issuer"): the
+ * message gets the cause and where to look. The error stays the same object,
+ * its code intact for the monitor.
+ *
+ *   namedTlsFailure(new Error("...: The certificate hasn't got a known issuer"), 'tcp://10.0.0.2')
+ *   // message: "native TLS migration to tcp://10.0.0.2 failed (live_migration_with_native_tls; check
+ *   //           both hosts' certificates in qemu.conf migrate_tls_x509_cert_dir): ...: The certificate ..."
+ */
+export function namedTlsFailure(err: unknown, dest: string): unknown {
+  if (err instanceof Error && TLS_FAILURE.test(err.message)) {
+    err.message = `native TLS migration to ${dest} failed (live_migration_with_native_tls; check both hosts' certificates in qemu.conf migrate_tls_x509_cert_dir): ${err.message}`;
+  }
+  return err;
 }
 
 /** Monitors a pending migrateToURI3 (the transfer, or a post-copy resume) to its outcome. */

@@ -4,7 +4,7 @@
 // used: an address, a host name, or (in a URI) either with a port; nothing
 // that could add a path, a query or a user.
 import { InvalidHostname, InvalidInput } from '../nova/errors.js';
-import { authority, isAddress, NOVA_HOSTNAME, parseHostPort } from '../validate/address.js';
+import { authority, isAddress, NOVA_HOSTNAME, parseHostPort, type HostPort } from '../validate/address.js';
 
 /** Nova's check on the destination before anything is built from it (is_valid_hostname). */
 export function validateHostname(dest: string): void {
@@ -21,9 +21,13 @@ export function validateHostname(dest: string): void {
  *   uriHost('h/system?command=/bin/sh', 'dest') // throws InvalidInput naming dest
  */
 export function uriHost(value: string, what: string): string {
+  return authority(hostPort(value, what));
+}
+
+function hostPort(value: string, what: string): HostPort {
   const hp = parseHostPort(value);
   if (hp === null) throw new InvalidInput(`${what}: '${value}' is not an IP address or host name (with an optional port)`);
-  return authority(hp);
+  return hp;
 }
 
 /** A listen address the destination chose (VNC, SPICE, serial): an IP address or host name, or null; `what` names it. */
@@ -41,4 +45,15 @@ export function connectionUri(dest: string, scheme: string | null | undefined, w
 /** Migration data stream URI (migrate_uri). */
 export function dataUri(addr: string, what: string): string {
   return `tcp://${uriHost(addr, what)}`;
+}
+
+/**
+ * The disks' NBD URI (disks_uri): the same host as the memory stream,
+ * without its port, which the destination's NBD server does not share.
+ *
+ *   disksUri('10.0.0.2:49152', 'dest')  // 'tcp://10.0.0.2'
+ *   disksUri('fd00::2', 'dest')         // 'tcp://[fd00::2]'
+ */
+export function disksUri(addr: string, what: string): string {
+  return `tcp://${authority({ ...hostPort(addr, what), port: null })}`;
 }

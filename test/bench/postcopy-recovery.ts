@@ -53,7 +53,7 @@ async function breakMigration(kind: Break, guest: LabGuest, src: LabHost, dst: L
   }
   // The destination libvirtd's migration ports (test/lab/lab.ts).
   const first = 49152 + dst.index * 64;
-  await run('ss', ['-K', '-t', '-n', 'dst', dst.addr, 'and', '(', 'dport', '>=', `:${first}`, 'and', 'dport', '<=', `:${first + 63}`, ')']);
+  await run('ss', ['-K', '-t', '-n', 'dst', dst.migrationAddr, 'and', '(', 'dport', '>=', `:${first}`, 'and', 'dport', '<=', `:${first + 63}`, ')']);
 }
 
 async function oneRun(bl: LabCluster, kind: Break, guest: LabGuest, src: LabHost, dst: LabHost): Promise<{ sample: Sample | null; note: string }> {

@@ -67,7 +67,7 @@ export function agentConfig(host: LabHost, opts: AgentOptions): Record<string, u
     metrics: { listen_address: host.addr, port: 9390 + host.index },
     libvirt: {
       connection_uri: 'qemu:///system',
-      live_migration_inbound_addr: host.addr,
+      live_migration_inbound_addr: host.migrationAddr,
     },
   };
   return merge(merge(base, opts.config ?? {}), opts.perHost?.[host.name] ?? {});

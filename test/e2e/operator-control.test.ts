@@ -426,7 +426,7 @@ describe('operator control of running migrations', () => {
     const pc = await inPostcopy();
     // The destination libvirtd's migration ports (test/lab/lab.ts): only QEMU's migration stream uses them here.
     const first = 49152 + pc.dst.index * 64;
-    const killed = await run('ss', ['-K', '-t', '-n', 'dst', pc.dst.addr, 'and', '(', 'dport', '>=', `:${first}`, 'and', 'dport', '<=', `:${first + 63}`, ')']);
+    const killed = await run('ss', ['-K', '-t', '-n', 'dst', pc.dst.migrationAddr, 'and', '(', 'dport', '>=', `:${first}`, 'and', 'dport', '<=', `:${first + 63}`, ')']);
     expect(killed.stdout.trim().split('\n').length, `ss killed no connection:\n${killed.stdout}`).toBeGreaterThan(1);
     await conductor.waitForStatus(pc.migrationUuid, 'post-copy paused', 30_000);
     await expectRecovered(pc);

@@ -125,7 +125,7 @@ describeLab('libvirt binding on the lab', () => {
   it('(a) live-migrates A -> B with LIVE|PEER2PEER|PERSIST_DEST|UNDEFINE_SOURCE', async () => {
     const { uuid, dom } = await boot();
     const started = Date.now();
-    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.addr}` }, BASE);
+    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.migrationAddr}` }, BASE);
     log(`(a) migration ${secs(started)}s`);
     await expectRunningOnB(uuid);
     await expectGoneFromA(uuid);
@@ -153,7 +153,7 @@ describeLab('libvirt binding on the lab', () => {
   it('(b) a bandwidth-capped migration shows progress and abortJob leaves the guest on A', async () => {
     const { uuid, dom } = await boot();
     const started = Date.now();
-    const migration = dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.addr}`, bandwidth: 5 }, BASE);
+    const migration = dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.migrationAddr}`, bandwidth: 5 }, BASE);
     migration.catch(() => undefined);
     const samples = await watchJob(
       dom,
@@ -203,7 +203,7 @@ describeLab('libvirt binding on the lab', () => {
       const started = Date.now();
       await dom.migrateToURI3(
         b.uri,
-        { migrate_uri: `tcp://${b.addr}`, migrate_disks: ['vda'] },
+        { migrate_uri: `tcp://${b.migrationAddr}`, migrate_disks: ['vda'] },
         BASE | MigrateFlag.NON_SHARED_INC,
       );
       log(`(c) block migration ${secs(started)}s`);
@@ -229,7 +229,7 @@ describeLab('libvirt binding on the lab', () => {
     const started = Date.now();
     const migration = dom.migrateToURI3(
       b.uri,
-      { migrate_uri: `tcp://${b.addr}`, bandwidth: CAP },
+      { migrate_uri: `tcp://${b.migrationAddr}`, bandwidth: CAP },
       BASE | MigrateFlag.POSTCOPY,
     );
     migration.catch(() => undefined);
@@ -259,7 +259,7 @@ describeLab('libvirt binding on the lab', () => {
     const { uuid, dom } = await boot({ dirty: DIRTY });
     await waitForConsole(a, uuid, /^ferry-dirty start/m, { timeoutMs: 20_000 });
     const started = Date.now();
-    const migration = dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.addr}`, bandwidth: CAP }, BASE);
+    const migration = dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.migrationAddr}`, bandwidth: CAP }, BASE);
     migration.catch(() => undefined);
     const samples = await watchJob(dom, (s) => (s.memory_iteration ?? 0) >= 2, 60_000);
     const last = samples.at(-1)!;
@@ -286,7 +286,7 @@ describeLab('libvirt binding on the lab', () => {
     await waitForConsole(a, uuid, /^ferry-dirty start/m, { timeoutMs: 20_000 });
     await sleep(3_000);
     const started = Date.now();
-    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.addr}`, bandwidth: 20 }, BASE);
+    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.migrationAddr}`, bandwidth: 20 }, BASE);
     const done = await waitFor('job-completed event on A', () => evA.jobCompleted.find((e) => e.uuid === uuid), {
       timeoutMs: 10_000,
     });

@@ -49,6 +49,10 @@ export interface GuestSpec {
   /** Same for vdb. */
   volumeMarker?: string;
   extraCmdline?: string;
+  /** A VNC server listening on this address (port chosen by libvirt). */
+  vncListen?: string;
+  /** A second serial port, a TCP server on host:port (Nova's serial console). */
+  serialTcp?: { host: string; port: number };
   /** Defaults to ensureGuestImage(). */
   image?: GuestImage;
   /** Default true: see ramWorkaroundArgs. False only to show the QEMU fault (test/lab/soak.ts). */
@@ -163,7 +167,13 @@ ${disks.join('\n')}
       <source path='${xmlEscape(consoleLog)}'/>
       <target port='0'/>
     </serial>
-    <memballoon model='none'/>
+${spec.serialTcp ? `    <serial type='tcp'>
+      <source mode='bind' host='${xmlEscape(spec.serialTcp.host)}' service='${spec.serialTcp.port}'/>
+      <protocol type='raw'/>
+      <target port='1'/>
+    </serial>
+` : ''}${spec.vncListen ? `    <graphics type='vnc' port='-1' autoport='yes' listen='${xmlEscape(spec.vncListen)}'/>
+` : ''}    <memballoon model='none'/>
   </devices>
 ${commandline}</domain>
 `;

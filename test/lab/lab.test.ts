@@ -62,7 +62,7 @@ describeLab('ferry test lab', () => {
     const tMig = Date.now();
     await a.virsh([
       'migrate', '--live', '--p2p', '--persistent', '--undefinesource', name,
-      '--desturi', b.uri, '--migrateuri', `tcp://${b.addr}`,
+      '--desturi', b.uri, '--migrateuri', `tcp://${b.migrationAddr}`,
     ], { timeoutMs: 100_000 });
     log(`virsh migrate took ${(Date.now() - tMig) / 1000}s`);
     const lastOnA = await lastHeartbeat(a, uuid);
@@ -110,7 +110,7 @@ describeLab('ferry test lab', () => {
     const tMig = Date.now();
     await a.virsh([
       'migrate', '--live', '--p2p', '--persistent', '--undefinesource', '--copy-storage-inc',
-      '--migrate-disks', 'vda', name, '--desturi', b.uri, '--migrateuri', `tcp://${b.addr}`,
+      '--migrate-disks', 'vda', name, '--desturi', b.uri, '--migrateuri', `tcp://${b.migrationAddr}`,
     ], { timeoutMs: 100_000 });
     log(`block migration took ${(Date.now() - tMig) / 1000}s`);
     const lastOnA = await lastHeartbeat(a, uuid);

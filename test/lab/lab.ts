@@ -1,12 +1,15 @@
 // A lab of several libvirt "hosts" on one machine. Each host is a libvirtd in
 // its own mount (and UTS) namespace with private /run/libvirt, /var/lib/libvirt,
 // /etc/libvirt, /var/log/libvirt, /var/cache/libvirt and instances folder,
-// listening on TCP at 127.0.0.(base+N).
+// listening on TCP at 127.0.0.(base+N), or, with a split migration network,
+// at its migration address 127.0.0.(migrationBase+N) while its consoles stay
+// on the first; optionally with native TLS for migrations.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { makeCa, makeLeaf, type CertFiles } from './certs.js';
 import { run, runSync, sleep, sleepSync, waitFor, type ExecOptions, type ExecResult } from './exec.js';
 
 export const LAB_BASE_DIR = process.env.FERRY_LAB_DIR ?? '/var/lib/ferry-lab';
@@ -29,10 +32,18 @@ export interface LabHost {
   readonly name: string;
   /** 1-based */
   readonly index: number;
-  /** 127.0.0.(base+index) */
+  /** 127.0.0.(base+index): the management address (consoles, ferryd's metrics). */
   readonly addr: string;
-  /** qemu+tcp://<addr>/system */
+  /**
+   * 127.0.0.(migrationBase+index), else addr: where libvirtd and incoming
+   * migrations (memory, NBD) listen, as Nova's live_migration_inbound_addr
+   * serves both the peer connection and the streams.
+   */
+  readonly migrationAddr: string;
+  /** qemu+tcp://<migrationAddr>/system */
   readonly uri: string;
+  /** The folder of the host's migration TLS certificates (qemu.conf migrate_tls_x509_cert_dir), when the lab has TLS. */
+  readonly tlsDir: string | null;
   /** The host's hostname inside its UTS namespace, e.g. ferry-lab-a. */
   readonly hostname: string;
   /** Per-host folder in the test process's view. */
@@ -76,6 +87,10 @@ export interface StartLabOptions {
   name?: string;
   /** Host N gets 127.0.0.(addrBase+N); default 10. */
   addrBase?: number;
+  /** A split migration network: host N's libvirtd and incoming migrations at 127.0.0.(migrationAddrBase+N). */
+  migrationAddrBase?: number;
+  /** Native TLS for migrations (qemu.conf migrate_tls_x509_verify): a throwaway CA signs each host's server and client certificates. */
+  tls?: boolean;
   /** libvirtd log level for log_outputs (1 debug .. 4 error); default 3. */
   logLevel?: number;
   /** How long to wait for each libvirtd to answer; default 60 s. */
@@ -272,7 +287,13 @@ log_outputs = "${logLevel}:file:/var/log/libvirt/libvirtd.log"
 `;
 }
 
-function qemuConf(addr: string, index: number): string {
+/**
+ * QEMU listens for incoming migrations on the migration address only, while
+ * the host's own idea of its name (migration_host, what libvirt offers when
+ * the source names no migrate_uri) stays the management address: only a
+ * source that sends the streams to live_migration_inbound_addr reaches it.
+ */
+function qemuConf(addr: string, migrationAddr: string, index: number, tlsDir: string | null): string {
   const mig = 49152 + index * 64;
   const disp = 5900 + index * 100;
   const ws = 5700 + index * 20;
@@ -285,7 +306,7 @@ remember_owner = 0
 cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
-migration_address = "${addr}"
+migration_address = "${migrationAddr}"
 migration_host = "${addr}"
 migration_port_min = ${mig}
 migration_port_max = ${mig + 63}
@@ -295,7 +316,24 @@ remote_display_port_min = ${disp}
 remote_display_port_max = ${disp + 99}
 remote_websocket_port_min = ${ws}
 remote_websocket_port_max = ${ws + 19}
-`;
+${tlsDir ? `migrate_tls_x509_cert_dir = "${tlsDir}"\nmigrate_tls_x509_verify = 1\n` : ''}`;
+}
+
+/**
+ * The files QEMU's migration TLS reads from migrate_tls_x509_cert_dir:
+ * ca-cert.pem, server-cert.pem/-key.pem (the incoming side, its migration
+ * address as subjectAltName: the source checks the host it dialled) and
+ * client-cert.pem/-key.pem (the outgoing side, checked by the destination).
+ */
+export function writeTlsDir(dir: string, ca: CertFiles, hostName: string, migrationAddr: string): void {
+  mkdirSync(dir, { recursive: true });
+  cpSync(ca.cert, join(dir, 'ca-cert.pem'));
+  const server = makeLeaf(dir, ca, 'server', `ferry-lab-${hostName}`, `extendedKeyUsage=serverAuth\nsubjectAltName=IP:${migrationAddr}`);
+  const client = makeLeaf(dir, ca, 'client', `ferry-lab-${hostName} client`, 'extendedKeyUsage=clientAuth');
+  renameSync(server.cert, join(dir, 'server-cert.pem'));
+  renameSync(server.key, join(dir, 'server-key.pem'));
+  renameSync(client.cert, join(dir, 'client-cert.pem'));
+  renameSync(client.key, join(dir, 'client-key.pem'));
 }
 
 // ---------------------------------------------------------------- start
@@ -303,6 +341,7 @@ remote_websocket_port_max = ${ws + 19}
 export async function startLab(opts: StartLabOptions): Promise<Lab> {
   const name = (opts.name ?? 'lab').replace(/[^A-Za-z0-9_-]/g, '');
   const addrBase = opts.addrBase ?? 10;
+  const migrationAddrBase = opts.migrationAddrBase ?? addrBase;
   const logLevel = opts.logLevel ?? 3;
   if (opts.hosts < 1 || opts.hosts > HOST_NAMES.length) throw new Error(`bad host count ${opts.hosts}`);
   cleanStaleLabs(name);
@@ -319,12 +358,21 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
 
   const hosts: LabHost[] = [];
   try {
+    const caDir = join(root, 'ca');
+    if (opts.tls) mkdirSync(caDir, { recursive: true });
+    const ca = opts.tls ? makeCa(caDir, 'ca', `ferry lab ${name} CA`) : null;
     // Sequential spawn keeps the 2-core machine responsive; the waits overlap.
     const started: Promise<LabHost>[] = [];
     for (let i = 1; i <= opts.hosts; i++) {
       const hs: HostState = { name: HOST_NAMES[i - 1]!, root: join(root, HOST_NAMES[i - 1]!) };
       state.hosts.push(hs);
-      started.push(startHost(root, state, hs, i, `127.0.0.${addrBase + i}`, logLevel, opts.startTimeoutMs ?? 60_000));
+      const migrationAddr = `127.0.0.${migrationAddrBase + i}`;
+      let tlsDir: string | null = null;
+      if (ca) {
+        tlsDir = join(hs.root, 'pki');
+        writeTlsDir(tlsDir, ca, hs.name, migrationAddr);
+      }
+      started.push(startHost(root, state, hs, i, { addr: `127.0.0.${addrBase + i}`, migrationAddr, tlsDir }, logLevel, opts.startTimeoutMs ?? 60_000));
     }
     const results = await Promise.allSettled(started);
     for (const r of results) {
@@ -373,27 +421,28 @@ async function startHost(
   state: LabState,
   hs: HostState,
   index: number,
-  addr: string,
+  addrs: { addr: string; migrationAddr: string; tlsDir: string | null },
   logLevel: number,
   timeoutMs: number,
 ): Promise<LabHost> {
   const root = hs.root;
+  const { addr, migrationAddr, tlsDir } = addrs;
   for (const [, sub] of PRIVATE_DIRS) mkdirSync(join(root, sub), { recursive: true });
   // Defaults for /etc/libvirt, minus the autostarted default network (no dnsmasq here).
   cpSync('/etc/libvirt', join(root, 'etc'), { recursive: true });
   rmSync(join(root, 'etc', 'qemu', 'networks', 'autostart'), { recursive: true, force: true });
   mkdirSync(join(root, 'etc', 'qemu', 'networks', 'autostart'), { recursive: true });
   const hostUuid = randomUUID();
-  writeFileSync(join(root, 'etc', 'libvirtd.conf'), libvirtdConf(addr, hostUuid, logLevel));
-  writeFileSync(join(root, 'etc', 'qemu.conf'), qemuConf(addr, index));
+  writeFileSync(join(root, 'etc', 'libvirtd.conf'), libvirtdConf(migrationAddr, hostUuid, logLevel));
+  writeFileSync(join(root, 'etc', 'qemu.conf'), qemuConf(addr, migrationAddr, index, tlsDir));
   seedCapsCache(join(root, 'cache'));
 
   const hostname = `ferry-lab-${hs.name}`;
-  const uri = `qemu+tcp://${addr}/system`;
+  const uri = `qemu+tcp://${migrationAddr}/system`;
   /** Spawns the host's libvirtd in fresh namespaces over the host's folders; resolves once it answers. */
   const launch = async (): Promise<number> => {
-    if (await portInUse(addr, 16509)) {
-      throw new Error(`${addr}:16509 is already served (another lab?); pass another addrBase or name`);
+    if (await portInUse(migrationAddr, 16509)) {
+      throw new Error(`${migrationAddr}:16509 is already served (another lab?); pass another addrBase or name`);
     }
     const pidFile = join(root, 'libvirtd.pid');
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -441,7 +490,7 @@ async function startHost(
         if (r.code !== 0) return false;
         const seen = /<host>\s*<uuid>([^<]+)<\/uuid>/.exec(r.stdout)?.[1];
         if (seen !== hostUuid) {
-          throw new Error(`${addr}:16509 is served by another libvirtd (host UUID ${seen}); use another addrBase`);
+          throw new Error(`${migrationAddr}:16509 is served by another libvirtd (host UUID ${seen}); use another addrBase`);
         }
         return true;
       },
@@ -463,7 +512,9 @@ async function startHost(
     name: hs.name,
     index,
     addr,
+    migrationAddr,
     uri,
+    tlsDir,
     hostname,
     root,
     instancesPath: LAB_INSTANCES_PATH,

@@ -26,7 +26,7 @@ async function once(kind: Kind, a: LabHost, b: LabHost, connA: Connection, connB
     await waitForHeartbeat(a, uuid, { after: 1, timeoutMs: 60_000 });
     if (kind === 'dirty') await waitForConsole(a, uuid, /^ferry-dirty start/m, { timeoutMs: 20_000 });
     await sleep(3_000);
-    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.addr}`, bandwidth: kind === 'dirty' ? 20 : 5 }, BASE);
+    await dom.migrateToURI3(b.uri, { migrate_uri: `tcp://${b.migrationAddr}`, bandwidth: kind === 'dirty' ? 20 : 5 }, BASE);
     const lastOnA = await lastHeartbeat(a, uuid);
     try {
       await waitForHeartbeat(b, uuid, { after: lastOnA, timeoutMs: 30_000 });

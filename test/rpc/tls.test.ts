@@ -4,9 +4,9 @@
 // 127.0.0.1:5672, requiring a client certificate from that CA. Connections are
 // configured the way ferryd configures them: [oslo_messaging_rabbit] ssl_*_file
 // through amqpOptions(). Every broker name carries a per-run id.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { amqpOptions } from '../../src/config/amqp.js';
+import { makeCa, makeLeaf } from '../lab/certs.js';
 import { loadConfig } from '../../src/config/index.js';
 import {
   AmqpConnection,
@@ -60,26 +61,6 @@ const conns: AmqpConnection[] = [];
 const servers: RpcServer[] = [];
 const clients: AmqpRpcClient[] = [];
 const declared = { queues: new Set<string>(), exchanges: new Set<string>([EXCHANGE]) };
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A self-signed CA: `<name>.pem` and `<name>.key`. */
-function makeCa(name: string, cn: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout', `${name}.key`, '-out', `${name}.pem`);
-}
-
-/** A leaf signed by ca: `<name>.pem` and `<name>.key`. */
-function makeLeaf(name: string, cn: string, ext: string): void {
-  writeFileSync(join(dir, `${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n${ext}\n`);
-  openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`,
-    '-keyout', `${name}.key`, '-out', `${name}.csr`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
-    '-extfile', `${name}.ext`, '-out', `${name}.pem`);
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -180,10 +161,10 @@ async function neverConnects(url: string, name: string, tls: { ca?: string; cert
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-tls-'));
-  makeCa('ca', `${RUN} test CA`);
-  makeLeaf('server', 'localhost', 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1');
-  makeLeaf('client', `${RUN}-client`, 'extendedKeyUsage=clientAuth');
-  makeCa('other', `${RUN} unrelated CA`);
+  const ca = makeCa(dir, 'ca', `${RUN} test CA`);
+  makeLeaf(dir, ca, 'server', 'localhost', 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1');
+  makeLeaf(dir, ca, 'client', `${RUN}-client`, 'extendedKeyUsage=clientAuth');
+  makeCa(dir, 'other', `${RUN} unrelated CA`);
   Object.assign(files, {
     ca: join(dir, 'ca.pem'),
     caKey: join(dir, 'ca.key'),

@@ -56,6 +56,9 @@ const DEFAULTS: FerryConfig = {
     live_migration_monitor_interval: 5,
     live_migration_allow_full_disk_copy: true,
   },
+  vnc: { server_listen: null },
+  spice: { server_listen: null },
+  serial_console: { proxyclient_address: null },
   compute: { max_concurrent_live_migrations: 1 },
   oslo_messaging_rabbit: {
     heartbeat_timeout_threshold: 60,

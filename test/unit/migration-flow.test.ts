@@ -39,6 +39,7 @@ describe('happy paths', () => {
     expect(uri).toBe('qemu+tcp://192.0.2.20/system');
     expect(params.migrate_uri).toBe('tcp://192.0.2.20');
     expect(params.migrate_disks).toBeUndefined();
+    expect(params.disks_uri).toBeUndefined();
     expect(params.bandwidth).toBe(0);
     expect(params.destination_xml).toBe(params.persistent_xml);
     // Moved: the guest runs on the destination, persistent; the source handle is gone.
@@ -275,6 +276,9 @@ describe('happy paths', () => {
     expect(flags).toBe(BASE_FLAGS | MigrateFlag.NON_SHARED_INC);
     expect(flags & MigrateFlag.NON_SHARED_INC).toBe(128);
     expect(params.migrate_disks).toEqual(['vda']);
+    // The disks' mirror to the destination's inbound address, as the memory stream.
+    expect(params.migrate_uri).toBe('tcp://192.0.2.20');
+    expect(params.disks_uri).toBe('tcp://192.0.2.20');
     const destImage = c.dst.storage.toReal(g.diskPaths[0]!);
     const srcInfo = await imageInfo(c.src.storage.toReal(g.diskPaths[0]!));
     const dstInfo = await imageInfo(destImage);

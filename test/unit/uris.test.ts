@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RpcError } from '../../src/rpc/errors.js';
 import * as errors from '../../src/nova/errors.js';
-import { connectionUri, dataUri, uriHost, validateHostname } from '../../src/source/uris.js';
+import { connectionUri, dataUri, disksUri, uriHost, validateHostname } from '../../src/source/uris.js';
 
 describe('connectionUri (Nova test_driver)', () => {
   it.each(['127.0.0.1', '127.0.0.1:4444', '[::1]:4444', '[0:0:0:0:0:0:0:1]:4444', 'destination'])('qemu+tcp for %s', (dest) => {
@@ -28,6 +28,18 @@ describe('dataUri', () => {
   it('brackets IPv6, leaves a bracketed one alone', () => {
     expect(dataUri('::1', 'addr')).toBe('tcp://[::1]');
     expect(dataUri('[::1]', 'addr')).toBe('tcp://[::1]');
+  });
+});
+
+describe('disksUri', () => {
+  it('the memory stream\'s host without its port, IPv6 bracketed', () => {
+    expect(disksUri('10.0.0.1:49152', 'addr')).toBe('tcp://10.0.0.1');
+    expect(disksUri('migration-b', 'addr')).toBe('tcp://migration-b');
+    expect(disksUri('fd00::2', 'addr')).toBe('tcp://[fd00::2]');
+    expect(disksUri('[fd00::2]:49152', 'addr')).toBe('tcp://[fd00::2]');
+  });
+  it('refuses what is not an address, naming it', () => {
+    expect(() => disksUri('h/x?y', 'target_connect_addr')).toThrow(/target_connect_addr: 'h\/x\?y' is not an IP address/);
   });
 });
 
