@@ -3,8 +3,10 @@
 // (readInstance reads display_name, node, vm_state) or passes back on.
 import { z } from 'zod';
 import { TIMEOUT_ACTIONS } from '../config/index.js';
-import { failsAs } from '../rpc/args.js';
-import { parseHostPort } from '../validate/address.js';
+import { VIF_TYPES, VNIC_TYPES, type SourceVif } from '../nova/vifs.js';
+import { describeIssue, failsAs } from '../rpc/args.js';
+import { isHostName, parseHostPort } from '../validate/address.js';
+import { isInterfaceName, isMacAddress } from '../validate/netdev.js';
 
 export const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
 
@@ -32,8 +34,59 @@ export const instance = z.looseObject({
   block_device_mappings: z.array(z.looseObject({ device_name: z.string().nullish() })).nullish(),
 });
 
+/**
+ * A JSON object that `schema` accepts, sent as a JSON string (Nova's *_json
+ * fields) or, with `orObject`, as the object itself; its issues keep their
+ * paths inside it ("...vif_details_json.bridge_name: ...").
+ */
+function jsonObject<Out = string>(schema: z.ZodType, opts: { orObject?: boolean } = {}): z.ZodType<Out> {
+  const checked = z.unknown().superRefine((raw, ctx) => {
+    let value = raw;
+    if (typeof raw === 'string') {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'expected a JSON object, got malformed JSON' });
+        return;
+      }
+    } else if (!opts.orObject) {
+      ctx.addIssue({ code: 'custom', message: `expected a JSON string, got ${raw === null ? 'null' : typeof raw}` });
+      return;
+    }
+    const parsed = schema.safeParse(value, { error: describeIssue });
+    for (const issue of parsed.error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  });
+  // What passed the check is the wire value itself, untouched: its type is what the check proved.
+  return checked as unknown as z.ZodType<Out>;
+}
+
+const ifname = z.string().refine(isInterfaceName, 'expected a network device name (1-15 letters, digits, _ . -)');
+const providerUuid = z.string().regex(UUID);
+/** One entry of migrate_data.vifs (Nova's VIFMigrateData), with what ferry reads of its JSON fields. */
+const vif = z.looseObject({
+  port_id: uuid,
+  vnic_type: z.enum(VNIC_TYPES),
+  vif_type: z.enum(VIF_TYPES),
+  vif_details_json: jsonObject(z.looseObject({ bridge_name: ifname.optional() })).nullish(),
+  // allocation: the destination resource provider, or one per request group.
+  profile_json: jsonObject(
+    z.looseObject({
+      allocation: z.union([providerUuid, z.record(name, providerUuid)], { error: failsAs('expected a resource provider uuid, or an object of them by request group') }).optional(),
+    }),
+  ).nullish(),
+  host: name.refine(isHostName, 'expected a host name'),
+  source_vif: jsonObject<string | SourceVif>(
+    z.looseObject({
+      address: z.string().refine(isMacAddress, 'expected a MAC address such as fa:16:3e:12:34:56'),
+      network: z.looseObject({ bridge: ifname.nullish(), meta: z.looseObject({ mtu: z.int().min(68).max(65535).nullish() }).nullish() }).nullish(),
+    }),
+    { orObject: true },
+  ),
+});
+
 /** The fields of LibvirtLiveMigrateData ferry checks; the rest passes through. */
 export const migrateData = z.looseObject({
+  vifs: z.array(vif).max(256).nullish(),
   block_migration: z.boolean().nullish(),
   is_shared_instance_path: z.boolean().optional(),
   is_shared_block_storage: z.boolean().optional(),

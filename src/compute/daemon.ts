@@ -17,6 +17,7 @@ import { observeMigrations } from '../metrics/migration-metrics.js';
 import { computeEndpoint, deserializeComputeArgs } from './endpoint.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../destination/handlers.js';
+import { HostNetwork } from '../domain/host-network.js';
 import { HostStorage } from '../domain/host-storage.js';
 import { MigrationNotifier } from '../nova/notifications.js';
 import { conductorOutbox } from '../nova/conductor-outbox.js';
@@ -77,6 +78,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     notifications: new MigrationNotifier(conductor.notifier, config.host, log),
     registry,
     storage: new HostStorage(config.instances_path),
+    network: new HostNetwork(),
     log,
   };
   const source = new SourceHandlers(deps);

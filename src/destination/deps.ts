@@ -1,6 +1,7 @@
 // What the destination side needs from the outside world.
 
 import type { FerryConfig } from '../config/index.js';
+import type { HostNetwork } from '../domain/host-network.js';
 import type { HostStorage } from '../domain/host-storage.js';
 import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
@@ -15,5 +16,6 @@ export interface DestinationDeps {
   computeApi: ComputeRpcApi;
   notifications: MigrationNotifier;
   storage: HostStorage;
+  network: HostNetwork;
   log: Logger;
 }

@@ -18,6 +18,8 @@ export interface Preparation {
   at: string;
   /** This host created the instance folder (and the empty disks in it). */
   madeDir: boolean;
+  /** The ports plugged for it (port ids); absent in records of earlier versions. */
+  ports?: string[];
 }
 
 interface SavedV2 {
@@ -41,16 +43,21 @@ export class Preparations {
     this.prepared = new Map(load(file, log).map((p) => [p.instanceUuid, p]));
   }
 
-  /** pre_live_migration prepared the instance; `madeDir`: it made the folder here. */
-  note(instanceUuid: string, source: string | null, madeDir: boolean): void {
+  /** pre_live_migration prepared the instance; `madeDir`: it made the folder here; `ports`: the ports it plugged. */
+  note(instanceUuid: string, source: string | null, madeDir: boolean, ports: string[] = []): void {
     const next = new Map(this.prepared);
-    next.set(instanceUuid, { instanceUuid, source, at: new Date().toISOString(), madeDir });
+    next.set(instanceUuid, { instanceUuid, source, at: new Date().toISOString(), madeDir, ...(ports.length > 0 ? { ports } : {}) });
     this.replace(next);
   }
 
   /** Whether this host made the instance's folder for a migration still to finish or roll back. */
   madeDir(instanceUuid: string): boolean {
     return this.prepared.get(instanceUuid)?.madeDir ?? false;
+  }
+
+  /** The ports plugged for the instance's incoming migration. */
+  ports(instanceUuid: string): string[] {
+    return this.prepared.get(instanceUuid)?.ports ?? [];
   }
 
   /** Incoming migrations prepared and not yet arrived or rolled back. */
@@ -77,7 +84,8 @@ export class Preparations {
 function isPreparation(p: unknown): p is Preparation {
   if (typeof p !== 'object' || p === null) return false;
   const o = p as Record<string, unknown>;
-  return typeof o.instanceUuid === 'string' && (o.source === null || typeof o.source === 'string') && typeof o.at === 'string' && typeof o.madeDir === 'boolean';
+  const ports = o.ports === undefined || (Array.isArray(o.ports) && o.ports.every((x) => typeof x === 'string'));
+  return typeof o.instanceUuid === 'string' && (o.source === null || typeof o.source === 'string') && typeof o.at === 'string' && typeof o.madeDir === 'boolean' && ports;
 }
 
 /** The saved preparations; an unreadable record is set aside (never overwritten) and counts as empty. */

@@ -1,6 +1,6 @@
-// Nova's pre_live_migration: the instance folder, empty disks for a block
-// migration to fill, and the volumes found on this host. What it made is
-// removed again if any step fails.
+// Nova's pre_live_migration: the ports' bindings checked (ports.ts), the
+// instance folder, empty disks for a block migration to fill, and the volumes
+// found on this host. What it made is removed again if any step fails.
 
 import { isBlockDevice } from '../domain/host-storage.js';
 import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../nova/errors.js';
@@ -10,6 +10,7 @@ import type { RequestContext } from '../rpc/types.js';
 import { isDirectlyInside } from '../validate/path.js';
 import { backingImage, describeBacking, missingBacking } from './backing.js';
 import type { DestinationDeps } from './deps.js';
+import { plugPorts } from './ports.js';
 import type { Preparations } from './preparations.js';
 
 export async function preLiveMigration(
@@ -22,6 +23,8 @@ export async function preLiveMigration(
 ): Promise<LiveMigrateData> {
   const { storage, notifications, config } = deps;
   return notifications.around(ctx, 'live_migration_pre', instance, async () => {
+    // First: a port this host cannot serve refuses the migration with nothing made.
+    const plugged = await plugPorts(deps.host, deps.network, migrateData.vifs ?? []);
     const createdDir = !migrateData.is_shared_instance_path;
     if (createdDir) {
       if (await storage.instanceDirExists(instance.uuid)) throw new DestinationDiskExists(storage.instanceDir(instance.uuid));
@@ -42,12 +45,14 @@ export async function preLiveMigration(
       }
       const bdms = await connectVolumes(deps.host, instance);
       // A folder this host did not make (shared instance path) must never count as made here, even from an earlier migration.
-      preparations.note(instance.uuid, instance.host, createdDir);
+      preparations.note(instance.uuid, instance.host, createdDir, plugged.map((p) => p.port_id));
+      if (plugged.length > 0) deps.log.info({ instance: instance.uuid, ports: plugged }, 'ports plugged for the incoming migration');
       return {
         ...migrateData,
         bdms,
         target_connect_addr: config.libvirt.live_migration_inbound_addr ?? null,
         wait_for_vif_plugged: false,
+        plugged_vifs: plugged,
       };
     } catch (err) {
       if (createdDir) await storage.removeInstanceDir(instance.uuid);

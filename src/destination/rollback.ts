@@ -34,6 +34,9 @@ export async function rollbackLiveMigrationAtDestination(
     }
     if (preparations.madeDir(instance.uuid)) await storage.removeInstanceDir(instance.uuid);
     else log.info({ instance: instance.uuid }, 'rollback: this host made no instance folder for the migration; nothing removed');
+    // The taps went with the incoming domain; the bridges were the host's before and stay.
+    const ports = preparations.ports(instance.uuid);
+    if (ports.length > 0) log.info({ instance: instance.uuid, ports }, 'rollback: ports unplugged (their taps went with the incoming guest; the bridges stay)');
     preparations.forget(instance.uuid);
     return null;
   });

@@ -1,7 +1,8 @@
 // The destination domain XML (Nova: libvirt/migration.py get_updated_guest_xml),
 // limited to what ferry supports: graphics listen addresses, TCP serial
-// consoles, block volumes, and local disks that arrive whole (no backing
-// chain there). Everything else is left as it was.
+// consoles, block volumes, local disks that arrive whole (no backing chain
+// there), and interfaces onto the bridges of their destination bindings.
+// Everything else is left as it was.
 import { Node, type Element } from '@xmldom/xmldom';
 import { childElements, findAll, firstChild, parseXml, serializeXml, textContent, type XmlDocument } from './xml.js';
 
@@ -26,12 +27,25 @@ export interface DestinationVolume {
   path: string;
 }
 
+/** A port's interface on the destination, from the binding the destination plugged. */
+export interface DestinationInterface {
+  /** The guest's <mac address>, matched case-insensitively. */
+  mac: string;
+  vifType: 'bridge' | 'ovs';
+  bridge: string;
+  /** Open vSwitch's interface id for the port (Neutron's port id). */
+  portId: string;
+  /** The network's MTU there; written only where the interface had an <mtu> already. */
+  mtu: number | null;
+}
+
 export interface DestinationXmlOptions {
   graphicsListen?: { vnc?: string | null; spice?: string | null };
   serialListenAddr?: string | null;
   volumes?: readonly DestinationVolume[];
   /** Target devs of local disks copied whole into flat images: on the destination they have no backing chain. */
   flatDisks?: readonly string[];
+  interfaces?: readonly DestinationInterface[];
 }
 
 export function destinationXml(migratableXml: string, opts: DestinationXmlOptions): string {
@@ -42,7 +56,45 @@ export function destinationXml(migratableXml: string, opts: DestinationXmlOption
   if (opts.serialListenAddr) updateSerial(domain, opts.serialListenAddr);
   if (opts.volumes?.length) updateVolumes(doc, opts.volumes);
   if (opts.flatDisks?.length) flattenDisks(doc, opts.flatDisks);
+  if (opts.interfaces?.length) updateInterfaces(doc, opts.interfaces);
   return serializeXml(doc);
+}
+
+/**
+ * Each interface whose MAC a binding names is put on that binding's bridge
+ * (Nova matches by MAC and rebuilds from the destination VIF): type bridge,
+ * a <source bridge> alone, Open vSwitch's <virtualport> for an ovs port and
+ * none for a Linux bridge. Its PCI <address>, model, target and the rest
+ * stay; an <mtu> stays where there was one, with the destination network's
+ * size when the binding gives it.
+ */
+function updateInterfaces(doc: XmlDocument, interfaces: readonly DestinationInterface[]): void {
+  const byMac = new Map(interfaces.map((i) => [i.mac.toLowerCase(), i]));
+  for (const iface of findAll(doc.documentElement, 'devices/interface')) {
+    const dest = byMac.get(firstChild(iface, 'mac')?.getAttribute('address')?.toLowerCase() ?? '');
+    if (!dest) continue;
+    iface.setAttribute('type', 'bridge');
+    let source = firstChild(iface, 'source');
+    if (source) {
+      for (const a of [...source.attributes]) source.removeAttribute(a.name);
+      while (source.firstChild) source.removeChild(source.firstChild);
+    } else {
+      source = doc.createElement('source');
+      insertIndented(iface, source, nextElement(firstChild(iface, 'mac')));
+    }
+    source.setAttribute('bridge', dest.bridge);
+    for (const vp of childElements(iface, 'virtualport')) removeIndented(iface, vp);
+    if (dest.vifType === 'ovs') {
+      const vp = doc.createElement('virtualport');
+      vp.setAttribute('type', 'openvswitch');
+      const params = doc.createElement('parameters');
+      params.setAttribute('interfaceid', dest.portId);
+      vp.appendChild(params);
+      insertIndented(iface, vp, nextElement(source));
+    }
+    const mtu = firstChild(iface, 'mtu');
+    if (mtu && dest.mtu !== null) mtu.setAttribute('size', String(dest.mtu));
+  }
 }
 
 /** An empty <backingStore/> is libvirt's "this image has no backing": the source's chain is not there. */
@@ -112,6 +164,12 @@ function updateVolumes(doc: XmlDocument, volumes: readonly DestinationVolume[]):
       if (target) target.setAttribute('dev', vol.dev);
     }
   }
+}
+
+/** The element after `el` among its parent's children, if any. */
+function nextElement(el: Element | undefined): Element | undefined {
+  for (let n = el?.nextSibling; n; n = n.nextSibling) if (n.nodeType === Node.ELEMENT_NODE) return n as Element;
+  return undefined;
 }
 
 function isBlank(node: Node): boolean {

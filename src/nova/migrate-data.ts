@@ -1,6 +1,9 @@
 // The subset of Nova's LibvirtLiveMigrateData that ferry fills and reads.
 // Field names are Nova's, so a conductor passes it through unchanged.
 
+import type { PluggedVif } from '../record/registry.js';
+import type { VifMigrateData } from './vifs.js';
+
 export interface MigrateBdmInfo {
   serial: string;
   /** Guest device, e.g. "vdb". */
@@ -26,6 +29,10 @@ export interface LiveMigrateData {
   serial_listen_addr?: string | null;
   target_connect_addr?: string | null;
   wait_for_vif_plugged?: boolean;
+  /** Per port, its source and destination bindings (the conductor's). */
+  vifs?: VifMigrateData[] | null;
+  /** ferry: the ports the destination plugged, from its pre_live_migration reply. */
+  plugged_vifs?: PluggedVif[];
   bdms?: MigrateBdmInfo[];
   /** ferry: "<arch>/<virt type>" pairs the destination can run, for the source's check. */
   dst_supported_guests?: string[];

@@ -1,7 +1,7 @@
 // How a migration record looks on the wire: Nova's Migration field names,
 // plus ferry's live figures, for list_migrations and migration_update.
 
-import type { MigrationCounters, MigrationRecord } from '../record/registry.js';
+import type { MigrationCounters, MigrationRecord, PluggedVif } from '../record/registry.js';
 import type { MigrationStatus } from '../record/status.js';
 
 export interface MigrationView extends MigrationCounters {
@@ -32,6 +32,8 @@ export interface MigrationView extends MigrationCounters {
   armed: 'postcopy' | 'auto_converge' | null;
   /** with post-copy or auto-converge permitted, the dirty rate the adaptive policy measured before the start, to choose by */
   preflight_dirty_rate_bytes_per_second: number | null;
+  /** The ports the destination plugged, with the allocations to move there (empty before pre_live_migration answered). */
+  port_bindings: PluggedVif[];
   /** where auto-converge's throttle starts, percent, chosen by that dirty rate; null: QEMU's 20 % */
   throttle_start_percent: number | null;
   block_migration: boolean | null;
@@ -72,6 +74,7 @@ export function migrationView(r: MigrationRecord): MigrationView {
     postcopy_requests: r.postcopyRequests,
     armed: r.settings ? (r.settings.postCopyPermitted ? 'postcopy' : r.settings.autoConvergePermitted ? 'auto_converge' : null) : null,
     preflight_dirty_rate_bytes_per_second: r.settings?.preflight?.dirtyRateBps ?? null,
+    port_bindings: r.settings?.portBindings ?? [],
     throttle_start_percent: r.settings?.preflight?.throttleStartPercent ?? null,
     block_migration: r.settings?.blockMigration ?? null,
     timeout_seconds: r.settings?.timeoutSeconds ?? null,

@@ -53,6 +53,28 @@ export interface ConvergenceFigures {
 /** `[libvirt] convergence_policy`: Nova's fixed ramp, or ferry's model-driven policy. */
 export type ConvergencePolicy = 'nova' | 'adaptive';
 
+/** A port's allocation key: its resource provider, or (one per request group) an object of them. */
+export type Allocation = string | Record<string, string>;
+
+/** The vif types ferry plugs: a Linux bridge, an Open vSwitch bridge. */
+export type ServedVifType = 'bridge' | 'ovs';
+
+/** ferry: a port the destination plugged, from its pre_live_migration reply (plugged_vifs); reported to the conductor. */
+export interface PluggedVif {
+  port_id: string;
+  /** The destination host of the binding. */
+  host: string;
+  vnic_type: string;
+  vif_type: ServedVifType;
+  /** lower case */
+  mac: string;
+  bridge: string;
+  /** The network's MTU from the binding, when it has one. */
+  mtu: number | null;
+  /** The resource provider(s) on the destination the port's allocation moves to; null: the port has no resource request. */
+  allocation: Allocation | null;
+}
+
 export interface MigrationSettings {
   blockMigration: boolean;
   /** Effective completion timeout in seconds, 0 = none. */
@@ -85,6 +107,8 @@ export interface MigrationSettings {
   } | null;
   /** Act at the first confident "will not converge" rather than at the deadline (adaptive policy only). */
   actOnStall: boolean;
+  /** The ports the destination plugged, in migrate_data.vifs order; absent in records of earlier versions. */
+  portBindings?: PluggedVif[];
 }
 
 export interface MigrationRecord {

@@ -20,6 +20,7 @@ import {
 } from '../nova/errors.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
+import { pluggedPorts } from '../nova/vifs.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { isFinal, MigrationStatus } from '../record/status.js';
 import { contextFromDict } from '../rpc/context.js';
@@ -225,7 +226,7 @@ export class SourceHandlers {
         else keepJournal(registry, record, { ...journal, prepared: null });
         throw err;
       }
-      const plan = planMigration(config.libvirt, layout, req, await measuring);
+      const plan = planMigration(config.libvirt, layout, req, await measuring, pluggedPorts(asked, destState, req.dest));
       if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
       call = migrateCall(config.libvirt, req, plan, destState, this.deps.libvirt.versions);
       keepJournal(registry, record, { ...journal, prepared: destState, call, steps: plan.steps });

@@ -12,7 +12,7 @@ import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types
 import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/nova-policy.js';
 import { dataGb } from '../monitor/progress.js';
 import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
-import type { MigrationSettings } from '../record/registry.js';
+import type { MigrationSettings, PluggedVif } from '../record/registry.js';
 import { isDirectlyInside } from '../validate/path.js';
 import { measureDirtyRate } from '../domain/dirty-rate.js';
 import { convergenceAid, DEFAULT_THROTTLE_START_PERCENT, hasFlag, migrationFlags, throttleStartPercent } from './flags.js';
@@ -148,7 +148,7 @@ export async function layoutMigration(storage: HostStorage, dom: Domain, req: Li
   };
 }
 
-export function planMigration(lv: LibvirtConfig, layout: MigrationLayout, req: LiveMigrationRequest, measured: Preflight): MigrationPlan {
+export function planMigration(lv: LibvirtConfig, layout: MigrationLayout, req: LiveMigrationRequest, measured: Preflight, portBindings: PluggedVif[]): MigrationPlan {
   const { blockMigration, diskCopy, dataGb: gb } = layout;
   const flags = migrationFlags({
     blockMigration,
@@ -179,6 +179,7 @@ export function planMigration(lv: LibvirtConfig, layout: MigrationLayout, req: L
     convergencePolicy: lv.convergence_policy,
     preflight: measured.note,
     actOnStall: req.actOnStall ?? lv.convergence_act_on_stall,
+    portBindings,
   };
   return { ...layout, settings, steps };
 }

@@ -45,6 +45,7 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
     serialListenAddr: listenAddress(prepared.serial_listen_addr, from('serial_listen_addr')),
     volumes: (prepared.bdms ?? []).map((b) => ({ serial: b.serial, dev: b.dev, path: volumePaths.get(b.serial) ?? '' })),
     flatDisks: plan.settings.diskCopy === 'full' ? plan.devs : [],
+    interfaces: (plan.settings.portBindings ?? []).map((p) => ({ mac: p.mac, vifType: p.vif_type, bridge: p.bridge, portId: p.port_id, mtu: p.mtu })),
   });
   const params: MigrateParams = { destination_xml: destXml, persistent_xml: destXml, bandwidth: lv.live_migration_bandwidth };
   if (lv.live_migration_bandwidth_postcopy > 0) params['bandwidth.postcopy'] = lv.live_migration_bandwidth_postcopy;

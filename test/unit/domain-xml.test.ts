@@ -107,6 +107,53 @@ describe('destinationXml', () => {
     expect(destinationXml(xml, { graphicsListen: { vnc: '1.2.3.4' } })).toBe(canon(xml));
   });
 
+  it('moves an interface matched by MAC (any case) onto its destination bridge; a libvirt network source becomes a bridge; others stay', () => {
+    const xml = `<domain><devices>
+    <interface type='network'>
+      <mac address='FA:16:3E:00:00:01'/>
+      <source network='default' portid='x'/>
+      <virtualport type='openvswitch'/>
+      <model type='virtio'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+    </interface>
+    <interface type='bridge'>
+      <mac address='fa:16:3e:00:00:02'/>
+      <source bridge='keep'/>
+    </interface>
+  </devices></domain>`;
+    const out = destinationXml(xml, { interfaces: [{ mac: 'fa:16:3e:00:00:01', vifType: 'bridge', bridge: 'brq-b', portId: 'p1', mtu: 1450 }] });
+    expect(out).toBe(`<domain><devices>
+    <interface type="bridge">
+      <mac address="FA:16:3E:00:00:01"/>
+      <source bridge="brq-b"/>
+      <model type="virtio"/>
+      <address type="pci" domain="0x0000" bus="0x00" slot="0x03" function="0x0"/>
+    </interface>
+    <interface type="bridge">
+      <mac address="fa:16:3e:00:00:02"/>
+      <source bridge="keep"/>
+    </interface>
+  </devices></domain>`);
+  });
+
+  it('an ovs interface without a <source> gets one after its MAC, then its virtualport', () => {
+    const xml = `<domain><devices>
+    <interface type='ethernet'>
+      <mac address='fa:16:3e:00:00:01'/>
+      <target dev='tap5a2f3c1e-7d'/>
+    </interface>
+  </devices></domain>`;
+    const out = destinationXml(xml, { interfaces: [{ mac: 'fa:16:3e:00:00:01', vifType: 'ovs', bridge: 'br-int', portId: 'p1', mtu: null }] });
+    expect(out).toBe(`<domain><devices>
+    <interface type="bridge">
+      <mac address="fa:16:3e:00:00:01"/>
+      <source bridge="br-int"/>
+      <virtualport type="openvswitch"><parameters interfaceid="p1"/></virtualport>
+      <target dev="tap5a2f3c1e-7d"/>
+    </interface>
+  </devices></domain>`);
+  });
+
   it('rewrites TCP serial and console hosts, keeping their ports', () => {
     const out = destinationXml(XML, { serialListenAddr: '10.0.0.2' });
     expect(out).toBe(edited(XML, ...serialEdits('10.0.0.2')));

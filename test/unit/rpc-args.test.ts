@@ -124,6 +124,46 @@ describe('compute args', () => {
   });
 });
 
+describe('compute args: migrate_data.vifs (ports and their bindings)', () => {
+  const instance = { uuid };
+  const vif = {
+    port_id: '5a2f3c1e-7d4b-4e8a-9c6f-0b1d2e3f4a5b',
+    vnic_type: 'normal',
+    vif_type: 'bridge',
+    host: 'compute-b',
+    vif_details_json: '{"bridge_name": "brq-b"}',
+    profile_json: '{"allocation": "c0ffee00-1111-4222-8333-444455556666"}',
+    source_vif: '{"address": "fa:16:3e:12:34:56", "network": {"bridge": "brq-a", "meta": {"mtu": 1450}}}',
+  };
+  const withVif = (over: Record<string, unknown>) => ({ instance, dest: 'compute-b', migrate_data: { vifs: [{ ...vif, ...over }] } });
+  it("Nova's VIFMigrateData passes untouched, JSON fields as strings; source_vif may also be the object", () => {
+    expect(liveMigrationArgs.parse(withVif({})).migrate_data?.vifs).toEqual([vif]);
+    expect(liveMigrationArgs.parse(withVif({ source_vif: { address: 'FA:16:3E:12:34:56' }, vif_details_json: null, profile_json: '{}' })).migrate_data?.vifs?.[0]?.profile_json).toBe('{}');
+  });
+  it.each([
+    [{ vif_details_json: '{"bridge_name": ' }, 'args.migrate_data.vifs[0].vif_details_json: expected a JSON object, got malformed JSON'],
+    [{ vif_details_json: '{"bridge_name": "br;rm -rf"}' }, 'args.migrate_data.vifs[0].vif_details_json.bridge_name: expected a network device name (1-15 letters, digits, _ . -)'],
+    [{ vif_details_json: '{"bridge_name": "a-very-long-bridge-name"}' }, 'args.migrate_data.vifs[0].vif_details_json.bridge_name: expected a network device name (1-15 letters, digits, _ . -)'],
+    [{ vif_details_json: '[1, 2]' }, 'args.migrate_data.vifs[0].vif_details_json: expected object, got array'],
+    [{ vif_details_json: { bridge_name: 'brq-b' } }, 'args.migrate_data.vifs[0].vif_details_json: expected a JSON string, got object'],
+    [{ profile_json: '{"allocation": 7}' }, 'args.migrate_data.vifs[0].profile_json.allocation: expected a resource provider uuid, or an object of them by request group'],
+    [{ profile_json: '{"allocation": {"g1": "not-a-uuid"}}' }, /^args\.migrate_data\.vifs\[0\]\.profile_json\.allocation\.g1: does not match /],
+    [{ vif_type: 'quantum-tunnel' }, /^args\.migrate_data\.vifs\[0\]\.vif_type: expected one of ovs, ivs, /],
+    [{ vnic_type: 'psychic' }, /^args\.migrate_data\.vifs\[0\]\.vnic_type: expected one of normal, direct, /],
+    [{ port_id: '../../etc' }, /^args\.migrate_data\.vifs\[0\]\.port_id: does not match /],
+    [{ host: 'compute-b/../x' }, 'args.migrate_data.vifs[0].host: expected a host name'],
+    [{ source_vif: '{"address": "fa:16:3e:12:34"}' }, 'args.migrate_data.vifs[0].source_vif.address: expected a MAC address such as fa:16:3e:12:34:56'],
+    [{ source_vif: '{"address": "fa:16:3e:12:34:56", "network": {"bridge": "$(reboot)"}}' }, 'args.migrate_data.vifs[0].source_vif.network.bridge: expected a network device name (1-15 letters, digits, _ . -)'],
+    [{ source_vif: '{"address": "fa:16:3e:12:34:56", "network": {"meta": {"mtu": 9}}}' }, 'args.migrate_data.vifs[0].source_vif.network.meta.mtu: must be >= 68'],
+  ])('refused naming the field: %j', (over, message) => {
+    const problem = problemOf(liveMigrationArgs, withVif(over));
+    if (typeof message === 'string') expect(problem).toBe(message);
+    else expect(problem).toMatch(message);
+    // The destination's pre_live_migration checks the same.
+    expect(problemOf(preLiveMigrationArgs, { instance, migrate_data: withVif(over).migrate_data })).toBe(problem);
+  });
+});
+
 describe('compute args: shapes a hostile peer may send (issue 11)', () => {
   it('dst_supported_guests that is not a list of strings is refused naming it', () => {
     const r = checkCanLiveMigrateSourceArgs.safeParse({ instance: { uuid: '00000000-0000-0000-0000-000000000001' }, dest_check_data: { dst_supported_guests: 'x86_64' } });

@@ -13,6 +13,7 @@ import { computeEndpoint, deserializeComputeArgs } from '../../../src/compute/en
 import { ComputeRpcApi, type LiveMigrationArgs } from '../../../src/nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../../../src/destination/handlers.js';
 import type { LiveMigrateData } from '../../../src/nova/migrate-data.js';
+import type { VifMigrateData } from '../../../src/nova/vifs.js';
 import { instanceArg, type InstanceRef, type VolumeRef } from '../../../src/nova/objects.js';
 import { MigrationNotifier } from '../../../src/nova/notifications.js';
 import { MigrationRegistry, type MigrationRecord } from '../../../src/record/registry.js';
@@ -20,7 +21,8 @@ import { SourceHandlers } from '../../../src/source/handlers.js';
 import { isFinal, MigrationStatus } from '../../../src/record/status.js';
 import type { RequestContext } from '../../../src/rpc/types.js';
 import { VirErrorCode } from '../../../src/libvirt/types.js';
-import { FakeConnection, FakeLibvirtWorld, guestXml, virError, type FakeDomain, type GuestDisk } from './libvirt.js';
+import { FakeConnection, FakeLibvirtWorld, guestXml, virError, type FakeDomain, type GuestDisk, type GuestInterface } from './libvirt.js';
+import { FakeHostNetwork } from './network.js';
 import { adminContext, FakeBus, RecordingNotifier } from './rpc.js';
 import { LOGICAL_INSTANCES_PATH, makeImage, MountedHostStorage } from './storage.js';
 
@@ -36,6 +38,8 @@ export interface FerryHost {
   config: FerryConfig;
   conn: FakeConnection;
   storage: MountedHostStorage;
+  /** The host's bridges: none until a test adds them. */
+  network: FakeHostNetwork;
   registry: MigrationRegistry;
   notifier: RecordingNotifier;
   source: SourceHandlers;
@@ -72,6 +76,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
   const registry = new MigrationRegistry();
   const notifier = new RecordingNotifier();
   const storage = new MountedHostStorage(storageDir);
+  const network = new FakeHostNetwork();
   conn.fileOf = (path) => storage.toReal(path);
   const deps = {
     host: name,
@@ -88,6 +93,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     notifications: new MigrationNotifier(notifier, name, silentLogger),
     registry,
     storage,
+    network,
     log: silentLogger,
   };
   const source = new SourceHandlers(deps);
@@ -101,7 +107,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     statuses.get(r.uuid)!.push(r.status);
     if (isFinal(r.status)) finals.set(r.uuid, (finals.get(r.uuid) ?? 0) + 1);
   });
-  return { name, config, conn, storage, registry, notifier, source, dest, statuses, finals };
+  return { name, config, conn, storage, network, registry, notifier, source, dest, statuses, finals };
 }
 
 export async function makeCluster(o: { src?: HostOptions; dst?: HostOptions; sharedStorage?: boolean } = {}): Promise<Cluster> {
@@ -138,6 +144,7 @@ export interface GuestOptions {
   volumes?: Array<{ dev: string; devicePath: string; volumeId?: string }>;
   /** A config drive with these bytes: `disk.config` in the instance folder, a read-only cdrom sda. */
   configDrive?: Uint8Array;
+  interfaces?: GuestInterface[];
 }
 
 export interface Guest {
@@ -171,7 +178,7 @@ export async function makeGuest(c: Cluster, o: GuestOptions = {}): Promise<Guest
     const volumeId = v.volumeId ?? randomUUID();
     return { dev: v.dev, volumeId, serial: volumeId, devicePath: v.devicePath, connectionInfo: { driver_volume_type: 'iscsi', serial: volumeId, data: { device_path: v.devicePath } } };
   });
-  const xml = guestXml({ uuid, name, memoryMb: o.memoryMb ?? 1024, disks, volumes: volumes.map((v) => ({ dev: v.dev, path: v.devicePath!, serial: v.serial! })) });
+  const xml = guestXml({ uuid, name, memoryMb: o.memoryMb ?? 1024, disks, volumes: volumes.map((v) => ({ dev: v.dev, path: v.devicePath!, serial: v.serial! })), interfaces: o.interfaces });
   const dom = c.src.conn.addDomain(uuid, name, xml);
   const instance: InstanceRef = {
     uuid,
@@ -197,6 +204,8 @@ export interface MigrateOptions {
   ctx?: RequestContext;
   /** Skip the pre-checks and send this migrate_data. */
   migrateData?: LiveMigrateData;
+  /** The ports' bindings (migrate_data.vifs), as the conductor adds them after the checks. */
+  vifs?: VifMigrateData[];
 }
 
 let nextId = 1;
@@ -205,8 +214,9 @@ let nextId = 1;
 export async function startMigration(c: Cluster, g: Guest, o: MigrateOptions = {}): Promise<{ uuid: string; id: number; migrateData: LiveMigrateData }> {
   const ctx = o.ctx ?? adminContext();
   const inst = instanceArg(g.instance);
-  const migrateData =
-    o.migrateData ?? (await c.api.checkCanLiveMigrateDestination(ctx, c.dst.name, inst, o.blockMigration ?? null, false));
+  const checked = o.migrateData ?? (await c.api.checkCanLiveMigrateDestination(ctx, c.dst.name, inst, o.blockMigration ?? null, false));
+  // The conductor binds the ports on the destination after the check, and sends them with it.
+  const migrateData = o.vifs ? { ...checked, vifs: o.vifs } : checked;
   const uuid = o.migrationUuid ?? randomUUID();
   const id = o.migrationId ?? nextId++;
   const args: LiveMigrationArgs = {

@@ -655,7 +655,14 @@ export interface GuestVolume {
 }
 
 /** A minimal libvirt domain XML with file disks and block volumes. */
-export function guestXml(o: { uuid: string; name: string; memoryMb?: number; disks?: GuestDisk[]; volumes?: GuestVolume[] }): string {
+/** A NIC on a Linux bridge; `mtu` adds an <mtu>. */
+export interface GuestInterface {
+  mac: string;
+  bridge: string;
+  mtu?: number;
+}
+
+export function guestXml(o: { uuid: string; name: string; memoryMb?: number; disks?: GuestDisk[]; volumes?: GuestVolume[]; interfaces?: GuestInterface[] }): string {
   const disks = (o.disks ?? []).map((d) =>
     d.cdrom
       ? `    <disk type='file' device='cdrom'>
@@ -678,6 +685,14 @@ export function guestXml(o: { uuid: string; name: string; memoryMb?: number; dis
       <serial>${v.serial}</serial>
     </disk>`,
   );
+  const nics = (o.interfaces ?? []).map(
+    (n, i) => `    <interface type='bridge'>
+      <mac address='${n.mac}'/>
+      <source bridge='${n.bridge}'/>
+      <model type='virtio'/>${n.mtu ? `\n      <mtu size='${n.mtu}'/>` : ''}
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x0${3 + i}' function='0x0'/>
+    </interface>`,
+  );
   return `<domain type='kvm'>
   <name>${o.name}</name>
   <uuid>${o.uuid}</uuid>
@@ -686,7 +701,7 @@ export function guestXml(o: { uuid: string; name: string; memoryMb?: number; dis
     <type arch='x86_64' machine='pc'>hvm</type>
   </os>
   <devices>
-${[...disks, ...vols].join('\n')}
+${[...disks, ...vols, ...nics].join('\n')}
     <graphics type='vnc' port='-1' listen='127.0.0.1'/>
   </devices>
 </domain>`;
