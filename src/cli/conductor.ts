@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
+import type { VifMigrateData } from '../nova/vifs.js';
 import type { TimeoutAction } from '../record/status.js';
 import type { RequestContext } from '../rpc/types.js';
 
@@ -18,6 +19,8 @@ export interface StartMigrationRequest {
   onTimeout?: TimeoutAction | null;
   actOnStall?: boolean | null;
   migrationId?: number | null;
+  /** The ports' bindings on the destination (migrate_data.vifs), as Nova's conductor adds them after the checks. */
+  vifs?: VifMigrateData[];
 }
 
 export interface StartedMigration {
@@ -27,7 +30,8 @@ export interface StartedMigration {
 
 export async function startLiveMigration(api: ComputeRpcApi, ctx: RequestContext, req: StartMigrationRequest): Promise<StartedMigration> {
   const instance = { ...req.instance, host: req.source };
-  const migrateData = await api.checkCanLiveMigrateDestination(ctx, req.dest, instance, req.blockMigration, false);
+  const checked = await api.checkCanLiveMigrateDestination(ctx, req.dest, instance, req.blockMigration, false);
+  const migrateData = req.vifs ? { ...checked, vifs: req.vifs } : checked;
   const migrationUuid = randomUUID();
   await api.liveMigration(ctx, req.source, {
     instance,

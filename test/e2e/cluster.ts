@@ -31,13 +31,13 @@ export interface LabCluster {
   close(): Promise<void>;
 }
 
-export async function startLabCluster(opts: { name: string; addrBase?: number; migrationAddrBase?: number; tls?: boolean }): Promise<LabCluster> {
+export async function startLabCluster(opts: { name: string; addrBase?: number; migrationAddrBase?: number; tls?: boolean; bridges?: boolean }): Promise<LabCluster> {
   const exchange = `ferry-${opts.name}-${process.pid}`;
   await ensureGuestImage();
   const broker = await privateBroker(`ferry-${opts.name}`);
   let lab: Lab | null = null;
   try {
-    lab = await startLab({ hosts: 2, name: opts.name, addrBase: opts.addrBase, migrationAddrBase: opts.migrationAddrBase, tls: opts.tls });
+    lab = await startLab({ hosts: 2, name: opts.name, addrBase: opts.addrBase, migrationAddrBase: opts.migrationAddrBase, tls: opts.tls, bridges: opts.bridges });
     const conductor = await TestConductor.start(broker.transportUrl, exchange);
     const [a, b] = lab.hosts as [LabHost, LabHost];
     const guests = new Set<string>();

@@ -1,6 +1,7 @@
 // Migration networking on real hosts: a split migration network (each lab
-// host has a management address and a separate migration address) and native
-// TLS with a throwaway CA. The streams are seen with `ss` while they run.
+// host has a management address and a separate migration address), a port
+// whose binding moves it from one host's bridge to another's, and native TLS
+// with a throwaway CA. The streams are seen with `ss` while they run.
 
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { createLocalDisk } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import { writeTlsDir, type LabHost } from '../lab/lab.js';
 import { describeLab } from '../lab/requires.js';
+import type { VifMigrateData } from '../../src/nova/vifs.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, type LabGuest } from './fixture.js';
 
@@ -108,6 +110,71 @@ describeLab('migration networking', () => {
       // The guest's console really listens there.
       const listening = (await run('ss', ['-H', '-t', '-l', '-n', 'src', `${b.addr}:4601`])).stdout;
       expect(listening).toContain(`${b.addr}:4601`);
+    });
+  });
+
+  describe('a port with a resource request, from one host\'s bridge to another\'s', () => {
+    let cluster: LabCluster;
+    let a: LabHost;
+    let b: LabHost;
+    let conductor: TestConductor;
+    const PORT = '5a2f3c1e-7d4b-4e8a-9c6f-0b1d2e3f4a5b';
+    const RP_B = 'c0ffee00-1111-4222-8333-444455556666';
+    const MAC = 'fa:16:3e:4e:00:01';
+
+    /** The conductor's binding of the port on b (Neutron's linuxbridge names the bridge per host), its allocation on b's provider. */
+    const binding = (bridge: string): VifMigrateData => ({
+      port_id: PORT,
+      vnic_type: 'normal',
+      vif_type: 'bridge',
+      host: b.hostname,
+      vif_details_json: JSON.stringify({ bridge_name: bridge }),
+      profile_json: JSON.stringify({ allocation: RP_B }),
+      source_vif: JSON.stringify({ id: PORT, address: MAC, type: 'bridge', details: { bridge_name: a.bridge }, network: { bridge: a.bridge } }),
+    });
+    const onBridge = async (bridge: string) => (await run('ip', ['-o', 'link', 'show', 'master', bridge])).stdout;
+
+    beforeAll(async () => {
+      cluster = await startLabCluster({ name: 'port', addrBase: 190, bridges: true });
+      ({ a, b, conductor } = cluster);
+      expect(a.bridge).not.toBe(b.bridge);
+      await cluster.useAgents({});
+    });
+    afterEach(async () => {
+      await cluster.removeGuests();
+    });
+    afterAll(async () => {
+      await cluster?.close();
+    });
+
+    it('lands on the bridge its destination binding names; the binding and its allocation are reported', async () => {
+      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge! }] });
+      expect(await onBridge(a.bridge!)).toMatch(/vnet\d+/);
+      const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null, vifs: [binding(b.bridge!)] });
+      const end = await conductor.waitForEnd(migrationUuid);
+      expect(end.status, end.error ?? '').toBe('completed');
+      expect(end.port_bindings).toEqual([{ port_id: PORT, host: b.hostname, vnic_type: 'normal', vif_type: 'bridge', mac: MAC, bridge: b.bridge, mtu: null, allocation: RP_B }]);
+      const xml = (await b.virsh(['dumpxml', g.uuid])).stdout;
+      expect(xml).toMatch(new RegExp(`<mac address='${MAC}'/>\\s*<source bridge='${b.bridge}'/>`));
+      // The guest's tap is on b's bridge; a's has none left.
+      expect(await onBridge(b.bridge!)).toMatch(/vnet\d+/);
+      expect(await onBridge(a.bridge!)).toBe('');
+      await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
+    });
+
+    it('a binding naming a bridge the destination lacks fails in pre_live_migration naming the port; nothing is copied and the guest runs on on its bridge', async () => {
+      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge! }] });
+      const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null, vifs: [binding('brq-missing')] });
+      const end = await conductor.waitForEnd(migrationUuid);
+      expect(end.status).toBe('failed');
+      expect(end.error).toContain(`Migration pre-check error: port ${PORT}: Linux bridge brq-missing is not on ${b.hostname}`);
+      expect(conductor.statuses(migrationUuid)).toEqual(['queued', 'preparing', 'failed']);
+      expect((await cluster.agentOn(a).logs()).some((l) => l.msg === 'migration transfer started' && l.migration === migrationUuid)).toBe(false);
+      expect(await domainState(a, g.uuid)).toBe('running');
+      expect(await domainState(b, g.uuid)).toBeNull();
+      expect((await a.virsh(['dumpxml', g.uuid])).stdout).toMatch(new RegExp(`<source bridge='${a.bridge}'/>`));
+      expect(await onBridge(a.bridge!)).toMatch(/vnet\d+/);
+      await waitForHeartbeat(a, g.uuid, { after: await lastHeartbeat(a, g.uuid), timeoutMs: 15_000 });
     });
   });
 

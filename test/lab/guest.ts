@@ -49,6 +49,8 @@ export interface GuestSpec {
   /** Same for vdb. */
   volumeMarker?: string;
   extraCmdline?: string;
+  /** NICs on Linux bridges (libvirt makes the tap). */
+  nics?: Array<{ mac: string; bridge: string }>;
   /** A VNC server listening on this address (port chosen by libvirt). */
   vncListen?: string;
   /** A second serial port, a TCP server on host:port (Nova's serial console). */
@@ -167,7 +169,12 @@ ${disks.join('\n')}
       <source path='${xmlEscape(consoleLog)}'/>
       <target port='0'/>
     </serial>
-${spec.serialTcp ? `    <serial type='tcp'>
+${(spec.nics ?? []).map((n) => `    <interface type='bridge'>
+      <mac address='${xmlEscape(n.mac)}'/>
+      <source bridge='${xmlEscape(n.bridge)}'/>
+      <model type='virtio'/>
+    </interface>
+`).join('')}${spec.serialTcp ? `    <serial type='tcp'>
       <source mode='bind' host='${xmlEscape(spec.serialTcp.host)}' service='${spec.serialTcp.port}'/>
       <protocol type='raw'/>
       <target port='1'/>

@@ -44,6 +44,12 @@ export interface LabHost {
   readonly uri: string;
   /** The folder of the host's migration TLS certificates (qemu.conf migrate_tls_x509_cert_dir), when the lab has TLS. */
   readonly tlsDir: string | null;
+  /**
+   * The host's own Linux bridge for guest NICs, when the lab has bridges:
+   * each host's has another name, as Neutron's linuxbridge agent names them
+   * per network and host. No uplink: frames stay on it.
+   */
+  readonly bridge: string | null;
   /** The host's hostname inside its UTS namespace, e.g. ferry-lab-a. */
   readonly hostname: string;
   /** Per-host folder in the test process's view. */
@@ -91,6 +97,8 @@ export interface StartLabOptions {
   migrationAddrBase?: number;
   /** Native TLS for migrations (qemu.conf migrate_tls_x509_verify): a throwaway CA signs each host's server and client certificates. */
   tls?: boolean;
+  /** A Linux bridge per host (LabHost.bridge). */
+  bridges?: boolean;
   /** libvirtd log level for log_outputs (1 debug .. 4 error); default 3. */
   logLevel?: number;
   /** How long to wait for each libvirtd to answer; default 60 s. */
@@ -100,6 +108,8 @@ export interface StartLabOptions {
 interface HostState {
   name: string;
   root: string;
+  /** The host's Linux bridge, when the lab has bridges: removed with the lab. */
+  bridge?: string;
   libvirtdPid?: number;
   mntNs?: string;
 }
@@ -206,6 +216,7 @@ function cleanupLabSync(root: string, state: LabState | undefined): void {
   const deadline = Date.now() + 15_000;
   while (pids.some(isAlive) && Date.now() < deadline) sleepSync(50);
   for (const h of hosts) saveCapsCache(join(h.root, 'cache'));
+  for (const h of hosts) if (h.bridge) runSync('ip', ['link', 'del', h.bridge]);
   // Loop devices whose backing file is inside the lab.
   for (const { dev } of loopDevicesUnder(root)) runSync('losetup', ['-d', dev]);
   rmSync(root, { recursive: true, force: true });
@@ -229,6 +240,11 @@ function readState(root: string): LabState | undefined {
   } catch {
     return undefined;
   }
+}
+
+function checkedSync(cmd: string, args: readonly string[]): void {
+  const r = runSync(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
 }
 
 function writeState(root: string, state: LabState): void {
@@ -371,6 +387,15 @@ export async function startLab(opts: StartLabOptions): Promise<Lab> {
       if (ca) {
         tlsDir = join(hs.root, 'pki');
         writeTlsDir(tlsDir, ca, hs.name, migrationAddr);
+      }
+      if (opts.bridges) {
+        // IFNAMSIZ: 15 characters; the owner's pid makes it the lab's own, for the stale-lab clean-up.
+        hs.bridge = `flb${process.pid}${hs.name}`;
+        writeState(root, state);
+        checkedSync('ip', ['link', 'add', 'name', hs.bridge, 'type', 'bridge']);
+        // No addresses, no IPv6 router solicitations: nothing leaves it.
+        checkedSync('sysctl', ['-q', '-w', `net.ipv6.conf.${hs.bridge}.disable_ipv6=1`]);
+        checkedSync('ip', ['link', 'set', hs.bridge, 'up']);
       }
       started.push(startHost(root, state, hs, i, { addr: `127.0.0.${addrBase + i}`, migrationAddr, tlsDir }, logLevel, opts.startTimeoutMs ?? 60_000));
     }
@@ -515,6 +540,7 @@ async function startHost(
     migrationAddr,
     uri,
     tlsDir,
+    bridge: hs.bridge ?? null,
     hostname,
     root,
     instancesPath: LAB_INSTANCES_PATH,
