@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { TIMEOUT_ACTIONS } from '../config/index.js';
 import { VIF_TYPES, VNIC_TYPES, type SourceVif } from '../nova/vifs.js';
 import { describeIssue, failsAs } from '../rpc/args.js';
-import { isHostName, parseHostPort } from '../validate/address.js';
+import { isAddress, isHostName, parseHostPort } from '../validate/address.js';
 import { isInterfaceName, isMacAddress } from '../validate/netdev.js';
 
 export const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
@@ -60,6 +60,7 @@ function jsonObject<Out = string>(schema: z.ZodType, opts: { orObject?: boolean 
   return checked as unknown as z.ZodType<Out>;
 }
 
+const listenAddr = name.refine(isAddress, 'expected an IP address or host name');
 const ifname = z.string().refine(isInterfaceName, 'expected a network device name (1-15 letters, digits, _ . -)');
 const providerUuid = z.string().regex(UUID);
 /** One entry of migrate_data.vifs (Nova's VIFMigrateData), with what ferry reads of its JSON fields. */
@@ -91,6 +92,10 @@ export const migrateData = z.looseObject({
   is_shared_instance_path: z.boolean().optional(),
   is_shared_block_storage: z.boolean().optional(),
   target_connect_addr: name.refine((v) => parseHostPort(v) !== null, 'expected an IP address or host name, with an optional port').nullish(),
+  // Written into the guest's XML by the source: addresses only, no port.
+  graphics_listen_addr_vnc: listenAddr.nullish(),
+  graphics_listen_addr_spice: listenAddr.nullish(),
+  serial_listen_addr: listenAddr.nullish(),
   disk_available_mb: z.int().nullish(),
   filename: path.nullish(),
   dst_supported_guests: z.array(z.string()).optional(),

@@ -5,11 +5,12 @@
 // conductor. Bad bindings are refused with the field or the port named.
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
+import { instanceArg } from '../../src/nova/objects.js';
 import type { MigrationView } from '../../src/nova/migration-view.js';
 import { MigrationReporter } from '../../src/nova/reporter.js';
 import type { VifMigrateData } from '../../src/nova/vifs.js';
 import { adminContext, RecordingRpcClient } from './fakes/rpc.js';
-import { leftovers, makeCluster, makeGuest, startMigration, waitDone, S, type Cluster } from './fakes/cluster.js';
+import { leftovers, makeCluster, makeGuest, startMigration, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
 
 let c: Cluster;
 afterEach(async () => {
@@ -98,6 +99,21 @@ describe('ports with a resource request', () => {
     // Nothing on the destination (the instance path is shared: the folder is the source's own).
     expect((await leftovers(c.dst, g.uuid)).domain).toBe(false);
     expect(c.dst.conn.calls.filter((call) => call.on === g.uuid)).toEqual([]);
+  });
+
+  it('rolled back after the destination plugged it (an operator abort): the source interface stays on its bridge, the destination holds nothing', async () => {
+    const g = await guestOnBridge();
+    const before = await g.dom.getXMLDesc(0);
+    g.dom.behaviour.autoCompleteMs = null;
+    const { uuid, id } = await startMigration(c, g, { vifs: [vif()] });
+    await waitStatus(c.src, uuid, S.running);
+    await g.dom.whenMigrating();
+    expect(destinationXmlOf(c)).toContain('<source bridge="brq-b"/>');
+    await c.api.liveMigrationAbort(adminContext(), c.src.name, instanceArg(g.instance), id, 'call');
+    expect((await waitDone(c, uuid)).status).toBe(S.cancelled);
+    expect(await g.dom.getXMLDesc(0)).toBe(before);
+    expect((await leftovers(c.dst, g.uuid)).domain).toBe(false);
+    expect(c.dst.conn.domains.has(g.uuid)).toBe(false);
   });
 
   it('never refuses a port for its resource request: one with two request groups migrates, its allocations reported as given', async () => {

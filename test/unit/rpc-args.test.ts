@@ -114,6 +114,9 @@ describe('compute args', () => {
   });
   it.each([
     [{ migrate_data: { target_connect_addr: '1.2.3.4/x' } }, 'args.migrate_data.target_connect_addr: expected an IP address or host name, with an optional port'],
+    [{ migrate_data: { graphics_listen_addr_vnc: '0.0.0.0;reboot' } }, 'args.migrate_data.graphics_listen_addr_vnc: expected an IP address or host name'],
+    [{ migrate_data: { graphics_listen_addr_spice: '10.0.0.2:5900' } }, 'args.migrate_data.graphics_listen_addr_spice: expected an IP address or host name'],
+    [{ migrate_data: { serial_listen_addr: "h' onload='x" } }, 'args.migrate_data.serial_listen_addr: expected an IP address or host name'],
     [{ instance: { uuid: 'nope' } }, 'args.instance.uuid: does not match /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/'],
     [{ timeout_seconds: 1.5 }, 'args.timeout_seconds: expected integer, got number'],
     [{ timeout_seconds: 1e15 }, 'args.timeout_seconds: must be <= 604800'],
