@@ -20,6 +20,7 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
                            InstanceMethod<&DomainWrap::Create>("create"),
                            InstanceMethod<&DomainWrap::Destroy>("destroy"),
                            InstanceMethod<&DomainWrap::Undefine>("undefine"),
+                           InstanceMethod<&DomainWrap::Shutdown>("shutdown"),
                            InstanceMethod<&DomainWrap::Suspend>("suspend"),
                            InstanceMethod<&DomainWrap::Resume>("resume"),
                            InstanceMethod<&DomainWrap::MigrateToURI3>("migrateToURI3"),
@@ -102,6 +103,7 @@ class DomainWrap : public Napi::ObjectWrap<DomainWrap> {
 
   Napi::Value Create(const Napi::CallbackInfo& info) { return Void(info, "virDomainCreate", virDomainCreate); }
   Napi::Value Destroy(const Napi::CallbackInfo& info) { return Void(info, "virDomainDestroy", virDomainDestroy); }
+  Napi::Value Shutdown(const Napi::CallbackInfo& info) { return Void(info, "virDomainShutdown", virDomainShutdown); }
   Napi::Value Suspend(const Napi::CallbackInfo& info) { return Void(info, "virDomainSuspend", virDomainSuspend); }
   Napi::Value Resume(const Napi::CallbackInfo& info) { return Void(info, "virDomainResume", virDomainResume); }
   Napi::Value AbortJob(const Napi::CallbackInfo& info) { return Void(info, "virDomainAbortJob", virDomainAbortJob); }

@@ -187,3 +187,24 @@ export const liveMigrationAbortArgs = z.looseObject({ instance, migration_id: mi
 export const instanceOnlyArgs = z.looseObject({ instance });
 
 export const listMigrationsArgs = z.looseObject({ instance_uuid: uuid.nullish() });
+
+/** An image id: a file name in image_cache_path. */
+const imageId = z.string().max(255);
+
+export const buildAndRunInstanceArgs = z.looseObject({ instance, image: z.looseObject({}).nullish() });
+
+export const rebootInstanceArgs = z.looseObject({ instance, reboot_type: z.enum(['SOFT', 'HARD']) });
+
+export const terminateInstanceArgs = z.looseObject({
+  instance,
+  // ferry's: keep the instance folder (Nova's destroy_disks=False).
+  keep_disks: z.boolean().nullish(),
+});
+
+export const rescueInstanceArgs = z.looseObject({
+  instance,
+  // Accepted as Nova sends it; ferry injects nothing into the rescue disk.
+  rescue_password: z.string().max(255).nullish(),
+  rescue_image_ref: imageId.nullish(),
+  clean_shutdown: z.boolean().nullish(),
+});

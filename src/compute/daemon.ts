@@ -18,6 +18,8 @@ import { computeEndpoint, deserializeComputeArgs } from './endpoint.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../destination/handlers.js';
 import { HostNetwork } from '../domain/host-network.js';
+import { ImageCache } from '../instance/images.js';
+import { InstanceHandlers } from '../instance/handlers.js';
 import { HostStorage } from '../domain/host-storage.js';
 import { MigrationNotifier } from '../nova/notifications.js';
 import { conductorOutbox } from '../nova/conductor-outbox.js';
@@ -83,9 +85,10 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   };
   const source = new SourceHandlers(deps);
   const destination = new DestinationHandlers(deps);
+  const instances = new InstanceHandlers({ ...deps, images: new ImageCache(config.image_cache_path) });
   conductor.outbox.start();
   await source.reconcile();
-  const endpoint = computeEndpoint(source, destination, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log });
+  const endpoint = computeEndpoint(source, destination, instances, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log });
   const server = new RpcServer({
     connection: amqp,
     topics: ['compute', 'compute-alt'],

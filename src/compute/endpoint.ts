@@ -1,9 +1,12 @@
-// The compute RPC endpoint: Nova's live-migration method names, each wired
-// to the schema its args are parsed with (args.ts) before any work starts.
+// The compute RPC endpoint: Nova's live-migration method names and the guest
+// lifecycle ferry serves (spawn, hard reboot, terminate, rescue, unrescue),
+// each wired to the schema its args are parsed with (args.ts) before any work
+// starts.
 
 import { isPlainObject, rpcMethod } from '../rpc/args.js';
 import type { RpcEndpoint } from '../rpc/types.js';
 import type { DestinationHandlers } from '../destination/handlers.js';
+import type { InstanceHandlers } from '../instance/handlers.js';
 import type { Logger } from '../log/logger.js';
 import { authorize } from '../nova/authorize.js';
 import { InvalidInput } from '../nova/errors.js';
@@ -12,6 +15,7 @@ import { readInstance, readMigration, unwrapNovaObjects } from '../nova/objects.
 import type { MigrationRegistry } from '../record/registry.js';
 import type { SourceHandlers } from '../source/handlers.js';
 import {
+  buildAndRunInstanceArgs,
   checkCanLiveMigrateDestinationArgs,
   checkCanLiveMigrateSourceArgs,
   instanceOnlyArgs,
@@ -20,7 +24,10 @@ import {
   liveMigrationArgs,
   postLiveMigrationAtDestinationArgs,
   preLiveMigrationArgs,
+  rebootInstanceArgs,
+  rescueInstanceArgs,
   rollbackLiveMigrationAtDestinationArgs,
+  terminateInstanceArgs,
 } from './args.js';
 
 /** The compute RPC API version ferry implements (Nova 6.5). */
@@ -48,6 +55,11 @@ export const METHOD_POLICY: Readonly<Record<string, string>> = {
   live_migration_abort: 'os_compute_api:servers:migrations:delete',
   live_migration_force_complete: 'os_compute_api:servers:migrations:force_complete',
   live_migration_resume: 'compute:live_migration_resume',
+  build_and_run_instance: 'os_compute_api:servers:create',
+  reboot_instance: 'os_compute_api:servers:reboot',
+  terminate_instance: 'os_compute_api:servers:delete',
+  rescue_instance: 'os_compute_api:os-rescue',
+  unrescue_instance: 'os_compute_api:os-unrescue',
   list_migrations: 'os_compute_api:servers:migrations:index',
 };
 
@@ -57,7 +69,7 @@ export interface EndpointPolicy {
   log: Logger;
 }
 
-export function computeEndpoint(source: SourceHandlers, dest: DestinationHandlers, registry: MigrationRegistry, policy: EndpointPolicy): RpcEndpoint {
+export function computeEndpoint(source: SourceHandlers, dest: DestinationHandlers, instances: InstanceHandlers, registry: MigrationRegistry, policy: EndpointPolicy): RpcEndpoint {
   const allowedRoles = [...policy.managementRoles, ...policy.serviceRoles];
   return {
     version: COMPUTE_RPC_VERSION,
@@ -102,6 +114,11 @@ export function computeEndpoint(source: SourceHandlers, dest: DestinationHandler
       list_migrations: rpcMethod(listMigrationsArgs, async (_ctx, a) =>
         registry.list({ instanceUuid: a.instance_uuid ?? undefined }).map(migrationView),
       ),
+      build_and_run_instance: rpcMethod(buildAndRunInstanceArgs, (ctx, a) => instances.buildAndRunInstance(ctx, a.instance)),
+      reboot_instance: rpcMethod(rebootInstanceArgs, (ctx, a) => instances.rebootInstance(ctx, a.instance, a.reboot_type)),
+      terminate_instance: rpcMethod(terminateInstanceArgs, (ctx, a) => instances.terminateInstance(ctx, a.instance, a.keep_disks ?? false)),
+      rescue_instance: rpcMethod(rescueInstanceArgs, (ctx, a) => instances.rescueInstance(ctx, a.instance, a.rescue_image_ref ?? null, a.clean_shutdown ?? true)),
+      unrescue_instance: rpcMethod(instanceOnlyArgs, (ctx, a) => instances.unrescueInstance(ctx, a.instance)),
     },
   };
 }

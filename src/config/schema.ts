@@ -158,6 +158,8 @@ export function buildSchema(): SchemaNode {
     incoming_migration_grace_seconds: int(900, "Seconds after pre_live_migration before a destination rolls back an incoming migration that never arrived when its source cannot be asked.", { min: 60 }),
     shutdown_grace_seconds: int(30, 'On SIGTERM, seconds to let running migrations (outgoing and incoming) finish before exiting; the next start carries on the rest.', { min: 0 }),
     conductor_topic: str('conductor', 'RPC topic of nova-conductor.'),
+    image_cache_path: str('/var/lib/ferry/images', "Folder of images by id (<id>, its properties in <id>.json): ferry's stand-in for an image service when it spawns and rescues guests.", 'ferry-abs-path'),
+    shutdown_timeout: int(60, 'Seconds a guest asked to power off (a clean rescue) gets before it is stopped (Nova [DEFAULT] shutdown_timeout).', { min: 0 }),
     management_roles: {
       doc: 'Context roles allowed to call ferry management methods.',
       format: 'ferry-string-list',
@@ -177,6 +179,12 @@ export function buildSchema(): SchemaNode {
     log_level: { doc: 'Log level.', format: [...LOG_LEVELS], default: 'info' },
     libvirt: {
       connection_uri: str('qemu:///system', 'libvirt URI of the local hypervisor.'),
+      virt_type: { doc: 'Domain type of the guests ferry defines: kvm, or qemu (emulation).', format: ['kvm', 'qemu'], default: 'kvm' },
+      cpu_models: {
+        doc: "CPU model of the guests ferry defines, the first of the list (Nova's cpu_mode=custom); empty: the hypervisor's default.",
+        format: 'ferry-string-list',
+        default: [],
+      },
       keepalive_interval: int(5, 'Seconds between libvirt keepalive probes; the connection is closed after interval x (count + 1) s unanswered.', { min: 1, max: 3600 }),
       keepalive_count: int(5, 'Unanswered keepalive probes before libvirt closes the connection.', { min: 1, max: 100 }),
       live_migration_scheme: nullable('Scheme of the migration connection URI; null = tcp.', 'ferry-scheme'),

@@ -10,6 +10,9 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface LibvirtConfig {
   connection_uri: string;
+  virt_type: 'kvm' | 'qemu';
+  /** The first is the guests' CPU model (custom mode); empty: the hypervisor's default. */
+  cpu_models: string[];
   /** seconds */
   keepalive_interval: number;
   keepalive_count: number;
@@ -87,6 +90,8 @@ export interface FerryConfig extends ConsoleListenConfig {
   incoming_migration_grace_seconds: number;
   shutdown_grace_seconds: number;
   conductor_topic: string;
+  image_cache_path: string;
+  shutdown_timeout: number;
   management_roles: string[];
   service_roles: string[];
   max_message_bytes: number;

@@ -73,6 +73,28 @@ export class HostStorage {
     await run('qemu-img', ['create', '-q', '-f', format, ...onBacking, path, String(virtualSize)]);
   }
 
+  /** A qcow2 disk at `path` holding a copy of the image (flat: no backing file to carry along), grown to `minBytes` when larger. */
+  async createDiskFromImage(path: string, image: string, imageFormat: string, minBytes: number): Promise<void> {
+    if (await exists(path)) throw new Error(`disk ${path} already exists`);
+    await run('qemu-img', ['convert', '-q', '-f', imageFormat, '-O', 'qcow2', image, path]);
+    const info = JSON.parse((await run('qemu-img', ['info', '--output=json', path])).stdout) as QemuImgInfo;
+    if (info['virtual-size'] < minBytes) await run('qemu-img', ['resize', '-q', path, String(minBytes)]);
+  }
+
+  /** A byte copy of `source` at `path`, which must not exist yet (a kernel or ramdisk for the instance folder). */
+  async copyNewFile(source: string, path: string): Promise<void> {
+    await fs.copyFile(source, path, constants.COPYFILE_EXCL);
+  }
+
+  async fileExists(path: string): Promise<boolean> {
+    return exists(path);
+  }
+
+  /** Removes a file of the instance folder; gone already is fine. */
+  async removeFile(path: string): Promise<void> {
+    await fs.rm(path, { force: true });
+  }
+
   async describeDisk(dev: string, path: string): Promise<LocalDiskInfo> {
     // -U: the image is open by the running guest.
     const { stdout } = await run('qemu-img', ['info', '-U', '--backing-chain', '--output=json', path]);

@@ -138,6 +138,9 @@ export class LibvirtDomain implements Domain {
   undefine(flags = 0): Promise<void> {
     return call(() => this.h.undefine(flags));
   }
+  shutdown(): Promise<void> {
+    return call(() => this.h.shutdown());
+  }
   suspend(): Promise<void> {
     return call(() => this.h.suspend());
   }

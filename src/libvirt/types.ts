@@ -258,6 +258,8 @@ export interface Domain {
   create(): Promise<void>;
   destroy(): Promise<void>;
   undefine(flags?: number): Promise<void>;
+  /** Asks the guest to power off (ACPI); returns once asked, not once off. */
+  shutdown(): Promise<void>;
   suspend(): Promise<void>;
   resume(): Promise<void>;
   /** Blocks in libvirt for the whole migration; runs on a dedicated thread. */

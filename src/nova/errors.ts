@@ -103,3 +103,32 @@ export class NoActiveMigrationForInstance extends NovaError {
     });
   }
 }
+
+export class ImageNotFound extends NovaError {
+  constructor(imageId: string) {
+    super('ImageNotFound', `Image ${imageId} could not be found.`, { image_id: imageId });
+  }
+}
+
+export class InstanceExists extends NovaError {
+  constructor(name: string) {
+    super('InstanceExists', `Instance ${name} already exists.`, { name });
+  }
+}
+
+export class InstanceInvalidState extends NovaError {
+  constructor(instanceUuid: string, attr: string, state: string, method: string) {
+    super('InstanceInvalidState', `Instance ${instanceUuid} in ${attr} ${state}. Cannot ${method} while the instance is in this state.`, {
+      instance_uuid: instanceUuid,
+      attr,
+      state,
+      method,
+    });
+  }
+}
+
+export class InstanceNotRescuable extends NovaError {
+  constructor(instanceId: string, reason: string) {
+    super('InstanceNotRescuable', `Instance ${instanceId} cannot be rescued: ${reason}`, { instance_id: instanceId, reason });
+  }
+}

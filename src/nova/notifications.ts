@@ -14,7 +14,22 @@ export type MigrationAction =
   | 'live_migration_abort'
   | 'live_migration_force_complete';
 
-function payload(instance: InstanceRef, host: string, ctx: RequestContext, fault: Error | null): Record<string, unknown> {
+/** The guest's own life on one host (instance.create, .reboot, .delete, .rescue, .unrescue). */
+export type GuestAction = 'create' | 'reboot' | 'delete' | 'rescue' | 'unrescue';
+
+export type InstanceAction = MigrationAction | GuestAction;
+
+/** Nova's task state while each action runs, and the vm state it ends in (a migration keeps the guest's). */
+const STATES: Record<GuestAction, { task: string; end: string }> = {
+  create: { task: 'spawning', end: 'active' },
+  reboot: { task: 'reboot_started_hard', end: 'active' },
+  delete: { task: 'deleting', end: 'deleted' },
+  rescue: { task: 'rescuing', end: 'rescued' },
+  unrescue: { task: 'unrescuing', end: 'active' },
+};
+
+function payload(instance: InstanceRef, host: string, ctx: RequestContext, fault: Error | null, action: InstanceAction, phase: 'start' | 'end' | 'error'): Record<string, unknown> {
+  const states = action in STATES ? STATES[action as GuestAction] : null;
   return {
     'nova_object.name': 'InstanceActionPayload',
     'nova_object.namespace': 'nova',
@@ -24,8 +39,8 @@ function payload(instance: InstanceRef, host: string, ctx: RequestContext, fault
       display_name: instance.name,
       host,
       node: instance.node ?? host,
-      state: instance.vmState ?? 'active',
-      task_state: 'migrating',
+      state: phase === 'end' && states ? states.end : (instance.vmState ?? 'active'),
+      task_state: phase === 'end' ? (states ? null : 'migrating') : (states?.task ?? 'migrating'),
       request_id: ctx.request_id,
       action_initiator_user: ctx.user_id ?? null,
       action_initiator_project: ctx.project_id ?? null,
@@ -42,8 +57,8 @@ export class MigrationNotifier {
     private readonly log: Logger,
   ) {}
 
-  send(ctx: RequestContext, action: MigrationAction, phase: 'start' | 'end', instance: InstanceRef): Promise<void> {
-    return this.emit(ctx, `instance.${action}.${phase}`, payload(instance, this.host, ctx, null), 'INFO');
+  send(ctx: RequestContext, action: InstanceAction, phase: 'start' | 'end', instance: InstanceRef): Promise<void> {
+    return this.emit(ctx, `instance.${action}.${phase}`, payload(instance, this.host, ctx, null, action, phase), 'INFO');
   }
 
   /** Best effort, as in Nova: a broker hiccup must not fail a migration step. */
@@ -56,7 +71,7 @@ export class MigrationNotifier {
   }
 
   /** Wraps `fn` in `.start` and `.end` (or `.error` with the fault when it throws). */
-  async around<T>(ctx: RequestContext, action: MigrationAction, instance: InstanceRef, fn: () => Promise<T>): Promise<T> {
+  async around<T>(ctx: RequestContext, action: InstanceAction, instance: InstanceRef, fn: () => Promise<T>): Promise<T> {
     await this.send(ctx, action, 'start', instance);
     try {
       const result = await fn();
@@ -64,7 +79,7 @@ export class MigrationNotifier {
       return result;
     } catch (err) {
       const fault = err instanceof Error ? err : new Error(String(err));
-      await this.emit(ctx, `instance.${action}.error`, payload(instance, this.host, ctx, fault), 'ERROR');
+      await this.emit(ctx, `instance.${action}.error`, payload(instance, this.host, ctx, fault, action, 'error'), 'ERROR');
       throw err;
     }
   }

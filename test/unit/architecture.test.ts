@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
   ['compute'],
   ['metrics'],
-  ['source', 'destination'],
+  ['source', 'destination', 'instance'],
   ['monitor'],
   ['nova'],
   ['record'],

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { METHOD_POLICY, computeEndpoint } from '../../src/compute/endpoint.js';
 import { silentLogger } from '../../src/log/logger.js';
 import type { DestinationHandlers } from '../../src/destination/handlers.js';
+import type { InstanceHandlers } from '../../src/instance/handlers.js';
 import { MigrationRegistry } from '../../src/record/registry.js';
 import type { SourceHandlers } from '../../src/source/handlers.js';
 import { adminContext } from './fakes/rpc.js';
@@ -22,7 +23,7 @@ const service = adminContext({ roles: ['service'], is_admin: false, user_id: nul
 
 describe('authorization of the migration family', () => {
   it('every method the endpoint serves has a policy', () => {
-    const ep = computeEndpoint({} as SourceHandlers, {} as DestinationHandlers, new MigrationRegistry(), { managementRoles: ['admin'], serviceRoles: ['service'], log: silentLogger });
+    const ep = computeEndpoint({} as SourceHandlers, {} as DestinationHandlers, {} as InstanceHandlers, new MigrationRegistry(), { managementRoles: ['admin'], serviceRoles: ['service'], log: silentLogger });
     expect(Object.keys(ep.methods).sort()).toEqual(Object.keys(METHOD_POLICY).sort());
   });
 

@@ -26,6 +26,8 @@ const DEFAULTS: FerryConfig = {
   incoming_migration_grace_seconds: 900,
   shutdown_grace_seconds: 30,
   conductor_topic: 'conductor',
+  image_cache_path: '/var/lib/ferry/images',
+  shutdown_timeout: 60,
   management_roles: ['admin'],
   service_roles: ['service'],
   executor_thread_pool_size: 64,
@@ -34,6 +36,8 @@ const DEFAULTS: FerryConfig = {
   log_level: 'info',
   libvirt: {
     connection_uri: 'qemu:///system',
+    virt_type: 'kvm',
+    cpu_models: [],
     keepalive_interval: 5,
     keepalive_count: 5,
     live_migration_scheme: null,

@@ -12,6 +12,8 @@ import { silentLogger } from '../../../src/log/logger.js';
 import { computeEndpoint, deserializeComputeArgs } from '../../../src/compute/endpoint.js';
 import { ComputeRpcApi, type LiveMigrationArgs } from '../../../src/nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../../../src/destination/handlers.js';
+import { ImageCache } from '../../../src/instance/images.js';
+import { InstanceHandlers } from '../../../src/instance/handlers.js';
 import type { LiveMigrateData } from '../../../src/nova/migrate-data.js';
 import type { VifMigrateData } from '../../../src/nova/vifs.js';
 import { instanceArg, type InstanceRef, type VolumeRef } from '../../../src/nova/objects.js';
@@ -40,6 +42,8 @@ export interface FerryHost {
   storage: MountedHostStorage;
   /** The host's bridges: none until a test adds them. */
   network: FakeHostNetwork;
+  /** Its image_cache_path (not made until a test puts images there). */
+  imagesDir: string;
   registry: MigrationRegistry;
   notifier: RecordingNotifier;
   source: SourceHandlers;
@@ -98,7 +102,9 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
   };
   const source = new SourceHandlers(deps);
   const dest = new DestinationHandlers(deps);
-  bus.register(name, [computeEndpoint(source, dest, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log: silentLogger })], { deserializeArgs: deserializeComputeArgs });
+  const imagesDir = join(root, `${name}-images`);
+  const instances = new InstanceHandlers({ ...deps, images: new ImageCache(imagesDir) });
+  bus.register(name, [computeEndpoint(source, dest, instances, registry, { managementRoles: config.management_roles, serviceRoles: config.service_roles, log: silentLogger })], { deserializeArgs: deserializeComputeArgs });
   const statuses = new Map<string, string[]>();
   const finals = new Map<string, number>();
   registry.on('change', (r, previous) => {
@@ -107,7 +113,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     statuses.get(r.uuid)!.push(r.status);
     if (isFinal(r.status)) finals.set(r.uuid, (finals.get(r.uuid) ?? 0) + 1);
   });
-  return { name, config, conn, storage, network, registry, notifier, source, dest, statuses, finals };
+  return { name, config, conn, storage, network, imagesDir, registry, notifier, source, dest, statuses, finals };
 }
 
 export async function makeCluster(o: { src?: HostOptions; dst?: HostOptions; sharedStorage?: boolean } = {}): Promise<Cluster> {

@@ -246,6 +246,16 @@ export class FakeDomain implements Domain {
     if (!this.active) this.conn.removeDomain(this.uuid);
   }
 
+  /** When set, a guest asked to shut down powers off this long after (else it ignores the request). */
+  shutdownAfterMs: number | null = 20;
+
+  async shutdown(): Promise<void> {
+    await this.record('shutdown');
+    this.alive();
+    if (!this.active) throw virError(VirErrorCode.OPERATION_INVALID, 'Requested operation is not valid: domain is not running');
+    if (this.shutdownAfterMs !== null) setTimeout(() => (this.state = DomainState.SHUTOFF), this.shutdownAfterMs);
+  }
+
   async suspend(): Promise<void> {
     await this.record('suspend');
     this.alive();
@@ -559,9 +569,19 @@ export class FakeConnection implements Connection {
     throw virError(VirErrorCode.NO_DOMAIN, `Domain not found: no domain with matching name '${name}'`);
   }
 
+  /** Defines a shut-off persistent domain from the XML's <uuid> and <name>, or replaces the config of the one with that uuid. */
   async defineXML(xml: string): Promise<Domain> {
     await this.record('defineXML', xml);
-    throw virError(VirErrorCode.NO_SUPPORT, 'defineXML is not supported by the fake');
+    const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)?.[1];
+    const name = /<name>([^<]+)<\/name>/.exec(xml)?.[1];
+    if (!uuid || !name) throw virError(VirErrorCode.INTERNAL_ERROR, 'XML error: a domain needs a name and a uuid');
+    const known = this.domains.get(uuid);
+    if (known) {
+      known.xml = xml;
+      known.persistent = true;
+      return known;
+    }
+    return this.addDomain(uuid, name, xml, { state: DomainState.SHUTOFF, persistent: true });
   }
 
   async createXML(xml: string, flags?: number): Promise<Domain> {

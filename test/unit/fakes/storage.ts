@@ -48,6 +48,18 @@ export class MountedHostStorage extends HostStorage {
   override createEmptyDisk(path: string, format: string, virtualSize: number, backing?: BackingImage) {
     return this.real.createEmptyDisk(this.toReal(path), format, virtualSize, backing && { ...backing, path: this.toReal(backing.path) });
   }
+  override createDiskFromImage(path: string, image: string, imageFormat: string, minBytes: number) {
+    return this.real.createDiskFromImage(this.toReal(path), image, imageFormat, minBytes);
+  }
+  override copyNewFile(source: string, path: string) {
+    return this.real.copyNewFile(source, this.toReal(path));
+  }
+  override fileExists(path: string) {
+    return this.real.fileExists(this.toReal(path));
+  }
+  override removeFile(path: string) {
+    return this.real.removeFile(this.toReal(path));
+  }
   override async describeDisk(dev: string, path: string): Promise<LocalDiskInfo> {
     const d = await this.real.describeDisk(dev, this.toReal(path));
     return { ...d, path, backingChain: d.backingChain.map((b) => ({ ...b, path: this.toLogical(b.path) })) };

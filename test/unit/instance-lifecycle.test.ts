@@ -1,0 +1,185 @@
+// A guest's life through ferry's compute methods on a fake libvirt with real
+// files and qemu-img: spawn from the image cache, hard reboot, rescue and
+// unrescue from the record alone, terminate; and the refusals, each leaving
+// the guest and its disks as they were.
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DomainState } from '../../src/libvirt/types.js';
+import type { FakeDomain } from './fakes/libvirt.js';
+import { adminContext } from './fakes/rpc.js';
+import { makeCluster, startMigration, waitStatus, S, type Cluster } from './fakes/cluster.js';
+
+const run = promisify(execFile);
+
+let c: Cluster;
+afterEach(async () => {
+  await c?.cleanup();
+});
+
+const UUID = '3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f';
+
+/** The instance record the conductor sends: a kernel-boot image with a root disk. */
+const INSTANCE = {
+  uuid: UUID,
+  name: 'instance-00000007',
+  vm_state: 'active',
+  flavor: { memory_mb: 128, vcpus: 1, root_gb: 0 },
+  image_ref: 'root-img',
+  kernel_id: 'kernel-img',
+  ramdisk_id: 'ramdisk-img',
+  system_metadata: { image_os_command_line: 'console=ttyS0 ferry=normal' },
+};
+
+/** The source host's image cache: a raw root image, a kernel, a ramdisk, and a rescue image with its own kernel. */
+async function withImages(): Promise<void> {
+  c = await makeCluster();
+  const dir = c.src.imagesDir;
+  await fs.mkdir(dir, { recursive: true });
+  await run('qemu-img', ['create', '-q', '-f', 'raw', join(dir, 'root-img'), '8M']);
+  await fs.writeFile(join(dir, 'kernel-img'), 'kernel bytes');
+  await fs.writeFile(join(dir, 'ramdisk-img'), 'ramdisk bytes');
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'rescue-img'), '4M']);
+  await fs.writeFile(join(dir, 'rescue-img.json'), JSON.stringify({ disk_format: 'qcow2', kernel_id: 'rescue-kernel', os_command_line: 'console=ttyS0 ferry=rescue' }));
+  await fs.writeFile(join(dir, 'rescue-kernel'), 'rescue kernel bytes');
+}
+
+const call = (method: string, args: Record<string, unknown>) =>
+  c.bus
+    .client('conductor')
+    .call(adminContext(), { topic: 'compute', server: c.src.name, version: '6.0' }, method, args)
+    .then(
+      () => null,
+      (e: Error) => e,
+    );
+
+const real = (name: string) => c.src.storage.toReal(`${c.src.storage.instanceDir(UUID)}/${name}`);
+const exists = (name: string) => fs.access(real(name)).then(() => true, () => false);
+const domain = () => c.src.conn.domains.get(UUID) as FakeDomain | undefined;
+
+async function spawned(): Promise<FakeDomain> {
+  await withImages();
+  expect(await call('build_and_run_instance', { instance: INSTANCE, image: { id: 'root-img' } })).toBeNull();
+  return domain()!;
+}
+
+describe('spawn, reboot, terminate', () => {
+  it('build_and_run_instance: the folder, a qcow2 root disk copied from the image, the kernel files, the guest running from its record', async () => {
+    const dom = await spawned();
+    expect(dom.state).toBe(DomainState.RUNNING);
+    expect(dom.persistent).toBe(true);
+    const info = JSON.parse((await run('qemu-img', ['info', '--output=json', real('disk')])).stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
+    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': 8 * 2 ** 20 });
+    expect(info['backing-filename']).toBeUndefined();
+    expect(await fs.readFile(real('kernel'), 'utf8')).toBe('kernel bytes');
+    expect(await fs.readFile(real('ramdisk'), 'utf8')).toBe('ramdisk bytes');
+    expect(dom.xml).toContain('<cmdline>console=ttyS0 ferry=normal</cmdline>');
+    expect(dom.xml).toContain(`<source file="${c.src.storage.instanceDir(UUID)}/disk"/>`);
+    expect(c.src.notifier.types()).toEqual(['instance.create.start', 'instance.create.end']);
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['an image the cache lacks', { image_ref: 'no-such-img' }, /^ImageNotFound: Image no-such-img could not be found\.$/],
+    ['an image id that is a path', { kernel_id: '../../etc/passwd' }, /^InvalidInput: .*instance\.kernel_id: '\.\.\/\.\.\/etc\/passwd' is not an image id/],
+    ['no memory in the flavor', { flavor: { vcpus: 1 } }, /instance\.flavor\.memory_mb: expected an integer >= 16/],
+  ])('build_and_run_instance refuses %s with nothing made', async (_name, over, message) => {
+    await withImages();
+    const err = await call('build_and_run_instance', { instance: { ...INSTANCE, ...over } });
+    expect(`${err?.name}: ${err?.message}`).toMatch(message);
+    expect(await c.src.storage.instanceDirExists(UUID)).toBe(false);
+    expect(domain()).toBeUndefined();
+  });
+
+  it('build_and_run_instance of a guest already here: InstanceExists, its folder untouched', async () => {
+    await spawned();
+    const before = await fs.stat(real('disk'));
+    const err = await call('build_and_run_instance', { instance: INSTANCE });
+    expect(err?.name).toBe('InstanceExists');
+    expect((await fs.stat(real('disk'))).mtimeMs).toBe(before.mtimeMs);
+  });
+
+  it('reboot_instance HARD: off, defined again from the record (a changed flavor shows), on; SOFT is refused', async () => {
+    const dom = await spawned();
+    expect(await call('reboot_instance', { instance: { ...INSTANCE, flavor: { memory_mb: 192, vcpus: 1, root_gb: 0 } }, reboot_type: 'HARD' })).toBeNull();
+    expect(dom.state).toBe(DomainState.RUNNING);
+    expect(dom.xml).toContain('<memory unit="MiB">192</memory>');
+    expect(c.src.conn.callsOf('destroy', UUID)).toHaveLength(1);
+    expect((await call('reboot_instance', { instance: INSTANCE, reboot_type: 'SOFT' }))?.message).toMatch(/ferry reboots HARD only/);
+  });
+
+  it('terminate_instance: stopped, undefined, its folder gone; with keep_disks the folder stays', async () => {
+    await spawned();
+    expect(await call('terminate_instance', { instance: INSTANCE })).toBeNull();
+    expect(domain()).toBeUndefined();
+    expect(await c.src.storage.instanceDirExists(UUID)).toBe(false);
+    expect(await call('build_and_run_instance', { instance: INSTANCE })).toBeNull();
+    expect(await call('terminate_instance', { instance: INSTANCE, keep_disks: true })).toBeNull();
+    expect(await exists('disk')).toBe(true);
+  });
+});
+
+describe('rescue and unrescue', () => {
+  it('rescue: asked to power off, then booted from disk.rescue (the rescue image, its kernel) with the root disk second; unrescue boots the record and removes the rescue files', async () => {
+    const dom = await spawned();
+    expect(await call('rescue_instance', { instance: INSTANCE, rescue_password: 'x', rescue_image_ref: 'rescue-img', clean_shutdown: true })).toBeNull();
+    expect(c.src.conn.callsOf('shutdown', UUID)).toHaveLength(1);
+    expect(dom.state).toBe(DomainState.RUNNING);
+    const dir = c.src.storage.instanceDir(UUID);
+    expect(dom.xml).toMatch(new RegExp(`<source file="${dir}/disk.rescue"/>\\s*<target dev="vda"`));
+    expect(dom.xml).toMatch(new RegExp(`<source file="${dir}/disk"/>\\s*<target dev="vdb"`));
+    expect(dom.xml).toContain(`<kernel>${dir}/kernel.rescue</kernel>`);
+    expect(dom.xml).toContain('<cmdline>console=ttyS0 ferry=rescue</cmdline>');
+    expect(dom.xml).not.toContain('<initrd>');
+    expect(await fs.readFile(real('kernel.rescue'), 'utf8')).toBe('rescue kernel bytes');
+    // Nothing else is kept on the host: the folder holds the disks and boot files, no saved XML.
+    expect((await fs.readdir(real(''))).sort()).toEqual(['disk', 'disk.rescue', 'kernel', 'kernel.rescue', 'ramdisk']);
+
+    expect((await call('rescue_instance', { instance: { ...INSTANCE, vm_state: 'rescued' }, rescue_image_ref: 'rescue-img' }))?.message).toMatch(/in vm_state rescued\. Cannot rescue/);
+
+    expect(await call('unrescue_instance', { instance: { ...INSTANCE, vm_state: 'rescued' } })).toBeNull();
+    expect(dom.state).toBe(DomainState.RUNNING);
+    expect(dom.xml).toContain(`<kernel>${dir}/kernel</kernel>`);
+    expect(dom.xml).toMatch(new RegExp(`<source file="${dir}/disk"/>\\s*<target dev="vda"`));
+    expect((await fs.readdir(real(''))).sort()).toEqual(['disk', 'kernel', 'ramdisk']);
+    const events = c.src.notifier.types();
+    expect(events).toEqual(expect.arrayContaining(['instance.rescue.start', 'instance.rescue.end', 'instance.unrescue.start', 'instance.unrescue.end']));
+    const rescueEnd = c.src.notifier.events.find((n) => n.eventType === 'instance.rescue.end')!;
+    expect((rescueEnd.payload as { 'nova_object.data': { state: string } })['nova_object.data'].state).toBe('rescued');
+  });
+
+  it('a guest that ignores the power-off is stopped after shutdown_timeout', async () => {
+    const dom = await spawned();
+    dom.shutdownAfterMs = null;
+    c.src.config.shutdown_timeout = 0;
+    expect(await call('rescue_instance', { instance: INSTANCE, rescue_image_ref: 'rescue-img', clean_shutdown: true })).toBeNull();
+    expect(c.src.conn.callsOf('destroy', UUID)).toHaveLength(1);
+    expect(dom.state).toBe(DomainState.RUNNING);
+  });
+
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['a rescue image the cache lacks', { rescue_image_ref: 'gone-img' }, /^ImageNotFound/],
+    ['a rescue image ref that is a path', { rescue_image_ref: '/etc/shadow' }, /rescue_image_ref: '\/etc\/shadow' is not an image id/],
+  ])('rescue with %s is refused, the guest running as it was', async (_name, over, message) => {
+    const dom = await spawned();
+    const xml = dom.xml;
+    const err = await call('rescue_instance', { instance: INSTANCE, ...over });
+    expect(`${err?.name}: ${err?.message}`).toMatch(message);
+    expect(dom.state).toBe(DomainState.RUNNING);
+    expect(dom.xml).toBe(xml);
+    expect(c.src.conn.callsOf('shutdown', UUID)).toHaveLength(0);
+    expect(await exists('disk.rescue')).toBe(false);
+  });
+
+  it('unrescue of a guest that is not rescued is refused; so is a rescue or unrescue while it migrates', async () => {
+    const dom = await spawned();
+    expect((await call('unrescue_instance', { instance: INSTANCE }))?.message).toMatch(/in vm_state active\. Cannot unrescue/);
+    dom.behaviour.autoCompleteMs = null;
+    const g = { uuid: UUID, instance: { ...INSTANCE, host: c.src.name, volumes: [] }, dom, diskPaths: [] } as unknown as Parameters<typeof startMigration>[1];
+    const m = await startMigration(c, g, { blockMigration: true });
+    await waitStatus(c.src, m.uuid, S.running);
+    expect((await call('rescue_instance', { instance: INSTANCE, rescue_image_ref: 'rescue-img' }))?.message).toMatch(/in task_state migrating\. Cannot rescue/);
+    expect((await call('unrescue_instance', { instance: INSTANCE }))?.message).toMatch(/in task_state migrating\. Cannot unrescue/);
+  });
+});
