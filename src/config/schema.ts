@@ -232,6 +232,7 @@ export function buildSchema(): SchemaNode {
     },
     compute: {
       max_concurrent_live_migrations: int(1, 'Outgoing live migrations run at once; 0 = unlimited.', { min: 0 }),
+      live_migrate_rescued: bool(true, 'This host live-migrates rescued instances, in and out (its checks report supports_live_migrate_rescued); false behaves as a host without it.'),
     },
     oslo_messaging_rabbit: {
       heartbeat_timeout_threshold: int(60, 'Seconds without AMQP heartbeat before the connection is dead; 0 = off.', { min: 0 }),

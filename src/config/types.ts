@@ -51,6 +51,7 @@ export interface LibvirtConfig {
 export interface ComputeConfig {
   /** 0 = unlimited */
   max_concurrent_live_migrations: number;
+  live_migrate_rescued: boolean;
 }
 
 /** Where the consoles of arriving guests listen (Nova's [vnc]/[spice] server_listen, [serial_console] proxyclient_address); null keeps each guest's. */

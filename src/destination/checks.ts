@@ -3,7 +3,7 @@
 // own check over RPC.
 
 import { hostArch, supportedGuests, usableCpuModels } from '../domain/facts.js';
-import { MigrationPreCheckError } from '../nova/errors.js';
+import { MigrationPreCheckError, rescuedNotMigratable } from '../nova/errors.js';
 import { diskName, type DiskCopy, type InstanceDiskInfo, type LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
@@ -39,11 +39,14 @@ export async function checkCanLiveMigrateDestination(
       graphics_listen_addr_vnc: deps.config.vnc.server_listen,
       graphics_listen_addr_spice: deps.config.spice.server_listen,
       serial_listen_addr: deps.config.serial_console.proxyclient_address,
+      dst_supports_live_migrate_rescued: deps.config.compute.live_migrate_rescued,
       dst_supported_guests: supportedGuests(caps),
       dst_cpu_models: await cpuModels(deps, caps),
     };
     const source = instance.host;
     if (!source) throw new MigrationPreCheckError(`instance ${instance.uuid} has no source host`);
+    const rescuedRefusal = rescuedNotMigratable('destination', deps.host);
+    if (instance.vmState === 'rescued' && !deps.config.compute.live_migrate_rescued) throw rescuedRefusal;
     let checked: LiveMigrateData;
     try {
       checked = await computeApi.checkCanLiveMigrateSource(ctx, source, instanceArg(instance), destCheckData);
@@ -51,6 +54,7 @@ export async function checkCanLiveMigrateDestination(
       if (err instanceof Error && SOURCE_CHECK_ERRORS.includes(err.name)) throw err;
       throw new MigrationPreCheckError(`source check failed: ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (checked.instance_rescued && !deps.config.compute.live_migrate_rescued) throw rescuedRefusal;
     return checked.block_migration ? { ...checked, disk_copy: await diskCopy(deps, instance.uuid, checked.src_disks ?? []) } : checked;
   } finally {
     await storage.removeProbe(probe);

@@ -45,6 +45,11 @@ export class MigrationPreCheckError extends NovaError {
   }
 }
 
+/** The refusal naming the host, source or destination, that cannot live-migrate a rescued instance. */
+export function rescuedNotMigratable(side: 'source' | 'destination', host: string): MigrationPreCheckError {
+  return new MigrationPreCheckError(`${side} host ${host} does not support live migration of rescued instances (supports_live_migrate_rescued)`);
+}
+
 export class InvalidSharedStorage extends NovaError {
   constructor(path: string, reason: string) {
     super('InvalidSharedStorage', `${path} is not on shared storage: ${reason}`, { path, reason });

@@ -38,6 +38,12 @@ export interface LiveMigrateData {
   dst_supported_guests?: string[];
   /** ferry: custom-mode CPU models the destination can run, per "<arch>/<virt type>" of its own arch. */
   dst_cpu_models?: Record<string, string[]>;
+  /** The destination live-migrates rescued instances (its check's word; Newton's "live migration of rescued instances"). */
+  dst_supports_live_migrate_rescued?: boolean;
+  /** The source does (its check's word). */
+  src_supports_live_migrate_rescued?: boolean;
+  /** ferry: the source found the guest rescued (its folder holds disk.rescue). */
+  instance_rescued?: boolean;
   /** ferry: the source's local disks with their backing chains, from its check, for the destination's. */
   src_disks?: InstanceDiskInfo[];
   /**

@@ -17,6 +17,7 @@ import {
   MigrationError,
   MigrationNotFound,
   NoActiveMigrationForInstance,
+  rescuedNotMigratable,
 } from '../nova/errors.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
@@ -30,7 +31,7 @@ import type { SourceDeps } from './deps.js';
 import { finishMigration, probeDestination } from './finish.js';
 import { layoutMigration, planMigration, preflight, preflightLine } from './plan.js';
 import { copyReadOnlyDisks } from './read-only-disks.js';
-import { checkCanLiveMigrateSource } from './precheck.js';
+import { checkCanLiveMigrateSource, isRescued } from './precheck.js';
 import { keepJournal, newJournal, readJournal, type LiveMigrationRequest, type SourceJournal } from './request.js';
 import { rollBackDestination, rollbackMigration } from './rollback.js';
 import { SlotQueue } from './slots.js';
@@ -74,7 +75,7 @@ export class SourceHandlers {
 
   async checkCanLiveMigrateSource(instance: InstanceRef, destCheck: LiveMigrateData): Promise<LiveMigrateData> {
     const dom = await this.guest(instance.uuid);
-    return checkCanLiveMigrateSource(this.deps.storage, dom, instance, destCheck);
+    return checkCanLiveMigrateSource(this.deps, dom, instance, destCheck);
   }
 
   /** Nova's live_migration cast: validates, queues, then runs the migration in the background. */
@@ -95,6 +96,8 @@ export class SourceHandlers {
     let dom: Domain;
     try {
       dom = await this.guest(req.instance.uuid);
+      // A rescued guest goes only to a destination whose check said it takes one (an older one did not check).
+      if (req.migrateData.dst_supports_live_migrate_rescued !== true && (await isRescued(this.deps.storage, req.instance))) throw rescuedNotMigratable('destination', req.dest);
     } catch (err) {
       return reject(err as Error);
     }

@@ -27,7 +27,7 @@ export interface MigrationLayout {
   devs: string[];
   /** The disks pre_live_migration creates empty: those copied, then the read-only ones. */
   disks: InstanceDiskInfo[];
-  /** Read-only local files (config drives) the destination gets by upload before the transfer. */
+  /** Read-only local files (config drives, kernel files) the destination gets by upload before the transfer. */
   readOnlyDisks: InstanceDiskInfo[];
   diskCopy: DiskCopy;
   /** No local disk is copied (none, or no block migration): libvirt then takes no migrate_disks. */
@@ -120,6 +120,18 @@ export function preflightLine(note: NonNullable<MigrationSettings['preflight']>,
   return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }
 
+/** Nova's names for the boot files of a kernel-boot guest in its folder, and of its rescue boot. */
+const BOOT_FILES = ['kernel', 'ramdisk', 'kernel.rescue', 'ramdisk.rescue'];
+
+async function bootFiles(storage: HostStorage, uuid: string): Promise<InstanceDiskInfo[]> {
+  const out: InstanceDiskInfo[] = [];
+  for (const name of BOOT_FILES) {
+    const path = `${storage.instanceDir(uuid)}/${name}`;
+    if (await storage.fileExists(path)) out.push({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path) });
+  }
+  return out;
+}
+
 export async function layoutMigration(storage: HostStorage, dom: Domain, req: LiveMigrationRequest): Promise<MigrationLayout> {
   const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
   const blockMigration = req.blockMigration ?? req.migrateData.block_migration ?? false;
@@ -131,7 +143,10 @@ export async function layoutMigration(storage: HostStorage, dom: Domain, req: Li
   // Those in the instance folder (Nova's disk.config) are the instance's own; one elsewhere (a shared ISO library) stays as it is.
   const own = readOnly.paths.flatMap((path, i) => (isDirectlyInside(storage.instanceDir(req.instance.uuid), path) ? [{ path, dev: readOnly.devs[i] }] : []));
   // Byte copies: the destination makes a raw file of the same length for the upload to fill.
-  const readOnlyDisks = await Promise.all(own.map(async ({ path, dev }) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev })));
+  const copies = await Promise.all(own.map(async ({ path, dev }) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev })));
+  // The kernel files a kernel-boot guest has in its folder, the rescue ones too: an unrescue over there boots the others.
+  const boot = blockMigration ? await bootFiles(storage, req.instance.uuid) : [];
+  const readOnlyDisks = [...copies, ...boot];
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const state = await dom.getState();
   return {

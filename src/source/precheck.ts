@@ -5,7 +5,7 @@
 import { guestCpu, guestFacts } from '../domain/facts.js';
 import { selectMigrateDisks } from '../domain/disks.js';
 import { XmlFlag, type Domain } from '../libvirt/types.js';
-import { InvalidLocalStorage, InvalidSharedStorage, MigrationPreCheckError } from '../nova/errors.js';
+import { InvalidLocalStorage, InvalidSharedStorage, MigrationPreCheckError, rescuedNotMigratable } from '../nova/errors.js';
 import type { InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { SourceDeps } from './deps.js';
@@ -14,13 +14,18 @@ import { diskInfoArg } from './plan.js';
 const MiB = 1024 * 1024;
 
 export async function checkCanLiveMigrateSource(
-  storage: SourceDeps['storage'],
+  deps: Pick<SourceDeps, 'storage' | 'host' | 'config'>,
   dom: Domain,
   instance: InstanceRef,
   destCheck: LiveMigrateData,
 ): Promise<LiveMigrateData> {
+  const { storage } = deps;
   const xml = await dom.getXMLDesc(XmlFlag.MIGRATABLE);
   assertGuestSupported(xml, destCheck);
+  const rescued = await isRescued(storage, instance);
+  const supportsRescued = deps.config.compute.live_migrate_rescued;
+  if (rescued && !supportsRescued) throw rescuedNotMigratable('source', deps.host);
+  if (rescued && destCheck.dst_supports_live_migrate_rescued !== true) throw rescuedNotMigratable('destination', 'the destination (its check did not say it can)');
   const isSharedInstancePath = destCheck.filename ? await storage.probeVisible(destCheck.filename) : false;
   const local = selectMigrateDisks(xml, instance.volumes.map((v) => v.dev));
   const isVolumeBacked = local.devs.length === 0;
@@ -56,9 +61,17 @@ export async function checkCanLiveMigrateSource(
     is_shared_block_storage: isSharedBlockStorage,
     is_volume_backed: isVolumeBacked,
     instance_relative_path: instance.uuid,
+    src_supports_live_migrate_rescued: supportsRescued,
+    instance_rescued: rescued,
     ...(srcDisks ? { src_disks: srcDisks } : {}),
   };
 }
+
+/** A rescued guest is one whose folder holds disk.rescue (what a rescue leaves, and a migration carries), or that its record says is. */
+export async function isRescued(storage: SourceDeps['storage'], instance: InstanceRef): Promise<boolean> {
+  return instance.vmState === 'rescued' || (await storage.fileExists(`${storage.instanceDir(instance.uuid)}/disk.rescue`));
+}
+
 
 /** The destination's answer says which guests and CPU models it runs; refuse early what it cannot. */
 function assertGuestSupported(xml: string, destCheck: LiveMigrateData): void {

@@ -63,7 +63,7 @@ const DEFAULTS: FerryConfig = {
   vnc: { server_listen: null },
   spice: { server_listen: null },
   serial_console: { proxyclient_address: null },
-  compute: { max_concurrent_live_migrations: 1 },
+  compute: { max_concurrent_live_migrations: 1, live_migrate_rescued: true },
   oslo_messaging_rabbit: {
     heartbeat_timeout_threshold: 60,
     rabbit_retry_interval: 1,

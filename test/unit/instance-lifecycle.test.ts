@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DomainState } from '../../src/libvirt/types.js';
 import type { FakeDomain } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
-import { makeCluster, startMigration, waitStatus, S, type Cluster } from './fakes/cluster.js';
+import { makeCluster, startMigration, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
 
 const run = promisify(execFile);
 
@@ -34,8 +34,8 @@ const INSTANCE = {
 };
 
 /** The source host's image cache: a raw root image, a kernel, a ramdisk, and a rescue image with its own kernel. */
-async function withImages(): Promise<void> {
-  c = await makeCluster();
+async function withImages(o: Parameters<typeof makeCluster>[0] = {}): Promise<void> {
+  c = await makeCluster(o);
   const dir = c.src.imagesDir;
   await fs.mkdir(dir, { recursive: true });
   await run('qemu-img', ['create', '-q', '-f', 'raw', join(dir, 'root-img'), '8M']);
@@ -59,8 +59,8 @@ const real = (name: string) => c.src.storage.toReal(`${c.src.storage.instanceDir
 const exists = (name: string) => fs.access(real(name)).then(() => true, () => false);
 const domain = () => c.src.conn.domains.get(UUID) as FakeDomain | undefined;
 
-async function spawned(): Promise<FakeDomain> {
-  await withImages();
+async function spawned(o: Parameters<typeof makeCluster>[0] = {}): Promise<FakeDomain> {
+  await withImages(o);
   expect(await call('build_and_run_instance', { instance: INSTANCE, image: { id: 'root-img' } })).toBeNull();
   return domain()!;
 }
@@ -181,5 +181,57 @@ describe('rescue and unrescue', () => {
     await waitStatus(c.src, m.uuid, S.running);
     expect((await call('rescue_instance', { instance: INSTANCE, rescue_image_ref: 'rescue-img' }))?.message).toMatch(/in task_state migrating\. Cannot rescue/);
     expect((await call('unrescue_instance', { instance: INSTANCE }))?.message).toMatch(/in task_state migrating\. Cannot unrescue/);
+  });
+});
+
+describe('live migration of a rescued guest', () => {
+  const RESCUED = { ...INSTANCE, host: 'compute-a', vm_state: 'rescued' };
+  /** The conductor's part: both checks, then live_migration; the migration's end as the source records it. */
+  async function migrateRescued() {
+    const checked = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, RESCUED, null, false).catch((e: Error) => e);
+    if (checked instanceof Error) return { checked };
+    await c.api.liveMigration(adminContext(), c.src.name, { instance: RESCUED, dest: c.dst.name, block_migration: checked.block_migration ?? null, migrate_data: checked, migration: { id: 1, uuid: '9d8c7b6a-5f4e-4d3c-8b2a-190807060504' } });
+    return { checked, end: await waitDone(c, '9d8c7b6a-5f4e-4d3c-8b2a-190807060504') };
+  }
+  async function rescuedGuest(o: Parameters<typeof makeCluster>[0] = {}) {
+    await spawned(o);
+    expect(await call('rescue_instance', { instance: INSTANCE, rescue_image_ref: 'rescue-img', clean_shutdown: false })).toBeNull();
+  }
+
+  it('both checks report supports_live_migrate_rescued; it block-migrates disk.rescue and the root disk, and the kernel files reach the destination', async () => {
+    await rescuedGuest();
+    const { checked, end } = await migrateRescued();
+    expect(checked).toMatchObject({ dst_supports_live_migrate_rescued: true, src_supports_live_migrate_rescued: true, instance_rescued: true, block_migration: true });
+    expect(end?.status, end?.error ?? '').toBe(S.completed);
+    const [, params] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, { migrate_disks: string[] }];
+    expect(params.migrate_disks).toEqual(['vda', 'vdb']);
+    const dst = (name: string) => c.dst.storage.toReal(`${c.dst.storage.instanceDir(UUID)}/${name}`);
+    expect(await fs.readFile(dst('kernel.rescue'), 'utf8')).toBe('rescue kernel bytes');
+    expect(await fs.readFile(dst('kernel'), 'utf8')).toBe('kernel bytes');
+    expect(await fs.readFile(dst('ramdisk'), 'utf8')).toBe('ramdisk bytes');
+  });
+
+  it.each<[string, 'src' | 'dst', RegExp]>([
+    ['the destination', 'dst', /destination host compute-b does not support live migration of rescued instances/],
+    ['the source', 'src', /source host compute-a does not support live migration of rescued instances/],
+  ])('%s without it: the check fails naming that host, nothing moves', async (_name, side, message) => {
+    await rescuedGuest({ [side]: { config: { compute: { live_migrate_rescued: false } } } });
+    const { checked, end } = await migrateRescued();
+    expect(end).toBeUndefined();
+    expect((checked as Error).name).toBe('MigrationPreCheckError');
+    expect((checked as Error).message).toMatch(message);
+    expect(c.src.conn.callsOf('migrateToURI3')).toHaveLength(0);
+  });
+
+  it('a live_migration whose destination never said it takes rescued guests (an older host) is refused naming it', async () => {
+    await rescuedGuest();
+    const checked = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, RESCUED, null, false);
+    const { dst_supports_live_migrate_rescued: _dropped, ...older } = checked;
+    const uuid = '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
+    await c.api.liveMigration(adminContext(), c.src.name, { instance: RESCUED, dest: c.dst.name, block_migration: true, migrate_data: older, migration: { id: 2, uuid } });
+    await c.bus.idle();
+    const r = c.src.registry.get(uuid)!;
+    expect(r.status).toBe(S.error);
+    expect(r.error).toMatch(/destination host compute-b does not support live migration of rescued instances/);
   });
 });
