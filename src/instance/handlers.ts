@@ -9,8 +9,9 @@ import type { FerryConfig } from '../config/index.js';
 import { guestXml } from '../domain/guest-xml.js';
 import type { HostStorage } from '../domain/host-storage.js';
 import { findDomain } from '../domain/lookup.js';
-import { DomainState, type Connection, type Domain } from '../libvirt/types.js';
+import { DomainState, JobType, type Connection, type Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
+import { isIncomingHalf, pausedInPostcopy } from '../monitor/policy.js';
 import { InstanceExists, InstanceInvalidState, InstanceNotFound, InstanceNotRescuable, InvalidInput } from '../nova/errors.js';
 import { readGuestDefinition, type HostGuestSettings, type RescueBoot } from '../nova/guest-definition.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
@@ -153,11 +154,19 @@ export class InstanceHandlers {
     return readGuestDefinition(raw, host, rescue);
   }
 
-  /** The guest's domain on this host, not migrating; `method` names the refused action. */
+  /**
+   * The guest's domain on this host, not migrating either way; `method`
+   * names the refused action. An incoming guest, or one split in post-copy,
+   * is never touched: its other half may be the one that runs.
+   */
   private async ownDomain(inst: InstanceRef, method: string): Promise<Domain> {
-    if (this.deps.registry.active(inst.uuid)) throw new InstanceInvalidState(inst.uuid, 'task_state', 'migrating', method);
+    const migrating = () => new InstanceInvalidState(inst.uuid, 'task_state', 'migrating', method);
+    if (this.deps.registry.active(inst.uuid)) throw migrating();
     const dom = await findDomain(this.deps.libvirt, inst.uuid);
     if (!dom) throw new InstanceNotFound(inst.uuid);
+    const state = await dom.getState();
+    const job = await dom.getJobStats().catch(() => ({ type: JobType.NONE }));
+    if (isIncomingHalf(state) || pausedInPostcopy(state) || job.type === JobType.BOUNDED || job.type === JobType.UNBOUNDED) throw migrating();
     return dom;
   }
 

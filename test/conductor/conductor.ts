@@ -84,6 +84,11 @@ export class TestConductor {
     return conductor;
   }
 
+  /** A compute method called on `host` (Nova casts the guest's lifecycle; a call brings its refusal back), its reply. */
+  compute(host: string, method: string, args: Record<string, unknown>): Promise<unknown> {
+    return this.rpc.call(this.ctx, { topic: 'compute', server: host, version: '6.0' }, method, args, { timeout: 300 });
+  }
+
   private record(view: MigrationView, seq: number): void {
     const seen = this.seenSeqs.get(view.uuid) ?? new Set<number>();
     this.seenSeqs.set(view.uuid, seen);

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DomainState } from '../../src/libvirt/types.js';
+import { DomainState, PausedReason } from '../../src/libvirt/types.js';
 import type { FakeDomain } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
 import { makeCluster, startMigration, waitDone, waitStatus, S, type Cluster } from './fakes/cluster.js';
@@ -46,10 +46,10 @@ async function withImages(o: Parameters<typeof makeCluster>[0] = {}): Promise<vo
   await fs.writeFile(join(dir, 'rescue-kernel'), 'rescue kernel bytes');
 }
 
-const call = (method: string, args: Record<string, unknown>) =>
+const call = (method: string, args: Record<string, unknown>, server = c.src.name) =>
   c.bus
     .client('conductor')
-    .call(adminContext(), { topic: 'compute', server: c.src.name, version: '6.0' }, method, args)
+    .call(adminContext(), { topic: 'compute', server, version: '6.0' }, method, args)
     .then(
       () => null,
       (e: Error) => e,
@@ -181,6 +181,19 @@ describe('rescue and unrescue', () => {
     await waitStatus(c.src, m.uuid, S.running);
     expect((await call('rescue_instance', { instance: INSTANCE, rescue_image_ref: 'rescue-img' }))?.message).toMatch(/in task_state migrating\. Cannot rescue/);
     expect((await call('unrescue_instance', { instance: INSTANCE }))?.message).toMatch(/in task_state migrating\. Cannot unrescue/);
+  });
+});
+
+describe('a guest arriving here is never touched', () => {
+  it.each(['rescue_instance', 'unrescue_instance', 'terminate_instance', 'reboot_instance'])('%s on the destination of an incoming migration is refused, its domain left alone', async (method) => {
+    await withImages();
+    const incoming = c.dst.conn.addDomain(UUID, INSTANCE.name, '<domain/>', { state: DomainState.PAUSED, persistent: false });
+    incoming.reason = PausedReason.MIGRATION;
+    const err = await call(method, { instance: INSTANCE, rescue_image_ref: 'rescue-img', reboot_type: 'HARD' }, c.dst.name);
+    expect(err?.name).toBe('InstanceInvalidState');
+    expect(err?.message).toContain('in task_state migrating');
+    expect(c.dst.conn.calls.filter((x) => x.on === UUID).map((x) => x.method)).toEqual(['getState', 'getJobStats']);
+    expect(incoming.state).toBe(DomainState.PAUSED);
   });
 });
 
