@@ -74,7 +74,13 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
     await cluster.useAgents({ libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 50 } }, { a: host(a), b: host(b) });
   });
   afterEach(async () => {
-    for (const uuid of spawned.splice(0)) for (const h of [a, b]) await removeGuest(h, uuid);
+    // terminate_instance where the guest runs, as the conductor would; virsh for what a failed test left.
+    for (const uuid of spawned.splice(0)) {
+      for (const h of [a, b]) {
+        if ((await domainState(h, uuid)) !== null) await conductor.compute(h.hostname, 'terminate_instance', { instance: record(uuid, h) }).catch(() => undefined);
+        await removeGuest(h, uuid);
+      }
+    }
   });
   afterAll(async () => {
     await cluster?.close();
@@ -110,6 +116,11 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
     expect(xml).not.toContain('disk.rescue');
     // The rescue files are gone; the guest's own disk and kernel files came with the migration.
     expect((await readdir(join(b.hostInstancesDir, uuid))).sort()).toEqual(['console.log', 'disk', 'kernel', 'ramdisk']);
+    // Terminated through ferryd: the guest and its folder gone.
+    spawned.splice(spawned.indexOf(uuid), 1);
+    await conductor.compute(b.hostname, 'terminate_instance', { instance: record(uuid, b) });
+    expect(await domainState(b, uuid)).toBeNull();
+    await expect(readdir(join(b.hostInstancesDir, uuid))).rejects.toThrow(/ENOENT/);
   });
 
   it('a destination without supports_live_migrate_rescued: the check fails naming it; an unrescue while the guest migrates is refused', async () => {
