@@ -42,10 +42,10 @@ export class InstanceHandlers {
     const { storage, images, libvirt, notifications } = this.deps;
     const inst = readInstance(raw);
     await notifications.around(ctx, 'create', inst, async () => {
-      if (raw.config_drive === true || raw.config_drive === 'True') throw new InvalidInput('instance.config_drive: ferry makes no config drives');
+      const def = this.definition(raw);
+      if (def.configDrive) throw new InvalidInput('instance.config_drive: ferry makes no config drives');
       if (await findDomain(libvirt, inst.uuid)) throw new InstanceExists(inst.name ?? inst.uuid);
       if (await storage.instanceDirExists(inst.uuid)) throw new InstanceExists(`${inst.name ?? inst.uuid} (its folder ${storage.instanceDir(inst.uuid)} is here)`);
-      const def = this.definition(raw);
       // Every image is looked up before anything is made.
       const root = typeof raw.image_ref === 'string' && raw.image_ref !== '' ? await images.find(raw.image_ref, 'instance.image_ref') : null;
       const kernel = def.boot.kind === 'kernel' ? await images.find(String(raw.kernel_id), 'instance.kernel_id') : null;

@@ -116,6 +116,8 @@ function readNetworkInfo(inst: Obj): DestinationInterface[] {
     if (vif.type !== 'bridge' && vif.type !== 'ovs') throw new InvalidInput(`${field}.type: '${String(vif.type)}' is not one ferry plugs (bridge, ovs)`);
     const bridge = typeof details.bridge_name === 'string' ? details.bridge_name : network.bridge;
     if (typeof bridge !== 'string' || !isInterfaceName(bridge)) throw new InvalidInput(`${field}.details.bridge_name: expected a network device name`);
+    // Open vSwitch names the port by its id (the virtualport's interfaceid).
+    if (vif.type === 'ovs' && typeof vif.id !== 'string') throw new InvalidInput(`${field}.id: an ovs port needs its port id`);
     const mtu = typeof meta.mtu === 'number' && Number.isInteger(meta.mtu) && meta.mtu >= 68 && meta.mtu <= 65535 ? meta.mtu : null;
     return { mac: vif.address.toLowerCase(), vifType: vif.type, bridge, portId: typeof vif.id === 'string' ? vif.id : '', mtu };
   });

@@ -66,6 +66,7 @@ describe('readGuestDefinition', () => {
     ['network info that is no JSON', { info_cache: { network_info: '[{' } }, 'instance.info_cache.network_info: expected a JSON list, got malformed JSON'],
     ['a port with a bad MAC', { info_cache: { network_info: [{ address: 'nope', type: 'bridge', network: { bridge: 'b' } }] } }, 'instance.info_cache.network_info[0].address: expected a MAC address'],
     ['a vhostuser port', { info_cache: { network_info: [{ address: 'fa:16:3e:00:00:01', type: 'vhostuser' }] } }, "instance.info_cache.network_info[0].type: 'vhostuser' is not one ferry plugs (bridge, ovs)"],
+    ['an ovs port without its id', { info_cache: { network_info: [{ address: 'fa:16:3e:00:00:01', type: 'ovs', details: { bridge_name: 'br-int' } }] } }, 'instance.info_cache.network_info[0].id: an ovs port needs its port id'],
     ['a bridge name with a slash', { info_cache: { network_info: [{ address: 'fa:16:3e:00:00:01', type: 'bridge', details: { bridge_name: 'br/x' } }] } }, 'instance.info_cache.network_info[0].details.bridge_name: expected a network device name'],
   ])('refuses %s, naming the field', (_name, over, message) => {
     expect(() => readGuestDefinition({ ...INSTANCE, ...over }, HOST)).toThrow(`Invalid input received: ${message}`);

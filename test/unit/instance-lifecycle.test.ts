@@ -84,6 +84,7 @@ describe('spawn, reboot, terminate', () => {
     ['an image the cache lacks', { image_ref: 'no-such-img' }, /^ImageNotFound: Image no-such-img could not be found\.$/],
     ['an image id that is a path', { kernel_id: '../../etc/passwd' }, /^InvalidInput: .*instance\.kernel_id: '\.\.\/\.\.\/etc\/passwd' is not an image id/],
     ['no memory in the flavor', { flavor: { vcpus: 1 } }, /instance\.flavor\.memory_mb: expected an integer >= 16/],
+    ['a config drive', { config_drive: true }, /instance\.config_drive: ferry makes no config drives/],
   ])('build_and_run_instance refuses %s with nothing made', async (_name, over, message) => {
     await withImages();
     const err = await call('build_and_run_instance', { instance: { ...INSTANCE, ...over } });
