@@ -15,6 +15,9 @@ and migrates guests with libvirt.
 
 Options:
   -c, --config FILE   JSON configuration (see config/ferry.example.json)
+      --check-config  validate the configuration (file and environment) and
+                      exit: 0 when valid, 78 naming the key when not; connects
+                      to nothing
   -h, --help          show this help
   -V, --version       show the version
 
@@ -29,6 +32,7 @@ async function main(): Promise<void> {
     ({ values } = parseArgs({
       options: {
         config: { type: 'string', short: 'c' },
+        'check-config': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -54,6 +58,10 @@ async function main(): Promise<void> {
       process.exit(78); // EX_CONFIG: systemd does not restart-loop on it with RestartPreventExitStatus
     }
     throw err;
+  }
+  if (values['check-config']) {
+    process.stdout.write(`ferryd: configuration valid${values.config ? ` (${values.config})` : ''}: host ${config.host}, transport ${config.transport_url.replace(/\/\/[^@/]*@/, '//***@')}\n`);
+    return;
   }
   const log = createLogger({ level: config.log_level, host: config.host });
   let daemon: Daemon | null = null;

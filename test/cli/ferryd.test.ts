@@ -126,6 +126,19 @@ describe('ferryd process', () => {
     expect(r.stderr).toMatch(/^ferryd: invalid configuration: file: cannot read .*missing\.json/);
   });
 
+  it('--check-config: 0 for a valid file, saying so without its secrets; 78 naming the key for an invalid one; it connects to nothing', async () => {
+    const good = await configFile('good.json', JSON.stringify({ host: 'h1', transport_url: 'rabbit://guest:s3cret@127.0.0.1:1/', libvirt: { connection_uri: 'qemu+tcp://127.0.0.1:1/system' } }));
+    const ok = await ferryd(['--check-config', '--config', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toBe(`ferryd: configuration valid (${good}): host h1, transport rabbit://***@127.0.0.1:1/\n`);
+    expect(ok.stderr).toBe('');
+    const bad = await configFile('bad.json', JSON.stringify({ host: 'h1', libvirt: { live_migration_downtime: 5 } }));
+    const refused = await ferryd(['--check-config', '-c', bad]);
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toMatch(/^ferryd: invalid configuration: libvirt\.live_migration_downtime: must be >= 100/);
+    expect(refused.stdout).toBe('');
+  });
+
   it('an unreachable libvirt exits 1 with one clear line and no stack trace', async () => {
     const uri = 'qemu+tcp://127.0.0.1:1/system';
     // libvirt comes first: RabbitMQ is never tried, so the transport URL does not matter.

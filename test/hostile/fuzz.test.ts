@@ -1,4 +1,4 @@
-// A seeded fuzz of every method of the migration family at a real ferryd
+// A seeded fuzz of every compute method ferry serves at a real ferryd
 // (libvirt's test driver, a private RabbitMQ vhost): wrong types, huge
 // fields, deep nesting, member contexts, refused casts, broken envelopes and
 // absurd `_timeout`s. ferryd stays up, answers every message that expects a

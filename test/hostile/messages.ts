@@ -1,5 +1,6 @@
 // Hostile messages for ferryd's compute queue, drawn from a seeded generator
-// so a failing run can be replayed: every method of the migration family with
+// so a failing run can be replayed: every compute method ferry serves (the
+// migration family and the guest's lifecycle) with
 // a member's context, wrong types, huge fields and deep nesting, refused
 // live_migration casts that each leave a record, broken envelopes and
 // caller-given durations no sane client sends.
@@ -15,6 +16,11 @@ export const METHODS = [
   'live_migration_force_complete',
   'live_migration_resume',
   'list_migrations',
+  'build_and_run_instance',
+  'reboot_instance',
+  'terminate_instance',
+  'rescue_instance',
+  'unrescue_instance',
 ] as const;
 
 export interface HostileMessage {
@@ -71,7 +77,27 @@ function wrongValue(rng: Rng): unknown {
   ])();
 }
 
-const FIELDS = ['instance', 'dest', 'block_migration', 'disk', 'migrate_data', 'migration', 'dest_check_data', 'disk_over_commit', 'migration_id', 'instance_uuid', 'timeout_seconds', 'on_timeout', 'destroy_disks'];
+const FIELDS = [
+  'instance',
+  'dest',
+  'block_migration',
+  'disk',
+  'migrate_data',
+  'migration',
+  'dest_check_data',
+  'disk_over_commit',
+  'migration_id',
+  'instance_uuid',
+  'timeout_seconds',
+  'on_timeout',
+  'destroy_disks',
+  'image',
+  'reboot_type',
+  'keep_disks',
+  'rescue_image_ref',
+  'rescue_password',
+  'clean_shutdown',
+];
 
 function inner(method: string, args: Record<string, unknown>, ctx: Record<string, unknown>, msgId: string | null, replyQ: string, extra: Record<string, unknown> = {}) {
   return {
