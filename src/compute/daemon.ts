@@ -28,6 +28,7 @@ import { FileRecordStore } from '../record/store.js';
 import { MigrationReporter } from '../nova/reporter.js';
 import { SourceHandlers } from '../source/handlers.js';
 import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
+import { Health } from '../metrics/health.js';
 
 export interface Daemon {
   registry: MigrationRegistry;
@@ -106,7 +107,8 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   void destination.reconcile().catch((err: unknown) => log.error({ err }, 'incoming migrations not reconciled'));
 
   let http: Server | null = null;
-  if (config.metrics.port > 0) http = await metrics.serve(config.metrics.listen_address, config.metrics.port);
+  const health = new Health({ amqpConnected: () => amqp.connected, libvirtConnected: () => libvirt.isAlive() });
+  if (config.metrics.port > 0) http = await metrics.serve(config.metrics.listen_address, config.metrics.port, health);
   log.info({ host: config.host, topics: server.queues, metrics: config.metrics.port || 'off' }, 'ferryd serving');
 
   return {
@@ -126,6 +128,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
       // What the conductor has not heard yet goes now, or with the next start.
       await conductor.outbox.stop(5_000);
       http?.close();
+      health.stop();
       await rpc.close();
       await amqp.close();
       await libvirt.close();

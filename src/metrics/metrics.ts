@@ -2,6 +2,7 @@
 // from migration registry events, so the migration code never touches metrics.
 
 import { createServer, type Server } from 'node:http';
+import type { Health } from './health.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class FerryMetrics {
@@ -101,9 +102,14 @@ export class FerryMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'ferry_' });
   }
 
-  /** Serves /metrics; resolves once listening. */
-  async serve(host: string, port: number): Promise<Server> {
+  /** Serves /metrics and, given `health`, /healthz (200, or 503 naming what is wrong); resolves once listening. */
+  async serve(host: string, port: number, health?: Health): Promise<Server> {
     const server = createServer((req, res) => {
+      if (req.url === '/healthz' && health) {
+        const { healthy, problems } = health.status();
+        res.writeHead(healthy ? 200 : 503, { 'Content-Type': 'application/json' }).end(`${JSON.stringify({ status: healthy ? 'ok' : 'unhealthy', problems })}\n`);
+        return;
+      }
       if (req.url !== '/metrics') {
         res.writeHead(404).end();
         return;

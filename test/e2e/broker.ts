@@ -29,3 +29,17 @@ export async function privateBroker(name: string): Promise<PrivateBroker> {
     dispose: () => rabbitmqctl(['delete_vhost', vhost]).catch(() => {}),
   };
 }
+
+/** Closes, from the broker's side, every connection whose client-given name starts with `prefix`; how many it closed. */
+export async function closeConnections(prefix: string): Promise<number> {
+  // JSON output shows client_properties; close_connection needs the pid in the plain output's syntax.
+  const { stdout: json } = await run('rabbitmqctl', ['list_connections', 'name', 'client_properties', '--formatter', 'json']);
+  const conns = JSON.parse(json) as { name: string; client_properties: [string, string, unknown][] }[];
+  const ours = new Set(
+    conns.filter((c) => c.client_properties.some(([k, , v]) => k === 'connection_name' && String(v).startsWith(prefix))).map((c) => c.name),
+  );
+  const { stdout: plain } = await run('rabbitmqctl', ['list_connections', '-q', '--no-table-headers', 'pid', 'name']);
+  const pids = plain.split('\n').map((l) => l.split('\t')).filter(([, name]) => name !== undefined && ours.has(name)).map(([pid]) => pid!);
+  for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'ferry test closed it']);
+  return pids.length;
+}

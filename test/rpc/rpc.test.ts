@@ -23,6 +23,7 @@ import {
   type RpcEndpoint,
   type RequestContext,
 } from '../../src/rpc/index.js';
+import { closeConnections } from '../e2e/broker.js';
 
 const run = promisify(execFile);
 const TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/';
@@ -137,19 +138,6 @@ function runPython(args: string[], timeoutMs: number): Promise<Record<string, un
       else reject(new Error(`python exited ${code}: ${err.slice(-2000)}`));
     });
   });
-}
-
-async function closeOurConnections(prefix: string): Promise<number> {
-  // JSON output shows client_properties; close_connection needs the pid in the plain output's syntax.
-  const { stdout: json } = await run('rabbitmqctl', ['list_connections', 'name', 'client_properties', '--formatter', 'json']);
-  const conns = JSON.parse(json) as { name: string; client_properties: [string, string, unknown][] }[];
-  const ours = new Set(
-    conns.filter((c) => c.client_properties.some(([k, , v]) => k === 'connection_name' && String(v).startsWith(prefix))).map((c) => c.name),
-  );
-  const { stdout: plain } = await run('rabbitmqctl', ['list_connections', '-q', '--no-table-headers', 'pid', 'name']);
-  const pids = plain.split('\n').map((l) => l.split('\t')).filter(([, name]) => name !== undefined && ours.has(name)).map(([pid]) => pid!);
-  for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'ferry reconnect test']);
-  return pids.length;
 }
 
 beforeAll(async () => {
@@ -399,7 +387,7 @@ describe('reconnect', () => {
         resolve(calls);
       }),
     );
-    expect(await closeOurConnections(RUN)).toBe(2);
+    expect(await closeConnections(RUN)).toBe(2);
     const all = await issued;
     expect(offline).toBe(true);
     const casts = all.pop()!;
