@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { isVirError } from '../libvirt/types.js';
 import { createLogger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../compute/daemon.js';
+import { statusLine, SystemdNotifier } from '../compute/systemd-notify.js';
 import { parseArgs } from 'node:util';
 
 const HELP = `Usage: ferryd [--config FILE]
@@ -66,6 +67,8 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.log_level, host: config.host });
   let daemon: Daemon | null = null;
   let stopping = false;
+  // Set once ferryd serves: tells systemd it stops.
+  let onStopping = (): Promise<void> => Promise.resolve();
   const stop = (signal: string) => {
     if (stopping) {
       // Safe to leave at once: records and unsent messages are on disk, and the next start carries them on.
@@ -76,7 +79,8 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping');
     // Still starting (e.g. retrying RabbitMQ): nothing to drain. exitCode is 1 if libvirt's close asked for the stop.
     if (!daemon) process.exit(process.exitCode ?? 0);
-    daemon.stop().then(
+    const running = daemon;
+    onStopping().then(() => running.stop()).then(
       () => process.exit(process.exitCode ?? 0),
       (err: unknown) => {
         log.error({ err }, 'unclean stop');
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
   // the process by SIGTERM, which systemd's Restart=on-failure takes for a clean stop.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const systemd = new SystemdNotifier(process.env, log);
   try {
     daemon = await startDaemon(config, log);
   } catch (err) {
@@ -98,6 +103,18 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  const { registry } = daemon;
+  let status = statusLine(registry.list());
+  await systemd.send('READY=1', `STATUS=${status}`);
+  systemd.startWatchdog();
+  registry.on('change', () => {
+    const now = statusLine(registry.list());
+    if (now !== status && !stopping) void systemd.send(`STATUS=${(status = now)}`);
+  });
+  onStopping = () => {
+    systemd.stopWatchdog();
+    return systemd.send('STOPPING=1', 'STATUS=stopping: draining the migrations under way');
+  };
 }
 
 main().catch((err: unknown) => {
