@@ -28,6 +28,8 @@ DEBIAN_PACKAGES=(
   rabbitmq-server python3-oslo.messaging
   # RPC over TLS: a throwaway CA, and a TLS proxy in front of the broker (test/rpc/tls.test.ts)
   openssl socat
+  # systemd-notify (ferryd's Type=notify messages) and systemd-analyze (the unit verified): test/cli
+  systemd
 )
 
 log() { printf '\n== %s\n' "$*"; }
