@@ -57,6 +57,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
   );
 
   const amqp = new AmqpConnection(amqpOptions(config, `ferryd:${config.host}`, log));
+  amqp.on('reconnected', () => metrics.amqpReconnects.inc());
   await amqp.start();
   const rpc = new AmqpRpcClient({ connection: amqp, exchange: config.control_exchange, defaultTimeout: config.rpc_response_timeout, logger: log });
   await rpc.start();
@@ -100,7 +101,10 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     maxInFlight: config.executor_thread_pool_size,
     deserializeArgs: deserializeComputeArgs,
     logger: log,
-    onDispatch: (method, outcome) => metrics.rpcRequests.inc({ method, outcome }),
+    onDispatch: (method, outcome, seconds) => {
+      metrics.rpcRequests.inc({ method, outcome });
+      metrics.rpcDuration.observe({ method }, seconds);
+    },
   });
   await server.start();
   // Asks the source hosts over RPC: after the server, so two hosts restarted together can answer each other.

@@ -50,6 +50,42 @@ export class FerryMetrics {
     labelNames: ['migration', 'instance', 'kind'] as const,
     registers: [this.registry],
   });
+  readonly migrationProcessed = new Gauge({
+    name: 'ferry_migration_processed_bytes',
+    help: 'Bytes sent so far per running migration',
+    labelNames: ['migration', 'instance', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationTotal = new Gauge({
+    name: 'ferry_migration_total_bytes',
+    help: 'Bytes to send in all per running migration (memory: the guest RAM; disk: the copied disks)',
+    labelNames: ['migration', 'instance', 'kind'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationIteration = new Gauge({
+    name: 'ferry_migration_iteration',
+    help: 'Memory pass of each running migration (1: the bulk pass)',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationMaxDowntime = new Gauge({
+    name: 'ferry_migration_max_downtime_seconds',
+    help: 'Downtime each running migration is allowed now',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationElapsed = new Gauge({
+    name: 'ferry_migration_elapsed_seconds',
+    help: 'Seconds since each running migration started its transfer',
+    labelNames: ['migration', 'instance'] as const,
+    registers: [this.registry],
+  });
+  readonly migrationStatus = new Gauge({
+    name: 'ferry_migration_status',
+    help: '1 for the status each migration under way is in',
+    labelNames: ['migration', 'instance', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly migrationDirtyRate = new Gauge({
     name: 'ferry_migration_dirty_rate_bytes_per_second',
     help: 'Guest memory dirty rate per running migration',
@@ -90,6 +126,18 @@ export class FerryMetrics {
     name: 'ferry_rpc_requests_total',
     help: 'RPC requests dispatched, by method and outcome',
     labelNames: ['method', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly rpcDuration = new Histogram({
+    name: 'ferry_rpc_request_duration_seconds',
+    help: 'Time each RPC method took to run, by method',
+    labelNames: ['method'] as const,
+    buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [this.registry],
+  });
+  readonly amqpReconnects = new Counter({
+    name: 'ferry_amqp_reconnects_total',
+    help: 'Reconnections to RabbitMQ after a lost connection',
     registers: [this.registry],
   });
   readonly libvirtConnected = new Gauge({

@@ -20,6 +20,13 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
       if (r.status === MigrationStatus.running || r.status === MigrationStatus.postcopy) {
         metrics.migrationRemaining.set({ ...labels(r), kind: 'memory' }, r.counters.memory_remaining);
         metrics.migrationRemaining.set({ ...labels(r), kind: 'disk' }, r.counters.disk_remaining);
+        metrics.migrationProcessed.set({ ...labels(r), kind: 'memory' }, r.counters.memory_processed);
+        metrics.migrationProcessed.set({ ...labels(r), kind: 'disk' }, r.counters.disk_processed);
+        metrics.migrationTotal.set({ ...labels(r), kind: 'memory' }, r.counters.memory_total);
+        metrics.migrationTotal.set({ ...labels(r), kind: 'disk' }, r.counters.disk_total);
+        metrics.migrationIteration.set(labels(r), r.iteration);
+        if (r.currentDowntimeMs !== null) metrics.migrationMaxDowntime.set(labels(r), r.currentDowntimeMs / 1000);
+        if (r.startedAt) metrics.migrationElapsed.set(labels(r), (Date.now() - Date.parse(r.startedAt)) / 1000);
         metrics.migrationDirtyRate.set(labels(r), r.dirtyRateBytesPerSec);
         const c = r.convergence;
         if (c) {
@@ -37,7 +44,11 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
     }
     if (previous === MigrationStatus.accepted) metrics.migrationsStarted.inc();
     countInProgress();
-    if (!isFinal(r.status)) return;
+    if (previous) metrics.migrationStatus.remove({ ...labels(r), status: previous });
+    if (!isFinal(r.status)) {
+      metrics.migrationStatus.set({ ...labels(r), status: r.status }, 1);
+      return;
+    }
     metrics.migrationsFinished.inc({ status: r.status });
     metrics.migrationDuration.observe({ status: r.status }, (Date.parse(r.finishedAt ?? r.updatedAt) - Date.parse(r.createdAt)) / 1000);
     if (r.status === MigrationStatus.completed) {
@@ -45,8 +56,14 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
       metrics.migrationDataBytes.inc({ kind: 'memory' }, r.counters.memory_processed);
       metrics.migrationDataBytes.inc({ kind: 'disk' }, r.counters.disk_processed);
     }
-    metrics.migrationRemaining.remove({ ...labels(r), kind: 'memory' });
-    metrics.migrationRemaining.remove({ ...labels(r), kind: 'disk' });
+    for (const kind of ['memory', 'disk']) {
+      metrics.migrationRemaining.remove({ ...labels(r), kind });
+      metrics.migrationProcessed.remove({ ...labels(r), kind });
+      metrics.migrationTotal.remove({ ...labels(r), kind });
+    }
+    metrics.migrationIteration.remove(labels(r));
+    metrics.migrationMaxDowntime.remove(labels(r));
+    metrics.migrationElapsed.remove(labels(r));
     metrics.migrationDirtyRate.remove(labels(r));
     metrics.migrationBandwidth.remove(labels(r));
     metrics.migrationImpliedDowntime.remove(labels(r));

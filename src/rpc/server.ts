@@ -44,7 +44,8 @@ export interface RpcServerOptions {
   /** Rebuilds objects from their wire form before the args are parsed (oslo's serializer). */
   deserializeArgs?: (args: Record<string, unknown>) => Record<string, unknown>;
   /** Called once per dispatched request with its outcome: 'ok' or the failure's class name. */
-  onDispatch?: (method: string, outcome: string) => void;
+  /** After each method ran: its name, `ok` or the failure's class name, and how long it took. */
+  onDispatch?: (method: string, outcome: string, seconds: number) => void;
   logger?: pino.Logger;
 }
 
@@ -231,6 +232,7 @@ export class RpcServer {
     log.info({ ctx: loggableContext(ctx), version, namespace, call: to !== null }, 'dispatch');
 
     const stopMonitor = to ? this.startCallMonitor(to, msg._timeout, log) : () => {};
+    const started = performance.now();
     let result: unknown = null;
     let failure: Error | null = null;
     try {
@@ -243,7 +245,7 @@ export class RpcServer {
     } finally {
       stopMonitor();
     }
-    this.opts.onDispatch?.(method, failure ? failure.name : 'ok');
+    this.opts.onDispatch?.(method, failure ? failure.name : 'ok', (performance.now() - started) / 1000);
     if (to) await this.reply(to, result, failure, log);
   }
 

@@ -44,3 +44,28 @@ describe('convergence metrics', () => {
     expect(await scrape(metrics)).not.toMatch(/\{/);
   });
 });
+
+describe('progress metrics per migration', () => {
+  it('labelled by migration and instance while under way, its status the one at 1; all gone when it ends', async () => {
+    const registry = new MigrationRegistry();
+    const metrics = new FerryMetrics();
+    observeMigrations(registry, metrics);
+    const r = registry.create({ uuid: 'a6f0c1a2-0000-4000-8000-000000000002', id: 2, instanceUuid: 'a6f0c1a2-0000-4000-8000-000000000102', instanceName: 'vm', sourceCompute: 'a', destCompute: 'b', status: S.queued });
+    const lines = async (re: RegExp) => (await metrics.registry.metrics()).split('\n').filter((l) => re.test(l));
+    expect(await lines(/^ferry_migration_status\{/)).toEqual([`ferry_migration_status{migration="${r.uuid}",instance="${r.instanceUuid}",status="queued"} 1`]);
+    registry.update(r, { status: S.preparing });
+    registry.update(r, { status: S.running, startedAt: new Date(Date.now() - 5_000).toISOString() });
+    registry.update(r, { counters: { memory_total: 1000, memory_processed: 400, memory_remaining: 600, disk_total: 50, disk_processed: 50, disk_remaining: 0 }, iteration: 2, currentDowntimeMs: 250 });
+    const running = (await lines(/^ferry_migration_(status|processed|total|iteration|max_downtime|elapsed)/)).join('\n');
+    expect(running).toMatch(/^ferry_migration_status\{[^}]*status="running"\} 1$/m);
+    expect(running).not.toMatch(/status="(queued|preparing)"/);
+    expect(running).toMatch(/^ferry_migration_processed_bytes\{[^}]*kind="memory"\} 400$/m);
+    expect(running).toMatch(/^ferry_migration_total_bytes\{[^}]*kind="disk"\} 50$/m);
+    expect(running).toMatch(/^ferry_migration_iteration\{[^}]*\} 2$/m);
+    expect(running).toMatch(/^ferry_migration_max_downtime_seconds\{[^}]*\} 0\.25$/m);
+    const elapsed = Number(/^ferry_migration_elapsed_seconds\{[^}]*\} (\S+)$/m.exec(running)?.[1]);
+    expect(elapsed).toBeGreaterThanOrEqual(5);
+    registry.update(r, { status: S.completed });
+    expect(await lines(/^ferry_migration_(status|processed|total|iteration|max_downtime|elapsed)\{/)).toEqual([]);
+  });
+});
