@@ -1,7 +1,7 @@
 // One 2-host lab with ferryd agents, a private RabbitMQ vhost and the test
 // conductor: the fixture of the end-to-end tests, the benchmarks and the demo.
 
-import { cp } from 'node:fs/promises';
+import { cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestConductor } from '../conductor/conductor.js';
 import { ensureGuestImage } from '../lab/guest-image.js';
@@ -28,6 +28,8 @@ export interface LabCluster {
   /** Boots a guest (on A by default); removeGuests() or close() takes it away again. */
   boot(spec?: Parameters<typeof bootGuest>[1], host?: LabHost): Promise<LabGuest>;
   removeGuests(): Promise<void>;
+  /** One of them, on both hosts: domain and instance folder. */
+  removeGuest(uuid: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -80,6 +82,13 @@ export async function startLabCluster(opts: { name: string; addrBase?: number; m
         const g = await bootGuest(host, spec);
         guests.add(g.uuid);
         return g;
+      },
+      async removeGuest(uuid) {
+        for (const h of [a, b]) {
+          await removeGuest(h, uuid);
+          await rm(join(h.hostInstancesDir, uuid), { recursive: true, force: true });
+        }
+        guests.delete(uuid);
       },
       async removeGuests() {
         for (const uuid of guests) for (const h of [a, b]) await removeGuest(h, uuid);

@@ -159,7 +159,20 @@ describe('operator control of running migrations', () => {
         await conductor.waitForEnd(m.uuid, 90_000).catch(() => {});
       }
     }
-    for (const p of [g1, g2]) for (const h of [a, b]) if (p && (await domainState(h, p.g.uuid)) === 'running') p.on = h;
+    for (const p of [g1, g2]) {
+      if (!p) continue;
+      const states = await Promise.all([a, b].map((h) => domainState(h, p.g.uuid)));
+      const runningOn = [a, b].filter((_h, i) => states[i] === 'running');
+      const elsewhere = runningOn.length === 1 ? other(runningOn[0]!) : null;
+      if (elsewhere && states[[a, b].indexOf(elsewhere)] === null && !(await instanceDirExists(elsewhere, p.g.uuid))) {
+        p.on = runningOn[0]!;
+        continue;
+      }
+      // Split or lost (a post-copy that never finished): the test's own guest, replaced by a fresh one on A.
+      await cluster.removeGuest(p.g.uuid);
+      p.g = await cluster.boot({ dirty: DIRTY });
+      p.on = a;
+    }
   });
 
   afterAll(async () => {
