@@ -1,5 +1,5 @@
 // Nova's _post_live_migration: the guest runs on the destination; finish it
-// there, then clean this host. The source folder goes only once the
+// there (asked again if the call was lost), then clean this host. The source folder goes only once the
 // destination showed the guest: its post_live_migration_at_destination found
 // the domain, or, when that call failed, its libvirt shows it running.
 
@@ -10,6 +10,7 @@ import { instanceArg } from '../nova/objects.js';
 import type { LiveMigrateData } from '../nova/migrate-data.js';
 import type { MigrationRecord } from '../record/registry.js';
 import { MigrationStatus } from '../record/status.js';
+import { MessagingTimeout } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { SourceDeps } from './deps.js';
 import type { LiveMigrationRequest } from './request.js';
@@ -39,6 +40,31 @@ export async function probeDestination(deps: Pick<SourceDeps, 'openRemote'>, uri
   }
 }
 
+/** Attempts at post_live_migration_at_destination when the call itself was lost, and the pause between them. */
+export const POST_LIVE_ATTEMPTS = 3;
+export const POST_LIVE_RETRY_MS = 5_000;
+
+/**
+ * The destination's post_live_migration_at_destination, asked again when no
+ * answer came in time (the request or its reply lost with a broker that went
+ * away; publishes wait for the reconnection, answers do not): the
+ * destination's step only confirms the arrival and forgets its preparation,
+ * so a second one does no harm, and without it the destination keeps the
+ * preparation until its next start. An answer, even a refusal, is final.
+ */
+export async function postLiveAtDestination(call: () => Promise<unknown>, onRetry: (err: unknown, attempt: number) => void, pauseMs = POST_LIVE_RETRY_MS): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await call();
+      return;
+    } catch (err) {
+      if (!(err instanceof MessagingTimeout) || attempt >= POST_LIVE_ATTEMPTS) throw err;
+      onRetry(err, attempt);
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  }
+}
+
 export async function finishMigration(
   deps: Pick<SourceDeps, 'computeApi' | 'storage' | 'registry' | 'notifications' | 'log' | 'openRemote'>,
   ctx: RequestContext,
@@ -51,7 +77,9 @@ export async function finishMigration(
   let keptWhy: string | null = null;
   await notifications.around(ctx, 'live_migration_post', req.instance, async () => {
     try {
-      await computeApi.postLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), prepared.block_migration ?? false);
+      await postLiveAtDestination(() => computeApi.postLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), prepared.block_migration ?? false), (err, attempt) =>
+        log.warn({ err, migration: record.uuid, attempt }, 'post_live_migration_at_destination not answered; asking again'),
+      );
     } catch (err) {
       // Not rolled back either way: the guest left this host. Whether it runs there decides the folder.
       log.error({ err, migration: record.uuid }, 'post_live_migration_at_destination failed');
