@@ -13,7 +13,7 @@ import { DomainState, JobType, type Connection, type Domain } from '../libvirt/t
 import type { Logger } from '../log/logger.js';
 import { isIncomingHalf, pausedInPostcopy } from '../monitor/policy.js';
 import { InstanceExists, InstanceInvalidState, InstanceNotFound, InstanceNotRescuable, InvalidInput } from '../nova/errors.js';
-import { readGuestDefinition, type HostGuestSettings, type RescueBoot } from '../nova/guest-definition.js';
+import { hasRescueDisk, INSTANCE_FILES, readGuestDefinition, RESCUE_FILES, type HostGuestSettings, type RescueBoot } from '../nova/guest-definition.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
 import { readInstance, type InstanceRef } from '../nova/objects.js';
 import type { MigrationRegistry } from '../record/registry.js';
@@ -78,7 +78,7 @@ export class InstanceHandlers {
     await this.deps.notifications.around(ctx, 'reboot', inst, async () => {
       if (rebootType !== 'HARD') throw new InvalidInput(`reboot_type: '${rebootType}'; ferry reboots HARD only`);
       const dom = await this.ownDomain(inst, 'reboot');
-      if (await this.isRescued(inst)) throw new InstanceInvalidState(inst.uuid, 'vm_state', 'rescued', 'reboot');
+      if (await hasRescueDisk(this.deps.storage, inst.uuid)) throw new InstanceInvalidState(inst.uuid, 'vm_state', 'rescued', 'reboot');
       await this.bootFromRecord(dom, raw);
     });
   }
@@ -108,7 +108,7 @@ export class InstanceHandlers {
     const inst = readInstance(raw);
     await notifications.around(ctx, 'rescue', inst, async () => {
       const dom = await this.ownDomain(inst, 'rescue');
-      if (inst.vmState === 'rescued' || (await this.isRescued(inst))) throw new InstanceInvalidState(inst.uuid, 'vm_state', 'rescued', 'rescue');
+      if (inst.vmState === 'rescued' || (await hasRescueDisk(this.deps.storage, inst.uuid))) throw new InstanceInvalidState(inst.uuid, 'vm_state', 'rescued', 'rescue');
       const imageRef = rescueImageRef ?? (typeof raw.image_ref === 'string' ? raw.image_ref : '');
       const image = await images.find(imageRef, rescueImageRef ? 'rescue_image_ref' : 'instance.image_ref');
       const kernel = image.kernelId ? await images.find(image.kernelId, `kernel_id of image ${image.id}`) : null;
@@ -116,11 +116,11 @@ export class InstanceHandlers {
       const rescue: RescueBoot = { kernel: kernel !== null, ramdisk: ramdisk !== null, cmdline: image.osCommandLine };
       const def = this.definition(raw, rescue);
       await this.powerOff(dom, cleanShutdown);
-      const dir = storage.instanceDir(inst.uuid);
+      const file = (name: string) => `${storage.instanceDir(inst.uuid)}/${name}`;
       try {
-        await storage.createDiskFromImage(`${dir}/disk.rescue`, image.path, image.diskFormat, 0);
-        if (kernel) await storage.copyNewFile(kernel.path, `${dir}/kernel.rescue`);
-        if (ramdisk) await storage.copyNewFile(ramdisk.path, `${dir}/ramdisk.rescue`);
+        await storage.createDiskFromImage(file(INSTANCE_FILES.rescueDisk), image.path, image.diskFormat, 0);
+        if (kernel) await storage.copyNewFile(kernel.path, file(INSTANCE_FILES.rescueKernel));
+        if (ramdisk) await storage.copyNewFile(ramdisk.path, file(INSTANCE_FILES.rescueRamdisk));
         await this.deps.libvirt.defineXML(guestXml(def));
         await dom.create();
       } catch (err) {
@@ -137,7 +137,7 @@ export class InstanceHandlers {
     const inst = readInstance(raw);
     await this.deps.notifications.around(ctx, 'unrescue', inst, async () => {
       const dom = await this.ownDomain(inst, 'unrescue');
-      if (!(await this.isRescued(inst))) throw new InstanceInvalidState(inst.uuid, 'vm_state', inst.vmState ?? 'active', 'unrescue');
+      if (!(await hasRescueDisk(this.deps.storage, inst.uuid))) throw new InstanceInvalidState(inst.uuid, 'vm_state', inst.vmState ?? 'active', 'unrescue');
       await this.bootFromRecord(dom, raw);
       await this.removeRescueFiles(inst);
     });
@@ -170,14 +170,9 @@ export class InstanceHandlers {
     return dom;
   }
 
-  /** Rescued is having a rescue disk in its folder: the one thing a rescue leaves on the host, carried by a migration. */
-  private isRescued(inst: InstanceRef): Promise<boolean> {
-    return this.deps.storage.fileExists(`${this.deps.storage.instanceDir(inst.uuid)}/disk.rescue`);
-  }
-
   private async removeRescueFiles(inst: InstanceRef): Promise<void> {
     const dir = this.deps.storage.instanceDir(inst.uuid);
-    for (const f of ['disk.rescue', 'kernel.rescue', 'ramdisk.rescue']) await this.deps.storage.removeFile(`${dir}/${f}`);
+    for (const f of RESCUE_FILES) await this.deps.storage.removeFile(`${dir}/${f}`);
   }
 
   /** Off, defined again from the record, started. */

@@ -6,11 +6,35 @@
 // cannot be used is refused as InvalidInput naming it.
 
 import type { GuestDefinition, GuestDisk } from '../domain/guest-xml.js';
+import type { HostStorage } from '../domain/host-storage.js';
 import type { DestinationInterface } from '../domain/destination-xml.js';
 import { isPlainObject } from '../rpc/args.js';
 import { isInterfaceName, isMacAddress } from '../validate/netdev.js';
 import { InvalidInput } from './errors.js';
 import { readInstance } from './objects.js';
+
+/** Nova's names for the files of the instance folder. */
+export const INSTANCE_FILES = {
+  root: 'disk',
+  configDrive: 'disk.config',
+  kernel: 'kernel',
+  ramdisk: 'ramdisk',
+  console: 'console.log',
+  rescueDisk: 'disk.rescue',
+  rescueKernel: 'kernel.rescue',
+  rescueRamdisk: 'ramdisk.rescue',
+} as const;
+
+/** What a rescue adds to the folder, and an unrescue takes away. */
+export const RESCUE_FILES: readonly string[] = [INSTANCE_FILES.rescueDisk, INSTANCE_FILES.rescueKernel, INSTANCE_FILES.rescueRamdisk];
+
+/** The kernel files a kernel-boot guest keeps in its folder, its rescue boot's too. */
+export const BOOT_FILES: readonly string[] = [INSTANCE_FILES.kernel, INSTANCE_FILES.ramdisk, INSTANCE_FILES.rescueKernel, INSTANCE_FILES.rescueRamdisk];
+
+/** Whether the instance folder holds a rescue disk: the one thing a rescue leaves on the host, carried by a migration. */
+export function hasRescueDisk(storage: Pick<HostStorage, 'instanceDir' | 'fileExists'>, uuid: string): Promise<boolean> {
+  return storage.fileExists(`${storage.instanceDir(uuid)}/${INSTANCE_FILES.rescueDisk}`);
+}
 
 /** Nova's kernel command line when the image names none (libvirt driver: root disk and both consoles). */
 export const DEFAULT_CMDLINE = 'root=/dev/vda console=tty0 console=ttyS0';
@@ -45,6 +69,7 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
   const inst = (isPlainObject(raw) ? raw : {}) as Obj;
   const ref = readInstance(inst);
   const dir = host.instanceDir;
+  const f = (name: string) => `${dir}/${name}`;
   const name = typeof inst.name === 'string' ? inst.name : `instance-${ref.uuid}`;
   if (!/^[A-Za-z0-9_.-]{1,255}$/.test(name)) throw new InvalidInput(`instance.name: '${name}' is not a domain name (letters, digits, _ . -)`);
   const memoryMib = positive(ref.memoryMb, 'instance.flavor.memory_mb', 16);
@@ -52,14 +77,14 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
   const sysmeta = (isPlainObject(inst.system_metadata) ? inst.system_metadata : {}) as Obj;
   const imageCmdline = typeof sysmeta.image_os_command_line === 'string' ? sysmeta.image_os_command_line : null;
   const hasRoot = nonEmpty(inst.image_ref) || (ref.rootGb ?? 0) > 0;
-  const root: GuestDisk[] = hasRoot ? [{ dev: rescue ? 'vdb' : 'vda', path: `${dir}/disk`, format: 'qcow2' }] : [];
+  const root: GuestDisk[] = hasRoot ? [{ dev: rescue ? 'vdb' : 'vda', path: f(INSTANCE_FILES.root), format: 'qcow2' }] : [];
   const normalBoot = nonEmpty(inst.kernel_id)
-    ? { kind: 'kernel' as const, kernel: `${dir}/kernel`, initrd: nonEmpty(inst.ramdisk_id) ? `${dir}/ramdisk` : null, cmdline: imageCmdline ?? DEFAULT_CMDLINE }
+    ? { kind: 'kernel' as const, kernel: f(INSTANCE_FILES.kernel), initrd: nonEmpty(inst.ramdisk_id) ? f(INSTANCE_FILES.ramdisk) : null, cmdline: imageCmdline ?? DEFAULT_CMDLINE }
     : { kind: 'disk' as const };
   const boot = !rescue
     ? normalBoot
     : rescue.kernel
-      ? { kind: 'kernel' as const, kernel: `${dir}/kernel.rescue`, initrd: rescue.ramdisk ? `${dir}/ramdisk.rescue` : null, cmdline: rescue.cmdline ?? DEFAULT_CMDLINE }
+      ? { kind: 'kernel' as const, kernel: f(INSTANCE_FILES.rescueKernel), initrd: rescue.ramdisk ? f(INSTANCE_FILES.rescueRamdisk) : null, cmdline: rescue.cmdline ?? DEFAULT_CMDLINE }
       : // Nova's rescue keeps the instance's own kernel when the rescue image has none.
         normalBoot.kind === 'kernel'
         ? { ...normalBoot, cmdline: rescue.cmdline ?? normalBoot.cmdline }
@@ -72,8 +97,8 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
     virtType: host.virtType,
     cpuModel: host.cpuModel,
     boot,
-    disks: rescue ? [{ dev: 'vda', path: `${dir}/disk.rescue`, format: 'qcow2' }, ...root] : root,
-    configDrive: inst.config_drive === true || inst.config_drive === 'True' || inst.config_drive === 'true' ? `${dir}/disk.config` : null,
+    disks: rescue ? [{ dev: 'vda', path: f(INSTANCE_FILES.rescueDisk), format: 'qcow2' }, ...root] : root,
+    configDrive: inst.config_drive === true || inst.config_drive === 'True' || inst.config_drive === 'true' ? f(INSTANCE_FILES.configDrive) : null,
     // A rescue boots the rescue disk and the root disk alone, as Nova's does.
     volumes: rescue
       ? []
@@ -82,7 +107,7 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
           return { dev: v.dev, path: v.devicePath, serial: v.serial ?? v.dev };
         }),
     interfaces: readNetworkInfo(inst),
-    consoleLog: `${dir}/console.log`,
+    consoleLog: f(INSTANCE_FILES.console),
     vncListen: host.vncListen,
   };
 }

@@ -11,6 +11,7 @@ import type { HostStorage, LocalDiskInfo } from '../domain/host-storage.js';
 import { DomainState, MigrateFlag, XmlFlag, type Domain } from '../libvirt/types.js';
 import { completionTimeoutSeconds, downtimeSteps, timedDowntimeSteps, type DowntimeStep } from '../monitor/nova-policy.js';
 import { dataGb } from '../monitor/progress.js';
+import { BOOT_FILES } from '../nova/guest-definition.js';
 import type { DiskCopy, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { MigrationSettings, PluggedVif } from '../record/registry.js';
 import { isDirectlyInside } from '../validate/path.js';
@@ -119,9 +120,6 @@ export function preflightLine(note: NonNullable<MigrationSettings['preflight']>,
   if (permitted.postCopy) return `migration armed with ${note.armed} by the measured dirty rate`;
   return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }
-
-/** Nova's names for the boot files of a kernel-boot guest in its folder, and of its rescue boot. */
-const BOOT_FILES = ['kernel', 'ramdisk', 'kernel.rescue', 'ramdisk.rescue'];
 
 async function bootFiles(storage: HostStorage, uuid: string): Promise<InstanceDiskInfo[]> {
   const out: InstanceDiskInfo[] = [];

@@ -7,6 +7,7 @@ import { selectMigrateDisks } from '../domain/disks.js';
 import { XmlFlag, type Domain } from '../libvirt/types.js';
 import { InvalidLocalStorage, InvalidSharedStorage, MigrationPreCheckError, rescuedNotMigratable } from '../nova/errors.js';
 import type { InstanceDiskInfo, LiveMigrateData } from '../nova/migrate-data.js';
+import { hasRescueDisk } from '../nova/guest-definition.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { SourceDeps } from './deps.js';
 import { diskInfoArg } from './plan.js';
@@ -67,11 +68,10 @@ export async function checkCanLiveMigrateSource(
   };
 }
 
-/** A rescued guest is one whose folder holds disk.rescue (what a rescue leaves, and a migration carries), or that its record says is. */
+/** A rescued guest: its record says so, or its folder holds a rescue disk. */
 export async function isRescued(storage: SourceDeps['storage'], instance: InstanceRef): Promise<boolean> {
-  return instance.vmState === 'rescued' || (await storage.fileExists(`${storage.instanceDir(instance.uuid)}/disk.rescue`));
+  return instance.vmState === 'rescued' || (await hasRescueDisk(storage, instance.uuid));
 }
-
 
 /** The destination's answer says which guests and CPU models it runs; refuse early what it cannot. */
 function assertGuestSupported(xml: string, destCheck: LiveMigrateData): void {
