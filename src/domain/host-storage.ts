@@ -77,7 +77,7 @@ export class HostStorage {
   async createDiskFromImage(path: string, image: string, imageFormat: string, minBytes: number): Promise<void> {
     if (await exists(path)) throw new Error(`disk ${path} already exists`);
     await run('qemu-img', ['convert', '-q', '-f', imageFormat, '-O', 'qcow2', image, path]);
-    const info = JSON.parse((await run('qemu-img', ['info', '--output=json', path])).stdout) as QemuImgInfo;
+    const info = await imageInfo(path);
     if (info['virtual-size'] < minBytes) await run('qemu-img', ['resize', '-q', path, String(minBytes)]);
   }
 
@@ -117,8 +117,7 @@ export class HostStorage {
    */
   async hasBacking(b: BackingImage): Promise<boolean> {
     if (!(await exists(b.path))) return false;
-    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', b.path]);
-    const info = JSON.parse(stdout) as QemuImgInfo;
+    const info = await imageInfo(b.path);
     return info.format === b.format && info['virtual-size'] === b.virtualSize;
   }
 
@@ -161,6 +160,11 @@ export class HostStorage {
   async removeProbe(name: string): Promise<void> {
     await fs.rm(join(this.instancesPath, name), { force: true });
   }
+}
+
+/** qemu-img's word on one image (-U: it may be open by a running guest). */
+async function imageInfo(path: string): Promise<QemuImgInfo> {
+  return JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', path])).stdout) as QemuImgInfo;
 }
 
 async function exists(path: string): Promise<boolean> {
