@@ -4,36 +4,15 @@
 // reconnected by itself. Runs the built daemon (`npm run build` first).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Health, LOOP_LAG_LIMIT_MS } from '../../src/metrics/health.js';
 import { cleanEnv, FERRYD } from '../e2e/agents.js';
+import { freePort, waitFor } from '../lab/exec.js';
 import { closeConnections, privateBroker, type PrivateBroker } from '../e2e/broker.js';
 
 const HOST = `ferry-health-${process.pid}`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe('ferryd /healthz', () => {
   let broker: PrivateBroker;
@@ -76,15 +55,19 @@ describe('ferryd /healthz', () => {
   };
 
   it('200 when connected; 503 naming RabbitMQ while its connection is gone; 200 again once ferryd reconnected', async () => {
-    expect(await until('ferryd serving /healthz', async () => (await health()).code === 200 || undefined)).toBe(true);
+    expect(await waitFor('ferryd serving /healthz', async () => (await health()).code === 200, { timeoutMs: 30_000, intervalMs: 200 })).toBe(true);
     expect(await health()).toEqual({ code: 200, body: { status: 'ok', problems: [] } });
     expect(await closeConnections(`ferryd:${HOST}`)).toBeGreaterThan(0);
-    const down = await until('a 503', async () => {
-      const h = await health();
-      return h.code === 503 ? h : undefined;
-    });
+    const down = await waitFor(
+      'a 503',
+      async () => {
+        const h = await health();
+        return h.code === 503 ? h : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     expect(down.body).toEqual({ status: 'unhealthy', problems: ['RabbitMQ disconnected'] });
-    await until('a 200 after the reconnect', async () => ((await health()).code === 200 ? true : undefined));
+    await waitFor('a 200 after the reconnect', async () => (await health()).code === 200, { timeoutMs: 30_000, intervalMs: 200 });
     expect(proc.exitCode).toBeNull();
   }, 60_000);
 });

@@ -1,5 +1,6 @@
 // Small process helpers shared by the lab modules and their hand-run scripts.
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { createServer } from 'node:net';
 
 export interface ExecResult {
   stdout: string;
@@ -100,4 +101,16 @@ export async function waitFor<T>(
 export function cliOption(args: string[], name: string, dflt: string): string {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
+}
+
+/** A TCP port free on 127.0.0.1 just now (the kernel's pick). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
 }

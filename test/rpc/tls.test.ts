@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { amqpOptions } from '../../src/config/amqp.js';
 import { makeCa, makeLeaf } from '../lab/certs.js';
+import { freePort } from '../lab/exec.js';
 import { loadConfig } from '../../src/config/index.js';
 import {
   AmqpConnection,
@@ -61,17 +62,6 @@ const conns: AmqpConnection[] = [];
 const servers: RpcServer[] = [];
 const clients: AmqpRpcClient[] = [];
 const declared = { queues: new Set<string>(), exchanges: new Set<string>([EXCHANGE]) };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 function canConnect(p: number): Promise<boolean> {
   return new Promise((resolve) => {
