@@ -107,7 +107,9 @@ async function main(): Promise<void> {
   let status = statusLine(registry.list());
   await systemd.send('READY=1', `STATUS=${status}`);
   systemd.startWatchdog();
-  registry.on('change', () => {
+  // Status changes only: every poll of every migration is a change too, and the line counts statuses.
+  registry.on('change', (r, previous) => {
+    if (r.status === previous) return;
     const now = statusLine(registry.list());
     if (now !== status && !stopping) void systemd.send(`STATUS=${(status = now)}`);
   });
