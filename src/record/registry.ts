@@ -93,15 +93,16 @@ export interface MigrationSettings {
   dataGb: number;
   convergencePolicy: ConvergencePolicy;
   /**
-   * What the adaptive policy measured before the start, when post-copy or
-   * auto-converge was permitted: the guest's dirty rate, the link's speed, what was armed
-   * (post-copy or auto-converge, when both were permitted), where the
-   * throttle starts (null: QEMU's 20 %), and why a figure is missing.
+   * What the adaptive policy measured before the start of a running guest's
+   * migration: the guest's dirty rate, the link's speed, what was armed
+   * (post-copy or auto-converge, chosen when both were permitted; null when
+   * neither was), where the throttle starts (null: QEMU's 20 %), and why a
+   * figure is missing.
    */
   preflight: {
     dirtyRateBps: number | null;
     linkBps: number | null;
-    armed: 'postcopy' | 'auto_converge';
+    armed: 'postcopy' | 'auto_converge' | null;
     throttleStartPercent: number | null;
     why: string | null;
   } | null;

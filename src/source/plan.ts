@@ -85,23 +85,26 @@ export function linkBandwidthBps(lv: LibvirtConfig): number | null {
  * both post-copy and auto-converge permitted: which to arm (convergenceAid).
  * With auto-converge alone: where its throttle starts (throttleStartPercent).
  * With post-copy alone: nothing to choose yet, but the monitor may switch
- * right after the bulk pass by the rate (outlastsPostcopy). With neither, or
- * under Nova's policy, nothing is measured: post-copy when permitted, QEMU's
- * own throttle start.
+ * right after the bulk pass by the rate (outlastsPostcopy). With neither:
+ * nothing to arm, but a rate beyond the link lets the monitor name a
+ * migration that will not converge a pass sooner (assess). Under Nova's
+ * policy, or for a guest not running, nothing is measured: post-copy when
+ * permitted, QEMU's own throttle start.
  */
 export async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean): Promise<Preflight> {
   const permitPostCopy = lv.live_migration_permit_post_copy;
   const permitAutoConverge = lv.live_migration_permit_auto_converge;
-  if (!(permitAutoConverge || permitPostCopy) || lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
+  if (lv.convergence_policy !== 'adaptive' || !running) return { postCopy: permitPostCopy, note: null };
   // When nothing is known: post-copy when permitted, as Nova; QEMU's throttle start.
+  const fallback = permitPostCopy ? 'postcopy' : permitAutoConverge ? 'auto_converge' : null;
   const unmeasured = (linkBps: number | null, why: string) =>
-    ({ postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps, armed: permitPostCopy ? 'postcopy' : 'auto_converge', throttleStartPercent: null, why } }) as const;
+    ({ postCopy: permitPostCopy, note: { dirtyRateBps: null, linkBps, armed: fallback, throttleStartPercent: null, why } }) as const;
   const link = linkBandwidthBps(lv);
   // Without the link's speed a dirty rate decides nothing: not worth the second it takes.
   if (link === null) return unmeasured(null, 'link speed unknown');
   const measured = await measureDirtyRate(dom);
   if ('unknown' in measured) return unmeasured(link, measured.unknown);
-  const armed = !permitAutoConverge ? 'postcopy' : permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
+  const armed = !permitAutoConverge ? fallback : permitPostCopy ? convergenceAid(measured.bytesPerSec, link) : 'auto_converge';
   const throttle = armed === 'auto_converge' ? throttleStartPercent(measured.bytesPerSec, link) : null;
   return { postCopy: armed === 'postcopy', note: { dirtyRateBps: measured.bytesPerSec, linkBps: link, armed, throttleStartPercent: throttle, why: null } };
 }
@@ -112,11 +115,13 @@ export async function preflight(lv: LibvirtConfig, dom: Domain, running: boolean
  *     both permitted, measured        -> "migration armed with postcopy by the measured dirty rate"
  *     auto-converge alone, measured   -> "auto-converge throttle starts at 84 % by the measured dirty rate"
  *     post-copy alone, measured       -> "migration dirty rate measured for the post-copy switch"
+ *     neither permitted, measured     -> "migration dirty rate measured for the convergence verdict"
  *     nothing measured                -> "migration preflight measured nothing (link speed unknown): armed with postcopy"
+ *     nothing measured or permitted   -> "migration preflight measured nothing (link speed unknown)"
  */
 export function preflightLine(note: NonNullable<MigrationSettings['preflight']>, permitted: { postCopy: boolean; autoConverge: boolean }): string {
-  if (note.why !== null) return `migration preflight measured nothing (${note.why}): armed with ${note.armed}`;
-  if (!permitted.autoConverge) return 'migration dirty rate measured for the post-copy switch';
+  if (note.why !== null) return `migration preflight measured nothing (${note.why})${note.armed ? `: armed with ${note.armed}` : ''}`;
+  if (!permitted.autoConverge) return permitted.postCopy ? 'migration dirty rate measured for the post-copy switch' : 'migration dirty rate measured for the convergence verdict';
   if (permitted.postCopy) return `migration armed with ${note.armed} by the measured dirty rate`;
   return `auto-converge throttle starts at ${note.throttleStartPercent ?? DEFAULT_THROTTLE_START_PERCENT} % by the measured dirty rate`;
 }

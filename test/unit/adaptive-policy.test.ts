@@ -30,6 +30,8 @@ const model = (rows: readonly (readonly [number, number, number])[], bpsMiB = 30
 const STALLED = model([[10, 2, 100], [14, 3, 99], [18, 4, 98], [22, 5, 97]]);
 /** Stalled since 22 s, the newest pass 10 % above the one before it. */
 const ABOVE_MINIMUM = model([[10, 2, 100], [14, 3, 99], [18, 4, 90], [22, 5, 99]]);
+/** One pass that did not shrink (113 → 129 MiB): stalled, not yet confident by the passes alone. */
+const ONE_FLAT = model([[10, 2, 113], [14, 3, 129]]);
 /** Stalled with little left: 12 MiB at 30 MiB/s is 400 ms, 500 ms with the margin. */
 const STALLED_SMALL = model([[10, 2, 12.5], [14, 3, 12.4], [18, 4, 12.3], [22, 5, 12]]);
 
@@ -41,6 +43,10 @@ describe('assess', () => {
     ['stalled, auto-converge throttling below 99 %', STALLED, { autoConvergePermitted: true }, 60, 'throttling'],
     ['stalled, auto-converge at 99 %', STALLED, { autoConvergePermitted: true }, 99, 'will_not_converge'],
     ['stalled, nothing armed, needs more than the maximum', STALLED, {}, 0, 'will_not_converge'],
+    ['one flat pass, nothing armed, not measured: not sure yet', ONE_FLAT, {}, 0, 'stalled'],
+    ['one flat pass, nothing armed, measured below the link: not sure yet', ONE_FLAT, { measuredDirtyRateBps: 20 * MiB }, 0, 'stalled'],
+    ['one flat pass, nothing armed, measured beyond the link', ONE_FLAT, { measuredDirtyRateBps: 45 * MiB }, 0, 'will_not_converge'],
+    ['one flat pass, auto-converge throttling, measured beyond the link', ONE_FLAT, { autoConvergePermitted: true, measuredDirtyRateBps: 45 * MiB }, 60, 'throttling'],
   ])('%s', (_name, m, over, throttle, verdict) => {
     expect(assess(m, { ...LIMITS, ...over }, throttle)).toBe(verdict);
   });

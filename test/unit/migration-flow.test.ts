@@ -188,16 +188,17 @@ describe('happy paths', () => {
     expect(view!.throttle_start_percent).toBe(start);
   });
 
-  it.each<[string, 'adaptive' | 'nova', boolean, number | null]>([
-    ['adaptive, post-copy alone: measured, for the switch after the bulk pass', 'adaptive', true, 90],
-    ['nova, post-copy alone: nothing measured', 'nova', true, null],
-    ['adaptive, neither permitted: nothing measured, nothing to decide by it', 'adaptive', false, null],
-  ])('%s', async (_name, policy, postCopy, measured) => {
+  it.each<[string, 'adaptive' | 'nova', boolean, number | null, 'postcopy' | null]>([
+    ['adaptive, post-copy alone: measured, for the switch after the bulk pass', 'adaptive', true, 90, 'postcopy'],
+    ['nova, post-copy alone: nothing measured', 'nova', true, null, null],
+    ['adaptive, neither permitted: measured, for the verdict; nothing armed', 'adaptive', false, 90, null],
+    ['nova, neither permitted: nothing measured', 'nova', false, null, null],
+  ])('%s', async (_name, policy, postCopy, measured, armed) => {
     const { r, flags } = await migrateMeasured(policy, { live_migration_permit_post_copy: postCopy, live_migration_permit_auto_converge: false }, 90);
     expect(flags & (MigrateFlag.POSTCOPY | MigrateFlag.AUTO_CONVERGE)).toBe(postCopy ? MigrateFlag.POSTCOPY : 0);
     expect(c.src.conn.callsOf('startDirtyRateCalc')).toHaveLength(measured === null ? 0 : 1);
     expect(r.settings?.preflight?.dirtyRateBps ?? null).toBe(measured === null ? null : measured * 2 ** 20);
-    expect(r.settings?.preflight?.armed ?? null).toBe(measured === null ? null : 'postcopy');
+    expect(r.settings?.preflight?.armed ?? null).toBe(armed);
   });
 
   it('the preflight samples while the destination prepares: started before its answer, the transfer after both', async () => {
@@ -516,6 +517,7 @@ describe('failures during the transfer', () => {
     g.dom.behaviour.autoCompleteMs = null;
     const { uuid } = await startMigration(c, g);
     await waitStatus(c.src, uuid, S.running);
+    await g.dom.whenMigrating();
     g.dom.failMigration();
     const r = await waitDone(c, uuid);
     expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.failed]);

@@ -11,6 +11,8 @@ describe('preflightLine: what the log says the preflight chose', () => {
     ['auto-converge alone, a fast dirtier', { dirtyRateBps: 45 * MiB, linkBps: 30 * MiB, armed: 'auto_converge', throttleStartPercent: 84, why: null }, AUTO_CONVERGE, 'auto-converge throttle starts at 84 % by the measured dirty rate'],
     ['auto-converge alone, a slow dirtier: QEMU\'s 20 %', { dirtyRateBps: 5 * MiB, linkBps: 30 * MiB, armed: 'auto_converge', throttleStartPercent: null, why: null }, AUTO_CONVERGE, 'auto-converge throttle starts at 20 % by the measured dirty rate'],
     ['post-copy alone, measured', { dirtyRateBps: 90 * MiB, linkBps: 30 * MiB, armed: 'postcopy', throttleStartPercent: null, why: null }, { postCopy: true, autoConverge: false }, 'migration dirty rate measured for the post-copy switch'],
+    ['neither permitted, measured', { dirtyRateBps: 45 * MiB, linkBps: 30 * MiB, armed: null, throttleStartPercent: null, why: null }, { postCopy: false, autoConverge: false }, 'migration dirty rate measured for the convergence verdict'],
+    ['neither permitted, nothing measured', { dirtyRateBps: null, linkBps: null, armed: null, throttleStartPercent: null, why: 'link speed unknown' }, { postCopy: false, autoConverge: false }, 'migration preflight measured nothing (link speed unknown)'],
     // Not "by the measured dirty rate" when there was none.
     ['nothing measured', { dirtyRateBps: null, linkBps: null, armed: 'postcopy', throttleStartPercent: null, why: 'link speed unknown' }, BOTH, 'migration preflight measured nothing (link speed unknown): armed with postcopy'],
   ])('%s', (_name, note, permitted, line) => {

@@ -76,6 +76,8 @@ describe('preparations record', () => {
     const file = join(c.dst.config.state_path, 'preparations.json');
     // A new process reads the record as the restarted ferryd would.
     expect(new Preparations(file, silentLogger).madeDir(g.uuid)).toBe(true);
+    // Running is recorded just before migrateToURI3 is called.
+    await g.dom.whenMigrating();
     g.dom.failMigration();
     await waitStatus(c.src, uuid, S.failed);
     expect(new Preparations(file, silentLogger).madeDir(g.uuid)).toBe(false);
