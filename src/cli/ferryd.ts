@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // ferryd: the per-host live-migration agent.
 
-import { ConfigError, loadConfig } from '../config/index.js';
+import { ConfigError, readConfig } from '../config/index.js';
 import { isVirError } from '../libvirt/types.js';
 import { createLogger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../compute/daemon.js';
@@ -15,7 +15,10 @@ The ferry compute agent: serves Nova's live-migration RPC methods on the
 and migrates guests with libvirt.
 
 Options:
-  -c, --config FILE   JSON configuration (see config/ferry.example.json)
+  -c, --config FILE   configuration: JSON (config/ferry.example.json), or
+                      nova.conf's INI format when FILE ends in .conf or .ini
+                      (config/ferry.example.conf); options Nova reads and
+                      ferry does not are logged once and ignored
       --check-config  validate the configuration (file and environment) and
                       exit: 0 when valid, 78 naming the key when not; connects
                       to nothing
@@ -51,8 +54,9 @@ async function main(): Promise<void> {
     return;
   }
   let config;
+  let ignored: string[];
   try {
-    config = loadConfig({ file: values.config });
+    ({ config, ignored } = readConfig({ file: values.config }));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ferryd: invalid configuration: ${err.message}\n`);
@@ -62,9 +66,11 @@ async function main(): Promise<void> {
   }
   if (values['check-config']) {
     process.stdout.write(`ferryd: configuration valid${values.config ? ` (${values.config})` : ''}: host ${config.host}, transport ${config.transport_url.replace(/\/\/[^@/]*@/, '//***@')}\n`);
+    if (ignored.length > 0) process.stdout.write(`ferryd: ignored, Nova's and not ferry's: ${ignored.join(', ')}\n`);
     return;
   }
   const log = createLogger({ level: config.log_level, host: config.host });
+  if (ignored.length > 0) log.warn({ file: values.config, ignored }, `configuration: ${ignored.length} of Nova's options ferry does not use, ignored`);
   let daemon: Daemon | null = null;
   let stopping = false;
   // Set once ferryd serves: tells systemd it stops.

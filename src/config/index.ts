@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import convict from 'convict';
 // rpc is below config in the layer order; one JSON-object check serves both.
 import { isPlainObject } from '../rpc/args.js';
+import { isNovaConfFile, readNovaConf } from './nova-conf.js';
 import { buildSchema } from './schema.js';
 import type { FerryConfig } from './types.js';
 
@@ -25,7 +26,7 @@ export class ConfigError extends Error {
 }
 
 export interface LoadConfigOptions {
-  /** JSON file in the schema's shape */
+  /** JSON file in the schema's shape, or nova.conf's INI format (.conf, .ini) */
   file?: string;
   /** defaults to process.env */
   env?: Record<string, string | undefined>;
@@ -45,13 +46,24 @@ function issuesFrom(err: Error): string[] {
     );
 }
 
-function readJsonFile(file: string): Record<string, unknown> {
-  let text: string;
+function readText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw new ConfigError([`file: cannot read ${file}: ${(e as Error).message}`]);
   }
+}
+
+/** The file's values in the schema's shape, and what in it ferry leaves to Nova. */
+function readFile(file: string): { values: Record<string, unknown>; ignored: string[] } {
+  if (!isNovaConfFile(file)) return { values: readJsonFile(file), ignored: [] };
+  const conf = readNovaConf(readText(file), buildSchema());
+  if (conf.unknown.length > 0) throw new ConfigError(conf.unknown, file);
+  return conf;
+}
+
+function readJsonFile(file: string): Record<string, unknown> {
+  const text = readText(file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -73,19 +85,33 @@ function withoutComments(obj: Record<string, unknown>): Record<string, unknown> 
 }
 
 export function loadConfig(opts: LoadConfigOptions = {}): FerryConfig {
+  return readConfig(opts).config;
+}
+
+/**
+ * The configuration, and the options of a nova.conf-style file that Nova
+ * reads and ferry does not ("[libvirt] images_type"), for the daemon to log
+ * once.
+ */
+export function readConfig(opts: LoadConfigOptions = {}): { config: FerryConfig; ignored: string[] } {
   const env = opts.env ?? process.env;
   // args: [] so convict never reads process.argv.
   const cfg = convict<FerryConfig>(buildSchema() as never, { env: env as NodeJS.ProcessEnv, args: [] });
+  let ignored: string[] = [];
   try {
-    // load() re-applies the environment on top of the file.
-    if (opts.file) cfg.load(readJsonFile(opts.file));
+    if (opts.file) {
+      const file = readFile(opts.file);
+      ignored = file.ignored;
+      // load() re-applies the environment on top of the file, and coerces the strings of an INI file by format.
+      cfg.load(file.values);
+    }
     if (opts.overrides) applyOverrides(cfg, opts.overrides, '');
     cfg.validate({ allowed: 'strict' });
   } catch (e) {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(issuesFrom(e as Error), opts.file);
   }
-  return cfg.getProperties();
+  return { config: cfg.getProperties(), ignored };
 }
 
 // set() per leaf, so overrides win over the environment (load() would not).

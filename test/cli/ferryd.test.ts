@@ -139,6 +139,32 @@ describe('ferryd process', () => {
     expect(refused.stdout).toBe('');
   });
 
+  it("a nova.conf-style file: --check-config lists what is Nova's and not ferry's; at start one WARN line lists it; an unknown option is 78", async () => {
+    const ini = await configFile(
+      'ferry.conf',
+      '[DEFAULT]\nhost = h2\ntransport_url = rabbit://guest:guest@127.0.0.1:1/\nmy_ip = 10.0.0.2\n[libvirt]\nconnection_uri = test:///default\nimages_type = qcow2\n[metrics]\nport = 0\n[neutron]\nauth_type = password\n[oslo_messaging_rabbit]\nrabbit_retry_interval = 120\nrabbit_interval_max = 120\n',
+    );
+    const ok = await ferryd(['--check-config', '--config', ini]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toBe(
+      `ferryd: configuration valid (${ini}): host h2, transport rabbit://***@127.0.0.1:1/\n` + "ferryd: ignored, Nova's and not ferry's: [DEFAULT] my_ip, [libvirt] images_type, [neutron] (1 options)\n",
+    );
+    const f = start(['--config', ini], {}, 20_000);
+    const deadline = Date.now() + 10_000;
+    while (!f.out.stdout.includes('cannot connect to broker; retrying')) {
+      if (f.proc.exitCode !== null || Date.now() > deadline) throw new Error(`ferryd did not reach the broker retry loop: ${f.out.stdout}${f.out.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    f.proc.kill('SIGTERM');
+    const lines = (await f.done).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; ignored?: string[] });
+    const said = lines.filter((l) => l.ignored !== undefined);
+    expect(said).toEqual([expect.objectContaining({ level: 40, msg: "configuration: 3 of Nova's options ferry does not use, ignored", ignored: ['[DEFAULT] my_ip', '[libvirt] images_type', '[neutron] (1 options)'] })]);
+    const unknown = await configFile('typo.conf', '[libvirt]\nlive_migration_permit_postcopy = true\n');
+    const refused = await ferryd(['--check-config', '-c', unknown]);
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toBe(`ferryd: invalid configuration: libvirt.live_migration_permit_postcopy: neither ferry nor Nova has an option live_migration_permit_postcopy in [libvirt] (in ${unknown})\n`);
+  });
+
   it('an unreachable libvirt exits 1 with one clear line and no stack trace', async () => {
     const uri = 'qemu+tcp://127.0.0.1:1/system';
     // libvirt comes first: RabbitMQ is never tried, so the transport URL does not matter.

@@ -1,0 +1,123 @@
+// What Nova and the oslo libraries it uses read from nova.conf, by name only:
+// the sections, and the options of the sections ferry reads too. An option
+// listed here that ferry has no use for is ignored with a log line, so a
+// nova.conf section pasted whole still starts ferryd; a name on neither list
+// is an error. Taken from the option definitions of nova (nova/conf/*.py, at
+// 00a03040, 2026-08-21), oslo.messaging (transport, RPC client and server,
+// the rabbit driver), oslo.log and oslo.service; the privsep sections are
+// those of nova's and os-brick's privsep contexts.
+
+/** Every section Nova's services read. */
+export const NOVA_SECTIONS: ReadonlySet<string> = new Set([
+  'DEFAULT', 'api', 'api_database', 'barbican', 'barbican_service_user', 'cache', 'cinder', 'compute', 'conductor',
+  'console', 'consoleauth', 'cors', 'cyborg', 'database', 'devices', 'ephemeral_storage_encryption',
+  'filter_scheduler', 'glance', 'guestfs', 'healthcheck', 'image_cache', 'ironic', 'key_manager', 'keystone',
+  'keystone_authtoken', 'libvirt', 'manila', 'metrics', 'mks', 'neutron', 'notifications', 'nova_sys_admin',
+  'os_brick', 'os_vif_linux_bridge', 'os_vif_ovs', 'oslo_concurrency', 'oslo_limit', 'oslo_messaging_amqp',
+  'oslo_messaging_kafka', 'oslo_messaging_notifications', 'oslo_messaging_rabbit', 'oslo_middleware', 'oslo_policy',
+  'oslo_reports', 'oslo_versionedobjects', 'pci', 'placement', 'privsep', 'privsep_osbrick', 'profiler', 'quota',
+  'remote_debug', 'scheduler', 'serial_console', 'service_user', 'spice', 'upgrade_levels', 'vault',
+  'vendordata_dynamic_auth', 'vif_plug_linux_bridge_privileged', 'vif_plug_ovs_privileged', 'vmware', 'vnc',
+  'workarounds', 'wsgi', 'zvm',
+]);
+
+/** Nova's options in the sections ferry reads as well. */
+export const NOVA_OPTIONS: Readonly<Record<string, ReadonlySet<string>>> = {
+  DEFAULT: new Set([
+    'allow_resize_to_same_host', 'api_paste_config', 'arq_binding_timeout', 'backdoor_port', 'backdoor_socket',
+    'block_device_allocate_retries', 'block_device_allocate_retries_interval', 'ca_file',
+    'cell_worker_thread_pool_size', 'cert', 'cert_file', 'ciphers', 'client_socket_timeout', 'compute_driver',
+    'compute_monitors', 'concurrency_backend', 'config_drive_format', 'console_host', 'control_exchange',
+    'cpu_allocation_ratio', 'daemon', 'debug', 'default_access_ip_network_name', 'default_availability_zone',
+    'default_ephemeral_format', 'default_green_pool_size', 'default_log_levels', 'default_schedule_zone',
+    'default_thread_pool_size', 'disk_allocation_ratio', 'enable_new_services', 'executor_thread_pool_size',
+    'flat_injected', 'force_config_drive', 'force_raw_images', 'graceful_shutdown_timeout',
+    'heal_instance_info_cache_interval', 'host', 'initial_cpu_allocation_ratio', 'initial_disk_allocation_ratio',
+    'initial_ram_allocation_ratio', 'injected_network_template', 'instance_build_timeout',
+    'instance_delete_interval', 'instance_format', 'instance_name_template', 'instance_usage_audit',
+    'instance_usage_audit_period', 'instance_uuid_format', 'instances_path', 'internal_service_availability_zone',
+    'key', 'key_file', 'live_migration_retry_count', 'log_color', 'log_config_append', 'log_date_format', 'log_dir',
+    'log_file', 'log_options', 'log_rotate_interval', 'log_rotate_interval_type', 'log_rotation_type',
+    'logging_context_format_string', 'logging_debug_format_suffix', 'logging_default_format_string',
+    'logging_exception_prefix', 'logging_user_identity_format', 'long_rpc_timeout', 'manager_shutdown_timeout',
+    'max_concurrent_builds', 'max_concurrent_live_migrations', 'max_concurrent_snapshots', 'max_header_line',
+    'max_local_block_devices', 'max_logfile_count', 'max_logfile_size_mb', 'maximum_instance_delete_attempts',
+    'migrate_max_retries', 'mkisofs_cmd', 'my_block_storage_ip', 'my_ip', 'my_shared_fs_storage_ip',
+    'network_allocate_retries', 'non_inheritable_image_properties', 'osapi_compute_unique_server_name_scope',
+    'password_length', 'periodic_enable', 'periodic_fuzzy_delay', 'pointer_model', 'preallocate_images',
+    'publish_errors', 'pybasedir', 'ram_allocation_ratio', 'rate_limit_burst', 'rate_limit_except_level',
+    'rate_limit_interval', 'reboot_timeout', 'reclaim_instance_interval', 'record', 'reimage_timeout_per_gb',
+    'report_interval', 'rescue_timeout', 'reserved_host_cpus', 'reserved_host_disk_mb', 'reserved_host_memory_mb',
+    'reserved_huge_pages', 'resize_confirm_window', 'resize_fs_using_block_device',
+    'resume_guests_state_on_host_boot', 'rootwrap_config', 'rpc_ping_enabled', 'rpc_response_timeout',
+    'run_external_periodic_tasks', 'running_deleted_instance_action', 'running_deleted_instance_poll_interval',
+    'running_deleted_instance_timeout', 'scheduler_instance_sync_interval', 'service_down_time',
+    'servicegroup_driver', 'shelved_offload_time', 'shelved_poll_interval', 'shutdown_timeout', 'source_is_ipv6',
+    'ssl_only', 'state_path', 'sync_power_state_interval', 'sync_power_state_pool_size', 'syslog_log_facility',
+    'tcp_keepidle', 'tempdir', 'thread_pool_statistic_period', 'timeout_nbd', 'transport_url',
+    'update_resources_interval', 'use_cow_images', 'use_journal', 'use_json', 'use_rootwrap_daemon', 'use_stderr',
+    'use_syslog', 'vcpu_pin_set', 'version', 'vif_plugging_is_fatal', 'vif_plugging_timeout', 'virt_mkfs',
+    'volume_usage_poll_interval', 'web', 'wsgi_default_pool_size', 'wsgi_keep_alive', 'wsgi_log_format',
+    'wsgi_server_debug',
+  ]),
+  libvirt: new Set([
+    'ceph_mount_options', 'ceph_mount_point_base', 'connection_uri', 'cpu_mode', 'cpu_model_extra_flags',
+    'cpu_models', 'cpu_power_governor_high', 'cpu_power_governor_low', 'cpu_power_management',
+    'cpu_power_management_strategy', 'device_detach_attempts', 'device_detach_timeout', 'disk_cachemodes',
+    'disk_prefix', 'enabled_perf_events', 'file_backed_memory', 'gid_maps', 'hw_disk_discard', 'hw_machine_type',
+    'images_address_space_limit', 'images_cpu_time_limit', 'images_rbd_ceph_conf',
+    'images_rbd_glance_copy_poll_interval', 'images_rbd_glance_copy_timeout', 'images_rbd_glance_store_name',
+    'images_rbd_pool', 'images_type', 'images_volume_group', 'inject_key', 'inject_partition', 'inject_password',
+    'iscsi_iface', 'iser_use_multipath', 'live_migration_bandwidth', 'live_migration_completion_timeout',
+    'live_migration_downtime', 'live_migration_downtime_delay', 'live_migration_downtime_steps',
+    'live_migration_inbound_addr', 'live_migration_monitor_interval', 'live_migration_parallel_connections',
+    'live_migration_permit_auto_converge', 'live_migration_permit_post_copy', 'live_migration_scheme',
+    'live_migration_timeout_action', 'live_migration_tunnelled', 'live_migration_uri',
+    'live_migration_with_native_tls', 'max_queues', 'mem_stats_period_seconds', 'migration_inbound_addr',
+    'nfs_mount_options', 'nfs_mount_point_base', 'num_aoe_discover_tries', 'num_iser_scan_tries',
+    'num_nvme_discover_tries', 'num_pcie_ports', 'num_volume_scan_tries', 'pmem_namespaces', 'quobyte_client_cfg',
+    'quobyte_mount_point_base', 'rbd_connect_timeout', 'rbd_destroy_volume_retries',
+    'rbd_destroy_volume_retry_interval', 'rbd_secret_uuid', 'rbd_user', 'realtime_scheduler_priority',
+    'remote_filesystem_transport', 'rescue_image_id', 'rescue_kernel_id', 'rescue_ramdisk_id', 'rng_dev_path',
+    'rx_queue_size', 'smbfs_mount_options', 'smbfs_mount_point_base', 'snapshot_compression',
+    'snapshot_image_format', 'snapshots_directory', 'sparse_logical_volumes', 'supported_tpm_secret_security',
+    'swtpm_enabled', 'swtpm_group', 'swtpm_user', 'sysinfo_serial', 'tb_cache_size', 'tx_queue_size', 'uid_maps',
+    'use_default_aio_mode_for_volumes', 'use_virtio_for_bridges', 'virt_type', 'volume_clear', 'volume_clear_size',
+    'volume_enforce_multipath', 'volume_use_multipath', 'vzstorage_cache_path', 'vzstorage_log_path',
+    'vzstorage_mount_group', 'vzstorage_mount_opts', 'vzstorage_mount_perms', 'vzstorage_mount_point_base',
+    'vzstorage_mount_user', 'wait_soft_reboot_seconds',
+  ]),
+  compute: new Set([
+    'consecutive_build_service_disable_threshold', 'cpu_dedicated_set', 'cpu_shared_set', 'image_type_exclude_list',
+    'live_migration_wait_for_vif_plug', 'max_concurrent_disk_ops', 'max_disk_devices_to_attach',
+    'packing_host_numa_cells_allocation_strategy', 'provider_config_location',
+    'resource_provider_association_refresh', 'sharing_providers_max_uuids_per_request', 'shutdown_retry_interval',
+    'vmdk_allowed_types',
+  ]),
+  oslo_messaging_rabbit: new Set([
+    'amqp_auto_delete', 'amqp_durable_queues', 'conn_pool_min_size', 'conn_pool_ttl', 'direct_mandatory_flag',
+    'enable_cancel_on_failover', 'heartbeat_rate', 'heartbeat_timeout_threshold', 'hostname', 'kombu_compression',
+    'kombu_failover_strategy', 'kombu_missing_consumer_retry_timeout', 'kombu_reconnect_delay',
+    'kombu_reconnect_splay', 'processname', 'rabbit_ha_queues', 'rabbit_interval_max', 'rabbit_login_method',
+    'rabbit_qos_prefetch_count', 'rabbit_quorum_delivery_limit', 'rabbit_quorum_max_memory_bytes',
+    'rabbit_quorum_max_memory_length', 'rabbit_quorum_queue', 'rabbit_retry_backoff', 'rabbit_retry_interval',
+    'rabbit_stream_fanout', 'rabbit_transient_queues_ttl', 'rabbit_transient_quorum_queue', 'rpc_conn_pool_size',
+    'ssl', 'ssl_ca_file', 'ssl_cert_file', 'ssl_enforce_fips_mode', 'ssl_enforce_hostname_verification',
+    'ssl_key_file', 'ssl_version', 'use_queue_manager',
+  ]),
+  vnc: new Set([
+    'auth_schemes', 'enabled', 'novncproxy_base_url', 'novncproxy_host', 'novncproxy_port', 'server_listen',
+    'server_proxyclient_address', 'vencrypt_ca_certs', 'vencrypt_client_cert', 'vencrypt_client_key',
+  ]),
+  spice: new Set([
+    'agent_enabled', 'enabled', 'html5proxy_base_url', 'html5proxy_host', 'html5proxy_port', 'image_compression',
+    'jpeg_compression', 'playback_compression', 'require_secure', 'server_listen', 'server_proxyclient_address',
+    'spice_direct_proxy_base_url', 'streaming_mode', 'zlib_compression',
+  ]),
+  serial_console: new Set([
+    'base_url', 'enabled', 'port_range', 'proxyclient_address', 'serialproxy_host', 'serialproxy_port',
+  ]),
+  metrics: new Set([
+    'required', 'weight_multiplier', 'weight_of_unavailable', 'weight_setting',
+  ]),
+};
