@@ -7,12 +7,12 @@ import { amqpOptions } from '../config/amqp.js';
 import { loadConfig, type FerryConfig } from '../config/index.js';
 import { silentLogger } from '../log/logger.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
-import { NoActiveMigrationForInstance } from '../nova/errors.js';
+import { MigrationNotFound, NoActiveMigrationForInstance } from '../nova/errors.js';
 import type { MigrationView } from '../nova/migration-view.js';
 import { isFinal } from '../record/status.js';
 import { AmqpConnection, AmqpRpcClient } from '../rpc/index.js';
 import { operatorContext, startLiveMigration } from './conductor.js';
-import { migrationsTable, progressLine } from './format.js';
+import { FORMATS, migrationsTable, progressLine, render, showTable, watchLines, type OutputFormat } from './format.js';
 
 const HELP = `Usage: ferryctl [global options] COMMAND [options]
 
@@ -20,8 +20,13 @@ Commands:
   migrate INSTANCE --source HOST --dest HOST [--block-migration] [--timeout S]
           [--on-timeout abort|force_complete] [--volume DEV=PATH]... [--watch]
                         start a live migration (as a conductor would)
-  migrations [--host H] [--instance UUID] [--json]
-                        list migrations a host runs or ran recently
+  migrations [--host H] [--instance UUID] [--watch]
+                        list migrations a host runs or ran recently; with
+                        --watch, a live progress bar per running migration
+                        until none is left running
+  show MIGRATION [--host H]
+                        one migration (uuid or id) with all its figures: the
+                        convergence model's, the preflight's, the ports'
   abort INSTANCE --host SOURCE [--migration ID|UUID]
                         abort a queued, preparing or running migration
   force-complete INSTANCE --host SOURCE
@@ -37,6 +42,8 @@ Global options:
   --transport-url URL     RabbitMQ in oslo form, overrides the configuration
   --exchange NAME         oslo control_exchange (default nova)
   --roles R1,R2           roles of the request context (default admin)
+  -f, --format FORMAT     table (default), json or yaml, for migrations and
+                          show (--json: the same as --format json)
   -h, --help
 
 Exit codes: 0 done, 1 error, 2 usage, 3 not found, 4 invalid state,
@@ -82,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
       volume: { type: 'string', multiple: true },
       watch: { type: 'boolean' },
       json: { type: 'boolean' },
+      format: { type: 'string', short: 'f' },
     },
   });
   const [command, target] = positionals;
@@ -89,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return values.help ? 0 : EXIT.usage;
   }
+  const format = (values.json ? 'json' : (values.format ?? 'table')) as OutputFormat;
+  if (!FORMATS.includes(format)) throw new UsageError(`--format: expected ${FORMATS.join(', ')}, not ${values.format}`);
   const config: FerryConfig = loadConfig({ file: values.config });
   const transportUrl = values['transport-url'] ?? config.transport_url;
   const exchange = values.exchange ?? config.control_exchange;
@@ -126,8 +136,17 @@ async function main(argv: string[]): Promise<number> {
         return values.watch ? await watch(api, ctx, source, instanceUuid, started.migrationUuid) : 0;
       }
       case 'migrations': {
-        const views = await api.listMigrations(ctx, values.host ?? config.host, values.instance);
-        process.stdout.write(values.json ? `${JSON.stringify(views, null, 2)}\n` : `${migrationsTable(views)}\n`);
+        const host = values.host ?? config.host;
+        if (values.watch) return await watchRunning(api, ctx, host, values.instance);
+        const views = await api.listMigrations(ctx, host, values.instance);
+        process.stdout.write(`${render(format, views, () => migrationsTable(views))}\n`);
+        return 0;
+      }
+      case 'show': {
+        const id = need(target, 'MIGRATION');
+        const view = (await api.listMigrations(ctx, values.host ?? config.host)).find((m) => m.uuid === id || String(m.id) === id);
+        if (!view) throw new MigrationNotFound(id);
+        process.stdout.write(`${render(format, view, () => showTable(view))}\n`);
         return 0;
       }
       case 'abort': {
@@ -212,6 +231,40 @@ async function watch(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>
       }
     }
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/**
+ * `migrations --watch`: every running migration of the host with its
+ * progress bar, redrawn in place on a terminal (a block of lines every 5 s
+ * otherwise), until none is left running; those that ended meanwhile get
+ * their last line. Exit 0: it reports, it does not judge the outcomes.
+ */
+async function watchRunning(api: ComputeRpcApi, ctx: ReturnType<typeof operatorContext>, host: string, instanceUuid: string | undefined): Promise<number> {
+  const tty = process.stdout.isTTY;
+  const followed = new Set<string>();
+  let drawn = 0;
+  let lastPrinted = -Infinity;
+  for (;;) {
+    const views = await api.listMigrations(ctx, host, instanceUuid);
+    for (const m of views) if (!isFinal(m.status)) followed.add(m.uuid);
+    const shown = views.filter((m) => followed.has(m.uuid));
+    const running = shown.some((m) => !isFinal(m.status));
+    if (shown.length === 0) {
+      process.stdout.write(`no migration running on ${host}\n`);
+      return 0;
+    }
+    const lines = watchLines(shown, Date.now());
+    if (tty) {
+      // Back to the top of the block drawn last time, then over it.
+      process.stdout.write(`${drawn > 0 ? `\x1b[${drawn}F` : ''}${lines.map((l) => `${l}\x1b[K\n`).join('')}`);
+      drawn = lines.length;
+    } else if (!running || performance.now() - lastPrinted >= 5000) {
+      process.stdout.write(`${lines.join('\n')}\n`);
+      lastPrinted = performance.now();
+    }
+    if (!running) return 0;
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 

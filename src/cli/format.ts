@@ -1,5 +1,6 @@
-// Human-readable figures and tables for ferryctl.
+// Human-readable figures and tables for ferryctl, and its --format choice.
 
+import { stringify } from 'yaml';
 import type { MigrationView } from '../nova/migration-view.js';
 import { isFinal } from '../record/status.js';
 
@@ -62,4 +63,34 @@ export function progressLine(m: MigrationView, elapsedSeconds: number, width = 3
   const eta = m.eta_seconds === null || isFinal(m.status) ? '' : `  eta ${duration(m.eta_seconds)}`;
   const verdict = m.convergence_verdict && m.convergence_verdict !== 'converging' && !isFinal(m.status) ? `  ${m.convergence_verdict}` : '';
   return `${bar} ${String(pct).padStart(3)}%  ${m.status.padEnd(19)} sent ${bytes(m.memory_processed + m.disk_processed)}  left ${bytes(remaining)}  dirty ${bytes(m.dirty_rate_bytes_per_second)}/s${link}  ${duration(elapsedSeconds)}${eta}${verdict}`;
+}
+
+/** ferryctl's output formats, as the openstack client names them. */
+export const FORMATS = ['table', 'json', 'yaml'] as const;
+export type OutputFormat = (typeof FORMATS)[number];
+
+/** Data as JSON or YAML, or, for `table`, as the command's table shows it. */
+export function render(format: OutputFormat, data: unknown, asTable: () => string): string {
+  if (format === 'json') return JSON.stringify(data, null, 2);
+  if (format === 'yaml') return stringify(data).trimEnd();
+  return asTable();
+}
+
+/**
+ * One migration as FIELD / VALUE rows, every field of the view in its order
+ * (the model figures among them): null as "-", lists and objects as JSON.
+ *
+ *     { uuid: "u1", stalled: null, port_bindings: [] } -> "uuid  u1" / "stalled  -" / "port_bindings  []"
+ */
+export function showTable(m: MigrationView): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  return table(['FIELD', 'VALUE'], Object.entries(m).map(([k, v]) => [k, cell(v)]));
+}
+
+/**
+ * The lines `migrations --watch` redraws: one per migration, the instance
+ * (first 8 of its uuid) before its progress line.
+ */
+export function watchLines(views: readonly MigrationView[], nowMs: number): string[] {
+  return views.map((m) => `${m.instance_uuid.slice(0, 8)}  ${progressLine(m, (nowMs - Date.parse(m.started_at ?? m.created_at)) / 1000)}`);
 }

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { FERRYCTL, type Agent } from './agents.js';
@@ -107,12 +108,35 @@ describe('ferryctl against ferryd agents', () => {
     const row = list.stdout.split('\n').find((l) => l.startsWith(completedUuid));
     expect(row).toBeDefined();
     expect(row!.split(/\s+/).slice(1, 5)).toEqual([g.uuid, a.hostname, b.hostname, 'completed']);
+
+    // The same list as YAML and JSON; one migration by uuid with all its figures.
+    const yamlList = await ferryctl(['migrations', '--host', a.hostname, '-f', 'yaml']);
+    expect(yamlList.code).toBe(0);
+    const jsonList = await ferryctl(['migrations', '--host', a.hostname, '--format', 'json']);
+    expect(parseYaml(yamlList.stdout)).toEqual(JSON.parse(jsonList.stdout));
+    const shown = await ferryctl(['show', completedUuid, '--host', a.hostname, '-f', 'yaml']);
+    expect(shown.code).toBe(0);
+    const view = parseYaml(shown.stdout) as Record<string, unknown>;
+    expect(view).toMatchObject({ uuid: completedUuid, instance_uuid: g.uuid, status: 'completed', convergence_policy: 'adaptive' });
+    expect(view.bandwidth_bytes_per_second).toBeGreaterThan(0);
+    const asTable = await ferryctl(['show', completedUuid, '--host', a.hostname]);
+    expect(asTable.stdout.split('\n')[0]).toMatch(/^FIELD\s+VALUE$/);
+    expect(asTable.stdout).toMatch(new RegExp(`^status\\s+completed$`, 'm'));
+    const missing = await ferryctl(['show', randomUUID(), '--host', a.hostname]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('MigrationNotFound');
+    const badFormat = await ferryctl(['migrations', '--host', a.hostname, '-f', 'xml']);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr).toBe('ferryctl: --format: expected table, json, yaml, not xml\n');
   });
 
   it('--watch exits 7 when the migration is aborted with ferryctl abort', async () => {
     const watching = start(['migrate', g.uuid, '--source', b.hostname, '--dest', a.hostname, '--watch']);
     const uuid = await until('the migration to start', () => /^migration ([0-9a-f-]{36}) started/m.exec(watching.out())?.[1], 60_000);
     await until('a running progress line', () => watching.out().split('\n').some((l) => PROGRESS.exec(l)?.[1] === 'running'), 60_000);
+    // Every running migration of the host, until none is left running.
+    const all = start(['migrations', '--watch', '--host', b.hostname]);
+    await until('the host-wide watch to show it', () => all.out().includes(`${g.uuid.slice(0, 8)}  [`), 30_000);
 
     const abort = await ferryctl(['abort', g.uuid, '--host', b.hostname]);
     expect(abort.stderr).toBe('');
@@ -121,6 +145,11 @@ describe('ferryctl against ferryd agents', () => {
 
     const r = await watching.done;
     expect(r.code).toBe(7);
+    const host = await all.done;
+    expect(host.code).toBe(0);
+    const mine = host.stdout.split('\n').filter((l) => l.startsWith(`${g.uuid.slice(0, 8)}  `)).map((l) => PROGRESS.exec(l.slice(10))?.[1]);
+    expect(mine[0]).toBe('running');
+    expect(mine.at(-1)).toBe('cancelled');
     const statuses = r.stdout.split('\n').map((l) => PROGRESS.exec(l)?.[1]).filter(Boolean);
     expect(statuses[statuses.length - 1]).toBe('cancelled');
     await assertOn(b, a);
