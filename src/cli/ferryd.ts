@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // ferryd: the per-host live-migration agent.
 
-import { ConfigError, readConfig } from '../config/index.js';
+import { ConfigError, LOG_LEVELS, readConfig } from '../config/index.js';
 import { isVirError } from '../libvirt/types.js';
 import { createLogger } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../compute/daemon.js';
 import { statusLine, SystemdNotifier } from '../compute/systemd-notify.js';
 import { parseArgs } from 'node:util';
 
-const HELP = `Usage: ferryd [--config FILE]
+const HELP = `Usage: ferryd [--config FILE] [--log-level LEVEL] [--pretty]
 
 The ferry compute agent: serves Nova's live-migration RPC methods on the
 'compute' and 'compute-alt' topics of RabbitMQ (oslo.messaging wire format)
@@ -19,6 +19,10 @@ Options:
                       nova.conf's INI format when FILE ends in .conf or .ini
                       (config/ferry.example.conf); options Nova reads and
                       ferry does not are logged once and ignored
+      --log-level L   fatal, error, warn, info, debug or trace; overrides the
+                      configuration's log_level
+      --pretty        one readable line per log entry instead of JSON, for a
+                      person at a terminal (the journal wants JSON)
       --check-config  validate the configuration (file and environment) and
                       exit: 0 when valid, 78 naming the key when not; connects
                       to nothing
@@ -37,6 +41,8 @@ async function main(): Promise<void> {
       options: {
         config: { type: 'string', short: 'c' },
         'check-config': { type: 'boolean' },
+        'log-level': { type: 'string' },
+        pretty: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -52,6 +58,11 @@ async function main(): Promise<void> {
   if (values.version) {
     process.stdout.write('ferryd 0.1.0\n');
     return;
+  }
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    process.stderr.write(`ferryd: --log-level: expected one of ${LOG_LEVELS.join(', ')}, not ${logLevel}\n${HELP}`);
+    process.exit(2);
   }
   let config;
   let ignored: string[];
@@ -69,7 +80,7 @@ async function main(): Promise<void> {
     if (ignored.length > 0) process.stdout.write(`ferryd: ignored, Nova's and not ferry's: ${ignored.join(', ')}\n`);
     return;
   }
-  const log = createLogger({ level: config.log_level, host: config.host });
+  const log = createLogger({ level: logLevel ?? config.log_level, host: config.host, pretty: values.pretty });
   if (ignored.length > 0) log.warn({ file: values.config, ignored }, `configuration: ${ignored.length} of Nova's options ferry does not use, ignored`);
   let daemon: Daemon | null = null;
   let stopping = false;

@@ -27,6 +27,7 @@ import { MigrationRegistry } from '../record/registry.js';
 import { FileRecordStore } from '../record/store.js';
 import { MigrationReporter } from '../nova/reporter.js';
 import { SourceHandlers } from '../source/handlers.js';
+import { logStatusChanges } from './status-log.js';
 import { AmqpConnection, AmqpNotifier, AmqpRpcClient, RpcServer } from '../rpc/index.js';
 import { Health } from '../metrics/health.js';
 
@@ -71,6 +72,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     onIllegalTransition: (err) => log.error({ err, migration: err.migration }, 'illegal migration status change refused'),
   });
   observeMigrations(registry, metrics);
+  logStatusChanges(registry, log);
   new MigrationReporter(registry, conductor.caster, config.conductor_topic, log);
   const deps = {
     host: config.host,

@@ -14,7 +14,7 @@ export async function postLiveMigrationAtDestination(deps: DestinationDeps, prep
     const dom = await deps.libvirt.lookupByUUID(instance.uuid);
     preparations.forget(instance.uuid);
     const { state } = await dom.getState();
-    deps.log.info({ instance: instance.uuid, state: DomainState[state] }, 'instance arrived');
+    deps.log.info({ state: DomainState[state] }, 'instance arrived');
     return null;
   });
 }

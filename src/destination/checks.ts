@@ -77,7 +77,7 @@ async function diskCopy(deps: DestinationDeps, instanceUuid: string, disks: read
         `Unable to migrate ${instanceUuid}: disk ${diskName(d)} needs backing file ${describeBacking(lacking)}, which ${deps.host} does not have, and full disk copies are off (live_migration_allow_full_disk_copy)`,
       );
     }
-    deps.log.info({ instance: instanceUuid, disk: diskName(d), backing: lacking.path }, 'a backing file is missing here: the disks will be copied whole');
+    deps.log.info({ disk: diskName(d), backing: lacking.path }, 'a backing file is missing here: the disks will be copied whole');
     mode = 'full';
     break;
   }

@@ -1,5 +1,6 @@
 // The destination side's entry points, one per compute RPC method it serves.
 
+import { requestLogger } from '../log/logger.js';
 import type { LiveMigrateData, InstanceDiskInfo } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
@@ -54,20 +55,29 @@ export class DestinationHandlers {
     this.reconcileTimer = null;
   }
 
+  /**
+   * The dependencies for one request about an incoming guest: lines logged
+   * through them name the instance and the request id, which is the one the
+   * source's lines about the migration carry (it passes its context on).
+   */
+  private forRequest(ctx: RequestContext, instance: InstanceRef): DestinationDeps {
+    return { ...this.deps, log: requestLogger(this.deps.log, { instance: instance.uuid, requestId: ctx.request_id }) };
+  }
+
   checkCanLiveMigrateDestination(ctx: RequestContext, instance: InstanceRef, blockMigration: boolean | null, diskOverCommit: boolean | null): Promise<LiveMigrateData> {
-    return checkCanLiveMigrateDestination(this.deps, ctx, instance, blockMigration, diskOverCommit);
+    return checkCanLiveMigrateDestination(this.forRequest(ctx, instance), ctx, instance, blockMigration, diskOverCommit);
   }
 
   preLiveMigration(ctx: RequestContext, instance: InstanceRef, disks: InstanceDiskInfo[], migrateData: LiveMigrateData): Promise<LiveMigrateData> {
-    return preLiveMigration(this.deps, this.preparations, ctx, instance, disks, migrateData);
+    return preLiveMigration(this.forRequest(ctx, instance), this.preparations, ctx, instance, disks, migrateData);
   }
 
   postLiveMigrationAtDestination(ctx: RequestContext, instance: InstanceRef): Promise<null> {
-    return postLiveMigrationAtDestination(this.deps, this.preparations, ctx, instance);
+    return postLiveMigrationAtDestination(this.forRequest(ctx, instance), this.preparations, ctx, instance);
   }
 
   /** Removes what this host prepared for the instance; the caller's destroy_disks and migrate_data do not widen it. */
   rollbackLiveMigrationAtDestination(ctx: RequestContext, instance: InstanceRef): Promise<null> {
-    return rollbackLiveMigrationAtDestination(this.deps, this.preparations, ctx, instance);
+    return rollbackLiveMigrationAtDestination(this.forRequest(ctx, instance), this.preparations, ctx, instance);
   }
 }

@@ -46,7 +46,7 @@ export async function preLiveMigration(
       const bdms = await connectVolumes(deps.host, instance);
       // A folder this host did not make (shared instance path) must never count as made here, even from an earlier migration.
       preparations.note(instance.uuid, instance.host, createdDir, plugged.map((p) => p.port_id));
-      if (plugged.length > 0) deps.log.info({ instance: instance.uuid, ports: plugged }, 'ports plugged for the incoming migration');
+      if (plugged.length > 0) deps.log.info({ ports: plugged }, 'ports plugged for the incoming migration');
       return {
         ...migrateData,
         bdms,

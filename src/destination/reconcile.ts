@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { findDomain } from '../domain/lookup.js';
 import { DomainState, type DomainStateInfo } from '../libvirt/types.js';
+import { requestLogger } from '../log/logger.js';
 import { isIncomingHalf } from '../monitor/policy.js';
 import type { MigrationView } from '../nova/migration-view.js';
 import { readInstance } from '../nova/objects.js';
@@ -71,14 +72,15 @@ export async function reconcileIncoming(deps: DestinationDeps, preparations: Pre
   return undecided;
 }
 
-async function settle(deps: DestinationDeps, preparations: Preparations, p: Preparation): Promise<boolean> {
+async function settle(hostDeps: DestinationDeps, preparations: Preparations, p: Preparation): Promise<boolean> {
+  const ctx = serviceContext(hostDeps.config.service_roles);
+  const deps = { ...hostDeps, log: requestLogger(hostDeps.log, { instance: p.instanceUuid, requestId: ctx.request_id }) };
   const { log, config } = deps;
   const dom = await findDomain(deps.libvirt, p.instanceUuid);
   const here = dom ? await dom.getState() : null;
-  const ctx = serviceContext(config.service_roles);
   const source = p.source ? await askSource(deps, ctx, p.source, p.instanceUuid) : { kind: 'silent' as const, why: 'its name was not kept' };
   const verdict = incomingVerdict(here, source, (Date.now() - Date.parse(p.at)) / 1000, config.incoming_migration_grace_seconds);
-  const at = { instance: p.instanceUuid, source: p.source, verdict: verdict.kind, why: 'why' in verdict ? verdict.why : undefined };
+  const at = { source: p.source, verdict: verdict.kind, why: 'why' in verdict ? verdict.why : undefined };
   switch (verdict.kind) {
     case 'arrived':
       log.info(at, 'incoming migration: the guest arrived while ferryd was down; finished');

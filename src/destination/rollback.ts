@@ -26,17 +26,17 @@ export async function rollbackLiveMigrationAtDestination(
     if (dom) {
       const state = await dom.getState();
       if (!isIncomingHalf(state)) {
-        log.error({ instance: instance.uuid, state: DomainState[state.state], reason: state.reason }, 'rollback refused: the guest lives on this host');
+        log.error({ state: DomainState[state.state], reason: state.reason }, 'rollback refused: the guest lives on this host');
         throw new MigrationPreCheckError(`instance ${instance.uuid} is ${DomainState[state.state]?.toLowerCase()} on ${deps.host}; not rolled back`);
       }
       await ignoreGone(dom.destroy());
       await ignoreGone(dom.undefine());
     }
     if (preparations.madeDir(instance.uuid)) await storage.removeInstanceDir(instance.uuid);
-    else log.info({ instance: instance.uuid }, 'rollback: this host made no instance folder for the migration; nothing removed');
+    else log.info('rollback: this host made no instance folder for the migration; nothing removed');
     // The taps went with the incoming domain; the bridges were the host's before and stay.
     const ports = preparations.ports(instance.uuid);
-    if (ports.length > 0) log.info({ instance: instance.uuid, ports }, 'rollback: ports unplugged (their taps went with the incoming guest; the bridges stay)');
+    if (ports.length > 0) log.info({ ports }, 'rollback: ports unplugged (their taps went with the incoming guest; the bridges stay)');
     preparations.forget(instance.uuid);
     return null;
   });

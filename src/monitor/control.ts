@@ -37,7 +37,7 @@ export class MigrationControl {
     }
     if (!this.registry.claim(r, 'abort')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, 'abort', source);
-    this.log.info({ migration: r.uuid, source }, 'aborting migration job');
+    this.log.info({ source }, 'aborting migration job');
     await this.timed('abortJob', source, this.domain.abortJob());
     return { acted: true };
   }
@@ -55,7 +55,7 @@ export class MigrationControl {
     if (!this.registry.claim(r, 'force_complete')) return { acted: false, reason: `already claimed by ${r.claimedAction}` };
     this.registry.noteAction(r, mode === 'postcopy' ? 'start_postcopy' : 'pause', source);
     // Where the migration stood: the pass (libvirt's iteration) and the model's stall verdict.
-    this.log.info({ migration: r.uuid, source, mode, iteration: r.iteration, stalled: r.convergence?.stalled ?? null }, 'forcing migration to complete');
+    this.log.info({ source, mode, iteration: r.iteration, stalled: r.convergence?.stalled ?? null }, 'forcing migration to complete');
     if (mode === 'postcopy') {
       await this.timed('migrateStartPostCopy', source, this.domain.migrateStartPostCopy());
       this.registry.update(r, { status: MigrationStatus.postcopy });
@@ -75,7 +75,7 @@ export class MigrationControl {
     try {
       await this.domain.resume();
     } catch (err) {
-      this.log.error({ err, migration: this.record.uuid }, 'could not resume the guest on the source');
+      this.log.error({ err }, 'could not resume the guest on the source');
     }
   }
 
@@ -92,6 +92,6 @@ export class MigrationControl {
       this.registry.release(this.record);
       throw err;
     }
-    this.log.info({ migration: this.record.uuid, source, call, ms: Math.round((performance.now() - started) * 10) / 10 }, 'migration action returned');
+    this.log.info({ source, call, ms: Math.round((performance.now() - started) * 10) / 10 }, 'migration action returned');
   }
 }

@@ -145,16 +145,16 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
         } catch (err) {
           pollErrors += 1;
           if (pollErrors < MAX_POLL_ERRORS) {
-            log.warn({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; polling on');
+            log.warn({ err, errors: pollErrors }, 'cannot read migration job stats; polling on');
             await sleep();
             continue;
           }
           if (inPostcopy(record.status)) {
             // Post-copy cannot be aborted (the destination runs the guest): its end is migrateToURI3's.
-            log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats in post-copy; waiting for the migration to end');
+            log.error({ err, errors: pollErrors }, 'cannot read migration job stats in post-copy; waiting for the migration to end');
           } else {
             // Nova: a monitor that cannot read the job aborts it rather than leaving it unattended.
-            log.error({ err, migration: record.uuid, errors: pollErrors }, 'cannot read migration job stats; aborting the job');
+            log.error({ err, errors: pollErrors }, 'cannot read migration job stats; aborting the job');
             await abortBlind(o);
           }
           const result = await o.worker.then(
@@ -178,7 +178,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
           policyState: state as unknown as Record<string, unknown>,
         });
         if (decision.announce) {
-          log.warn({ migration: record.uuid, instance: record.instanceUuid, ...decision.convergence, elapsed_ms: Math.round(elapsedSeconds * 1000) }, decision.announce);
+          log.warn({ ...decision.convergence, elapsed_ms: Math.round(elapsedSeconds * 1000) }, decision.announce);
           registry.noteAction(record, 'will_not_converge', 'convergence');
         }
         for (const action of decision.actions) {
@@ -188,7 +188,7 @@ export async function runMonitor(o: MonitorOptions): Promise<MonitorOutcome> {
           } catch (err) {
             // libvirt refused: the record is unchanged and a refused claim is freed (control.ts),
             // so the timeout asks again later, until it gives up.
-            log.error({ err, migration: record.uuid, action: action.kind, attempt: state.timeoutAttempts }, 'monitor action failed');
+            log.error({ err, action: action.kind, attempt: state.timeoutAttempts }, 'monitor action failed');
             if ('reason' in action && action.reason === 'timeout' && timeoutGaveUp(state)) {
               registry.update(record, { error: `the completion timeout's ${action.kind} failed ${MAX_TIMEOUT_ATTEMPTS} times: ${errorMessage(err)}` });
               registry.noteAction(record, `${action.kind}_failed`, 'timeout');
@@ -215,7 +215,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'set_downtime':
       registry.update(record, { currentDowntimeMs: action.ms });
       registry.noteAction(record, 'set_downtime', 'policy');
-      log.info({ migration: record.uuid, ms: action.ms, policy: record.settings?.convergencePolicy }, 'migration max downtime set');
+      log.info({ ms: action.ms, policy: record.settings?.convergencePolicy }, 'migration max downtime set');
       await o.domain.migrateSetMaxDowntime(action.ms);
       return;
     case 'abort':
@@ -233,7 +233,7 @@ async function perform(action: Exclude<MonitorAction, { kind: 'finish' }>, o: Mo
     case 'save_stats':
       registry.update(record, { counters: action.counters, progress: action.progress });
       registry.reportProgress(record);
-      (action.logInfo ? log.info : log.debug).call(log, { migration: record.uuid, ...action.counters, progress: action.progress, auto_converge_throttle: action.throttlePercent, downtime: state.currentDowntime, elapsed_ms: Math.round(action.elapsedSeconds * 1000) }, 'migration progress');
+      (action.logInfo ? log.info : log.debug).call(log, { ...action.counters, progress: action.progress, auto_converge_throttle: action.throttlePercent, downtime: state.currentDowntime, elapsed_ms: Math.round(action.elapsedSeconds * 1000) }, 'migration progress');
       return;
   }
 }
@@ -245,7 +245,7 @@ async function abortBlind(o: MonitorOptions): Promise<void> {
       await o.domain.abortJob();
       return;
     } catch (err) {
-      o.log.error({ err, migration: o.record.uuid, attempt }, 'abortJob failed');
+      o.log.error({ err, attempt }, 'abortJob failed');
       if (attempt < BLIND_ABORT_ATTEMPTS) await new Promise((r) => setTimeout(r, o.pollMs));
     }
   }
@@ -297,7 +297,7 @@ async function sourceHeldForResume(settled: Settled, o: MonitorOptions): Promise
   try {
     return pausedInPostcopy(await o.domain.getState());
   } catch (err) {
-    o.log.error({ err, migration: o.record.uuid }, 'cannot read the source domain state after post-copy failed; holding it for a resume');
+    o.log.error({ err }, 'cannot read the source domain state after post-copy failed; holding it for a resume');
     return true;
   }
 }

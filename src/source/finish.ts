@@ -78,16 +78,16 @@ export async function finishMigration(
   await notifications.around(ctx, 'live_migration_post', req.instance, async () => {
     try {
       await postLiveAtDestination(() => computeApi.postLiveMigrationAtDestination(ctx, req.dest, instanceArg(req.instance), prepared.block_migration ?? false), (err, attempt) =>
-        log.warn({ err, migration: record.uuid, attempt }, 'post_live_migration_at_destination not answered; asking again'),
+        log.warn({ err, attempt }, 'post_live_migration_at_destination not answered; asking again'),
       );
     } catch (err) {
       // Not rolled back either way: the guest left this host. Whether it runs there decides the folder.
-      log.error({ err, migration: record.uuid }, 'post_live_migration_at_destination failed');
+      log.error({ err }, 'post_live_migration_at_destination failed');
       const there = await probeDestination(deps, destUri, req.instance.uuid);
       if (there.kind !== 'running') keptWhy = there.kind === 'unknown' ? `${req.dest}'s libvirt cannot say where the guest is (${there.why})` : `${req.dest} does not show the guest running (${there.kind})`;
     }
     if (prepared.is_shared_instance_path) return;
-    if (keptWhy) log.error({ migration: record.uuid, why: keptWhy }, 'the source instance folder is kept');
+    if (keptWhy) log.error({ why: keptWhy }, 'the source instance folder is kept');
     else await storage.removeInstanceDir(req.instance.uuid);
   });
   if (keptWhy) registry.update(record, { status: MigrationStatus.error, error: `${record.error ? `${record.error}; ` : ''}the guest left this host but ${keptWhy}; its folder here is kept` });

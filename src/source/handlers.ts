@@ -23,6 +23,7 @@ import type { LiveMigrateData } from '../nova/migrate-data.js';
 import { instanceArg, type InstanceRef } from '../nova/objects.js';
 import { pluggedPorts } from '../nova/vifs.js';
 import type { MigrationRecord } from '../record/registry.js';
+import { migrationLogger } from '../log/logger.js';
 import { isFinal, MigrationStatus } from '../record/status.js';
 import { contextFromDict } from '../rpc/context.js';
 import { MessagingTimeout, RpcError } from '../rpc/errors.js';
@@ -47,6 +48,8 @@ const CONFIRM_RETRY_MS = 10_000;
 interface Flight {
   record: MigrationRecord;
   instance: InstanceRef;
+  /** This host's dependencies, with a logger whose every line names the migration, its instance and the request that started it. */
+  deps: SourceDeps;
   control: MigrationControl | null;
   /** Cuts a paused post-copy migration's backoff short (operator resume). */
   resume: ResumeSignal;
@@ -107,7 +110,7 @@ export class SourceHandlers {
     if (active) reject(new MigrationError(`instance ${req.instance.uuid} is already migrating (migration ${active.uuid}, ${active.status})`));
     const journal = newJournal(ctx, req);
     const record = registry.create({ ...this.recordInit(uuid, req), status: MigrationStatus.queued, journal: journal as unknown as Record<string, unknown> });
-    this.launch(record, req.instance, (flight) => this.run(ctx, flight, dom, req, journal));
+    this.launch(record, req.instance, ctx, (flight) => this.run(ctx, flight, dom, req, journal));
   }
 
   /**
@@ -190,20 +193,26 @@ export class SourceHandlers {
     const refuse = (why: string) => new InvalidMigrationState(record.id ?? record.uuid, instanceUuid, record.status, `resume live migration (${why})`);
     if (record.status !== MigrationStatus.postcopyPaused) throw refuse('only a paused post-copy migration resumes');
     if (!flight.resume.kick()) throw refuse('a resume is already under way');
-    this.deps.log.info({ migration: record.uuid, instance: instanceUuid }, 'operator asked to resume the post-copy migration');
+    flight.deps.log.info('operator asked to resume the post-copy migration');
+  }
+
+  /** The dependencies of one migration: the same, but lines logged through them name it. */
+  private migrationDeps(record: MigrationRecord, ctx: RequestContext): SourceDeps {
+    return { ...this.deps, log: migrationLogger(this.deps.log, { migration: record.uuid, instance: record.instanceUuid, requestId: ctx.request_id }) };
   }
 
   /** Holds the migration in flight while `body` runs it to its end. */
-  private launch(record: MigrationRecord, instance: InstanceRef, body: (flight: Flight) => Promise<void>): void {
-    const flight: Flight = { record, instance, control: null, resume: new ResumeSignal() };
+  private launch(record: MigrationRecord, instance: InstanceRef, ctx: RequestContext, body: (flight: Flight) => Promise<void>): void {
+    const flight: Flight = { record, instance, deps: this.migrationDeps(record, ctx), control: null, resume: new ResumeSignal() };
     this.flights.set(record.uuid, flight);
     body(flight)
-      .catch((err: unknown) => this.deps.log.error({ err, migration: record.uuid }, 'migration bookkeeping failed'))
+      .catch((err: unknown) => flight.deps.log.error({ err }, 'migration bookkeeping failed'))
       .finally(() => this.flights.delete(record.uuid));
   }
 
   private async run(ctx: RequestContext, flight: Flight, dom: Domain, req: LiveMigrationRequest, journal: SourceJournal): Promise<void> {
-    const { registry, log, config } = this.deps;
+    const { deps } = flight;
+    const { registry, log, config } = deps;
     const { record } = flight;
     const abortClaimed = () => record.claimedAction === 'abort';
     let release: (() => void) | null = null;
@@ -215,14 +224,14 @@ export class SourceHandlers {
       release = await this.slots.acquire(record.uuid);
       if (abortClaimed()) throw new Cancelled('aborted while queued');
       registry.update(record, { status: MigrationStatus.preparing });
-      const layout = await layoutMigration(this.deps.storage, dom, req);
+      const layout = await layoutMigration(deps.storage, dom, req);
       // The sample takes a second: taken while the destination prepares, it delays nothing. It never throws.
       const measuring = preflight(config.libvirt, dom, layout.running);
       const asked: LiveMigrateData = { ...req.migrateData, block_migration: layout.blockMigration };
       // Kept before the call: a restart while it is out finds a destination that may hold something.
       keepJournal(registry, record, { ...journal, prepared: asked });
       try {
-        destState = await this.deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), layout.disks, asked);
+        destState = await deps.computeApi.preLiveMigration(ctx, req.dest, instanceArg(req.instance), layout.disks, asked);
       } catch (err) {
         // A lost reply may hide a prepared destination: clean it unless it answered with a refusal.
         if (!(err instanceof RpcError) || err instanceof MessagingTimeout) destState = asked;
@@ -230,15 +239,15 @@ export class SourceHandlers {
         throw err;
       }
       const plan = planMigration(config.libvirt, layout, req, await measuring, pluggedPorts(asked, destState, req.dest));
-      if (plan.settings.preflight) log.info({ migration: record.uuid, ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
-      call = migrateCall(config.libvirt, req, plan, destState, this.deps.libvirt.versions);
+      if (plan.settings.preflight) log.info({ ...plan.settings.preflight }, preflightLine(plan.settings.preflight, { postCopy: config.libvirt.live_migration_permit_post_copy, autoConverge: config.libvirt.live_migration_permit_auto_converge }));
+      call = migrateCall(config.libvirt, req, plan, destState, deps.libvirt.versions);
       keepJournal(registry, record, { ...journal, prepared: destState, call, steps: plan.steps });
-      await copyReadOnlyDisks(this.deps, record, call.uri, plan.readOnlyDisks);
+      await copyReadOnlyDisks(deps, record, call.uri, plan.readOnlyDisks);
       if (abortClaimed()) throw new Cancelled('aborted while preparing');
-      outcome = await transfer(this.deps, record, dom, plan, call, (control) => (flight.control = control));
+      outcome = await transfer(deps, record, dom, plan, call, (control) => (flight.control = control));
     } catch (err) {
       const cancelled = err instanceof Cancelled;
-      if (!cancelled) log.error({ err, migration: record.uuid, instance: record.instanceUuid }, 'live migration failed');
+      if (!cancelled) log.error({ err }, 'live migration failed');
       registry.update(record, { error: cancelled ? null : (err as Error).message });
       outcome = cancelled ? 'cancelled' : 'failed';
     }
@@ -259,28 +268,28 @@ export class SourceHandlers {
     call: MigrateCall | null,
     outcome: MonitorOutcome | 'error',
   ): Promise<void> {
-    const { registry, log } = this.deps;
-    const { record } = flight;
+    const { deps, record } = flight;
+    const { registry, log } = deps;
     try {
       if (outcome === 'postcopy_paused') {
         // The guest is split between the hosts: join it again, never roll it back.
         if (!call || !flight.control || !dom) throw new Error(`migration ${record.uuid} is post-copy paused without a transfer`);
-        outcome = await recoverPostcopy(this.deps, record, dom, flight.control, call, flight.resume);
+        outcome = await recoverPostcopy(deps, record, dom, flight.control, call, flight.resume);
       }
       if (record.status === MigrationStatus.queued) registry.update(record, { status: MigrationStatus.cancelled });
       else if (outcome === 'error') return;
-      else if (outcome === 'completed' && destState) await finishMigration(this.deps, ctx, record, req, destState, this.destinationUri(req, call));
-      else await rollbackMigration(this.deps, ctx, record, flight.control, req, destState, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
+      else if (outcome === 'completed' && destState) await finishMigration(deps, ctx, record, req, destState, this.destinationUri(req, call));
+      else await rollbackMigration(deps, ctx, record, flight.control, req, destState, outcome === 'cancelled' ? MigrationStatus.cancelled : MigrationStatus.failed);
     } catch (err) {
       // The guest runs on the destination already: never roll back, report.
-      log.error({ err, migration: record.uuid }, 'clean-up after the transfer failed');
+      log.error({ err }, 'clean-up after the transfer failed');
       registry.update(record, { status: MigrationStatus.error, error: (err as Error).message });
     }
   }
 
   /** One unfinished migration found at start: carried on the way libvirt's state allows. */
   private async carryOn(record: MigrationRecord): Promise<void> {
-    const { registry, log, libvirt } = this.deps;
+    const { registry, libvirt } = this.deps;
     const journal = readJournal(record);
     if (!journal) {
       registry.update(record, { status: MigrationStatus.error, error: 'ferryd restarted and the record keeps nothing to carry the migration on with; neither host was touched' });
@@ -293,9 +302,9 @@ export class SourceHandlers {
       ? { domain: 'present', state: await dom.getState(), job: await dom.getJobStats().catch(() => ({ type: JobType.NONE })) }
       : { domain: 'missing' };
     const next = carryOnFrom(record.status, found);
-    log.info({ migration: record.uuid, instance: record.instanceUuid, status: record.status, carry_on: next.kind }, 'carrying on a migration left by an earlier ferryd');
+    this.migrationDeps(record, ctx).log.info({ status: record.status, carry_on: next.kind }, 'carrying on a migration left by an earlier ferryd');
     const { prepared, call } = journal;
-    const withControl = (flight: Flight, d: Domain) => (flight.control = new MigrationControl(record, registry, d, log));
+    const withControl = (flight: Flight, d: Domain) => (flight.control = new MigrationControl(record, registry, d, flight.deps.log));
     switch (next.kind) {
       case 'report':
         registry.update(record, { status: MigrationStatus.error, error: next.error });
@@ -305,17 +314,17 @@ export class SourceHandlers {
           registry.update(record, { status: MigrationStatus.error, error: `${new InstanceNotFound(req.instance.uuid).message} after a restart` });
           return;
         }
-        this.launch(record, req.instance, async (flight) => {
+        this.launch(record, req.instance, ctx, async (flight) => {
           // What an interrupted preparation left at the destination goes first: pre_live_migration refuses a folder that exists.
-          if (prepared && !(await this.undoPreparation(ctx, record, req, prepared))) return;
+          if (prepared && !(await this.undoPreparation(ctx, flight, req, prepared))) return;
           await this.run(ctx, flight, dom, req, { ...journal, prepared: null, call: null });
         });
         return;
       case 'reattach':
-        this.launch(record, req.instance, async (flight) => {
+        this.launch(record, req.instance, ctx, async (flight) => {
           const release = this.slots.take();
           try {
-            const outcome = await reattachTransfer(this.deps, record, dom!, journal.steps, (c) => (flight.control = c)).catch((err: unknown) => {
+            const outcome = await reattachTransfer(flight.deps, record, dom!, journal.steps, (c) => (flight.control = c)).catch((err: unknown) => {
               registry.update(record, { error: (err as Error).message });
               return 'failed' as const;
             });
@@ -327,7 +336,7 @@ export class SourceHandlers {
         return;
       case 'resume_postcopy':
       case 'roll_back':
-        this.launch(record, req.instance, async (flight) => {
+        this.launch(record, req.instance, ctx, async (flight) => {
           const release = this.slots.take();
           try {
             withControl(flight, dom!);
@@ -339,8 +348,8 @@ export class SourceHandlers {
         });
         return;
       case 'confirm_at_destination':
-        this.launch(record, req.instance, async (flight) => {
-          const arrived = await this.confirmArrival(record, journal);
+        this.launch(record, req.instance, ctx, async (flight) => {
+          const arrived = await this.confirmArrival(flight, journal);
           if (!arrived) return;
           await this.conclude(ctx, flight, dom, req, prepared ?? req.migrateData, call, 'completed');
         });
@@ -353,13 +362,14 @@ export class SourceHandlers {
    * (which removes only what it made itself). False when it could not: the
    * migration then ends failed, and the destination cleans up by itself.
    */
-  private async undoPreparation(ctx: RequestContext, record: MigrationRecord, req: LiveMigrationRequest, prepared: LiveMigrateData): Promise<boolean> {
+  private async undoPreparation(ctx: RequestContext, flight: Flight, req: LiveMigrationRequest, prepared: LiveMigrateData): Promise<boolean> {
+    const { deps, record } = flight;
     try {
-      await rollBackDestination(this.deps.computeApi, ctx, req, prepared);
+      await rollBackDestination(deps.computeApi, ctx, req, prepared);
       return true;
     } catch (err) {
-      this.deps.log.error({ err, migration: record.uuid }, 'restarted while preparing: the destination could not be rolled back');
-      this.deps.registry.update(record, {
+      deps.log.error({ err }, 'restarted while preparing: the destination could not be rolled back');
+      deps.registry.update(record, {
         status: MigrationStatus.failed,
         error: `ferryd restarted while preparing and ${req.dest} could not be rolled back (${(err as Error).message}); it removes what it prepared when its source says so`,
       });
@@ -373,26 +383,27 @@ export class SourceHandlers {
    * true once the guest runs there, false (migration in error, nothing
    * touched) when the destination has no running guest either.
    */
-  private async confirmArrival(record: MigrationRecord, journal: SourceJournal): Promise<boolean> {
-    const { registry, log } = this.deps;
+  private async confirmArrival(flight: Flight, journal: SourceJournal): Promise<boolean> {
+    const { deps, record } = flight;
+    const { registry, log } = deps;
     const { dest, instance } = journal.request;
     const uri = this.destinationUri(journal.request, journal.call);
     for (let attempt = 1; ; attempt++) {
-      const there = await probeDestination(this.deps, uri, instance.uuid);
+      const there = await probeDestination(deps, uri, instance.uuid);
       if (there.kind === 'running') {
-        log.info({ migration: record.uuid, dest }, 'the guest runs on the destination: finishing the migration');
+        log.info({ dest }, 'the guest runs on the destination: finishing the migration');
         // The source's figures went with its domain; the destination keeps the finished job's.
         registry.update(record, { ...(there.finished ? finishedJobFigures(there.finished) : {}), error: null });
         return true;
       }
       if (there.kind === 'absent') {
         const error = `ferryd restarted: the guest is no longer on this host and ${dest} has it ${there.shutOff ? 'shut off' : 'nowhere'}; neither host was touched`;
-        log.error({ migration: record.uuid, dest }, error);
+        log.error({ dest }, error);
         registry.update(record, { status: MigrationStatus.error, error });
         return false;
       }
       const why = there.kind === 'arriving' ? 'the guest is still arriving there' : there.why;
-      log.warn({ migration: record.uuid, dest, attempt, why }, 'cannot yet confirm where the guest runs; asking again');
+      log.warn({ dest, attempt, why }, 'cannot yet confirm where the guest runs; asking again');
       registry.update(record, { error: `waiting for ${dest} to show the guest running (attempt ${attempt}): ${why}` });
       await new Promise((r) => setTimeout(r, CONFIRM_RETRY_MS));
     }

@@ -113,7 +113,7 @@ export async function recoverPostcopy(
   const { registry, log } = deps;
   const flags = (record.settings?.flags ?? 0) | MigrateFlag.POSTCOPY_RESUME;
   const stop = (error: string): 'error' => {
-    log.error({ migration: record.uuid, instance: record.instanceUuid }, error);
+    log.error(error);
     registry.update(record, { status: MigrationStatus.error, error });
     return 'error';
   };
@@ -121,7 +121,7 @@ export async function recoverPostcopy(
     const delayMs = resumeDelayMs(attempt);
     registry.update(record, { status: MigrationStatus.postcopyPaused });
     registry.reportProgress(record);
-    log.warn({ migration: record.uuid, instance: record.instanceUuid, error: record.error, attempt, delayMs }, 'post-copy migration paused; resuming');
+    log.warn({ error: record.error, attempt, delayMs }, 'post-copy migration paused; resuming');
     const kicked = await signal.wait(delayMs);
     const verdict = resumeVerdict(await probe(dom));
     if (verdict.kind === 'stop') return stop(verdict.error);
@@ -132,7 +132,7 @@ export async function recoverPostcopy(
     const source = kicked ? 'operator' : 'backoff';
     registry.noteAction(record, 'postcopy_resume', source);
     registry.update(record, { status: MigrationStatus.postcopy });
-    log.info({ migration: record.uuid, attempt, source }, 'resuming post-copy migration');
+    log.info({ attempt, source }, 'resuming post-copy migration');
     // Refused before libvirt is called (a version without resume, or one it crashes): no attempt will ever take.
     // A holder, not a let: the callback sets it behind TypeScript's back.
     const refused: { err: FeatureUnavailableError | null } = { err: null };

@@ -21,7 +21,7 @@ export async function copyReadOnlyDisks(
       const started = performance.now();
       // Named after the instance, so a pool an interrupted attempt left is found and destroyed by the next.
       const bytes = await uploadFile(deps.storage, remote, disk.path, disk.virt_disk_size, `ferry-upload-${record.instanceUuid}`, deps.log);
-      deps.log.info({ migration: record.uuid, disk: diskName(disk), path: disk.path, bytes, ms: Math.round(performance.now() - started) }, 'read-only disk uploaded to the destination');
+      deps.log.info({ disk: diskName(disk), path: disk.path, bytes, ms: Math.round(performance.now() - started) }, 'read-only disk uploaded to the destination');
     }
   } finally {
     await remote.close().catch((err: unknown) => deps.log.warn({ err, uri: destUri }, 'closing the connection to the destination libvirtd failed'));

@@ -112,6 +112,6 @@ export function reattachTransfer(
   const control = new MigrationControl(record, deps.registry, dom, deps.log);
   onControl(control);
   const elapsed = record.startedAt ? Math.max(0, (Date.now() - Date.parse(record.startedAt)) / 1000) : 0;
-  deps.log.info({ migration: record.uuid, instance: record.instanceUuid, elapsed_ms: Math.round(elapsed * 1000) }, 'migration re-attached: libvirt carried the job on while ferryd was down');
+  deps.log.info({ elapsed_ms: Math.round(elapsed * 1000) }, 'migration re-attached: libvirt carried the job on while ferryd was down');
   return watchTransfer(deps, record, dom, control, outgoingJobEnd(dom, POLL_MS), steps, elapsed);
 }

@@ -36,7 +36,7 @@ export async function rollbackMigration(
   if (record.status === MigrationStatus.postcopy) {
     // The guest ran on the destination and wrote to its disks there: nothing is rolled back on either side.
     const error = `post-copy failed and the source is not paused for a resume (${record.error ?? 'no error given'}); nothing rolled back: the guest's domains and files on both hosts are left for an operator`;
-    log.error({ migration: record.uuid, instance: record.instanceUuid }, error);
+    log.error(error);
     registry.update(record, { status: MigrationStatus.error, error });
     return;
   }
@@ -47,7 +47,7 @@ export async function rollbackMigration(
       if (prepared) await rollBackDestination(computeApi, ctx, req, prepared);
     });
   } catch (err) {
-    log.error({ err, migration: record.uuid, reason: record.error }, 'rollback on the destination failed');
+    log.error({ err, reason: record.error }, 'rollback on the destination failed');
     // Unreachable (its ferryd is down): the destination rolls back by itself when it is back (destination/reconcile.ts).
     // Refused: something there needs an operator.
     const unreachable = err instanceof MessagingTimeout;

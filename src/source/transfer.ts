@@ -80,7 +80,7 @@ export async function transfer(
   const control = new MigrationControl(record, registry, dom, log);
   onControl(control);
   log.info(
-    { migration: record.uuid, instance: record.instanceUuid, uri: call.uri, flags: plan.settings.flags, disks: plan.devs, disk_copy: plan.settings.diskCopy },
+    { uri: call.uri, flags: plan.settings.flags, disks: plan.devs, disk_copy: plan.settings.diskCopy },
     'migration transfer started',
   );
   const worker = dom.migrateToURI3(call.uri, call.params, plan.settings.flags).catch((err: unknown) => {
