@@ -30,6 +30,8 @@ DEBIAN_PACKAGES=(
   openssl socat
   # systemd-notify (ferryd's Type=notify messages) and systemd-analyze (the unit verified): test/cli
   systemd
+  # promtool and a Prometheus: contrib/'s alert rules and dashboard queries checked (test/cli/contrib.test.ts)
+  prometheus
 )
 
 log() { printf '\n== %s\n' "$*"; }

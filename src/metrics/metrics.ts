@@ -47,73 +47,73 @@ export class FerryMetrics {
   readonly migrationRemaining = new Gauge({
     name: 'ferry_migration_remaining_bytes',
     help: 'Bytes left to transfer per running migration',
-    labelNames: ['migration', 'instance', 'kind'] as const,
+    labelNames: ['migration', 'instance_uuid', 'kind'] as const,
     registers: [this.registry],
   });
   readonly migrationProcessed = new Gauge({
     name: 'ferry_migration_processed_bytes',
     help: 'Bytes sent so far per running migration',
-    labelNames: ['migration', 'instance', 'kind'] as const,
+    labelNames: ['migration', 'instance_uuid', 'kind'] as const,
     registers: [this.registry],
   });
   readonly migrationTotal = new Gauge({
     name: 'ferry_migration_total_bytes',
     help: 'Bytes to send in all per running migration (memory: the guest RAM; disk: the copied disks)',
-    labelNames: ['migration', 'instance', 'kind'] as const,
+    labelNames: ['migration', 'instance_uuid', 'kind'] as const,
     registers: [this.registry],
   });
   readonly migrationIteration = new Gauge({
     name: 'ferry_migration_iteration',
     help: 'Memory pass of each running migration (1: the bulk pass)',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationMaxDowntime = new Gauge({
     name: 'ferry_migration_max_downtime_seconds',
     help: 'Downtime each running migration is allowed now',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationElapsed = new Gauge({
     name: 'ferry_migration_elapsed_seconds',
     help: 'Seconds since each running migration started its transfer',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationStatus = new Gauge({
     name: 'ferry_migration_status',
     help: '1 for the status each migration under way is in',
-    labelNames: ['migration', 'instance', 'status'] as const,
+    labelNames: ['migration', 'instance_uuid', 'status'] as const,
     registers: [this.registry],
   });
   readonly migrationDirtyRate = new Gauge({
     name: 'ferry_migration_dirty_rate_bytes_per_second',
     help: 'Guest memory dirty rate per running migration',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationBandwidth = new Gauge({
     name: 'ferry_migration_bandwidth_bytes_per_second',
     help: 'Smoothed transfer rate per running migration (the convergence model)',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationImpliedDowntime = new Gauge({
     name: 'ferry_migration_implied_downtime_seconds',
     help: 'Downtime a switch-over would take now, per running migration (the convergence model)',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationEta = new Gauge({
     name: 'ferry_migration_eta_seconds',
     help: 'Predicted seconds to completion per running migration; absent when the model cannot say or pre-copy alone will not end it',
-    labelNames: ['migration', 'instance'] as const,
+    labelNames: ['migration', 'instance_uuid'] as const,
     registers: [this.registry],
   });
   readonly migrationVerdict = new Gauge({
     name: 'ferry_migration_convergence_verdict',
     help: "1 for a running migration's current verdict (converging, stalled, throttling, will_not_converge), 0 for the others",
-    labelNames: ['migration', 'instance', 'verdict'] as const,
+    labelNames: ['migration', 'instance_uuid', 'verdict'] as const,
     registers: [this.registry],
   });
   readonly monitorActions = new Counter({

@@ -7,7 +7,8 @@ import type { FerryMetrics } from './metrics.js';
 const VERDICTS: readonly ConvergenceVerdict[] = ['converging', 'stalled', 'throttling', 'will_not_converge'];
 
 export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
-  const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance: r.instanceUuid });
+  // instance_uuid, not instance: Prometheus sets instance to the scrape target, and would rename ours to exported_instance.
+  const labels = (r: MigrationRecord) => ({ migration: r.uuid, instance_uuid: r.instanceUuid });
   const countInProgress = () => {
     const all = registry.list();
     for (const status of IN_PROGRESS) metrics.migrationsInProgress.set({ status }, all.filter((m) => m.status === status).length);

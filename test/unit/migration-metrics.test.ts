@@ -52,7 +52,7 @@ describe('progress metrics per migration', () => {
     observeMigrations(registry, metrics);
     const r = registry.create({ uuid: 'a6f0c1a2-0000-4000-8000-000000000002', id: 2, instanceUuid: 'a6f0c1a2-0000-4000-8000-000000000102', instanceName: 'vm', sourceCompute: 'a', destCompute: 'b', status: S.queued });
     const lines = async (re: RegExp) => (await metrics.registry.metrics()).split('\n').filter((l) => re.test(l));
-    expect(await lines(/^ferry_migration_status\{/)).toEqual([`ferry_migration_status{migration="${r.uuid}",instance="${r.instanceUuid}",status="queued"} 1`]);
+    expect(await lines(/^ferry_migration_status\{/)).toEqual([`ferry_migration_status{migration="${r.uuid}",instance_uuid="${r.instanceUuid}",status="queued"} 1`]);
     registry.update(r, { status: S.preparing });
     registry.update(r, { status: S.running, startedAt: new Date(Date.now() - 5_000).toISOString() });
     registry.update(r, { counters: { memory_total: 1000, memory_processed: 400, memory_remaining: 600, disk_total: 50, disk_processed: 50, disk_remaining: 0 }, iteration: 2, currentDowntimeMs: 250 });
