@@ -40,7 +40,7 @@ describe('install from the release artefact', () => {
     expect((await run(join(prefix, 'bin', 'ferryctl'), ['--help'])).stdout).toMatch(/^Usage: ferryctl/);
     expect(await readdir(join(prefix, 'lib', 'node_modules', 'ferry', 'native', 'build', 'Release'))).toContain('virt.node');
     // What the artefact ships: no tests, no TypeScript sources.
-    expect((await readdir(join(prefix, 'lib', 'node_modules', 'ferry'))).sort()).toEqual(['README.md', 'config', 'dist', 'native', 'node_modules', 'package.json', 'systemd']);
+    expect((await readdir(join(prefix, 'lib', 'node_modules', 'ferry'))).sort()).toEqual(['README.md', 'config', 'contrib', 'dist', 'native', 'node_modules', 'package.json', 'systemd']);
   });
 
   it('systemd-analyze verify passes on the unit, ExecStart at the installed ferryd', async () => {
