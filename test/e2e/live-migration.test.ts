@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
+import { openConnection } from '../../src/libvirt/index.js';
 import { run } from '../lab/exec.js';
 import { createLocalDisk, prepareInstanceDir, readDiskHead } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
@@ -15,6 +16,30 @@ import { createVolume, type Volume } from '../lab/volumes.js';
 import type { Agent } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
+
+/** One sample of a Prometheus text exposition: name, labels, value. */
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+function samples(text: string): Sample[] {
+  return text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(l);
+      if (!m) throw new Error(`not a sample line: ${l}`);
+      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+      return { name: m[1]!, labels, value: Number(m[3]) };
+    });
+}
+/** The value of the one sample with this name and at least these labels; undefined when there is none. */
+function valueOf(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const found = all.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)}: ${found.length} samples`);
+  return found[0]?.value;
+}
 
 /** Never converges against 20 MiB/s: 128 MiB dirtied at 60 MB/s. */
 const DIRTY = { mib: 128, rateMBs: 60 };
@@ -81,6 +106,53 @@ describe('live migration through two ferryd agents', () => {
     expect(metrics).toMatch(/^ferry_migrations_finished_total\{status="completed"\} [1-9]/m);
     expect(metrics).toMatch(/^ferry_migration_downtime_seconds_count [1-9]/m);
     expect(metrics).toMatch(/^ferry_libvirt_connected 1$/m);
+  });
+
+  it("/metrics during a migration agrees with libvirt's job stats; after it the migration's series are gone and the totals count it", async () => {
+    // Slow, and the figures saved every second, so a scrape and libvirt's own figures can be set side by side.
+    await useAgents({ libvirt: { live_migration_bandwidth: 10, live_migration_monitor_interval: 1 } });
+    const g = await boot({ dirty: { mib: 32, rateMBs: 1 } });
+    const scrape = async () => samples(await (await fetch(`http://${a.addr}:${agents[0]!.metricsPort}/metrics`)).text());
+    const before = await scrape();
+    const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    await conductor.waitFor(migrationUuid, (v) => v.status === 'running' && v.memory_processed > 0, 60_000);
+    const ours = { migration: migrationUuid, instance_uuid: g.uuid };
+    const conn = await openConnection(a.uri);
+    try {
+      const dom = await conn.lookupByUUID(g.uuid);
+      // A scrape, libvirt's figures, a scrape: libvirt's lie between what the two scrapes saw (saved each second).
+      const first = await scrape();
+      const job = await dom.getJobStats();
+      const maxDowntimeMs = await dom.migrateGetMaxDowntime();
+      const second = await scrape();
+      expect(valueOf(first, 'ferry_migration_status', { ...ours, status: 'running' })).toBe(1);
+      expect(valueOf(first, 'ferry_migration_total_bytes', { ...ours, kind: 'memory' })).toBe(job.memory_total);
+      const sentFirst = valueOf(first, 'ferry_migration_processed_bytes', { ...ours, kind: 'memory' })!;
+      const sentSecond = valueOf(second, 'ferry_migration_processed_bytes', { ...ours, kind: 'memory' })!;
+      expect(sentFirst).toBeLessThanOrEqual(job.memory_processed!);
+      expect(sentSecond).toBeGreaterThanOrEqual(sentFirst);
+      // At most about two seconds of the 10 MiB/s cap between the save the first scrape saw and libvirt's reading.
+      expect(job.memory_processed! - sentFirst).toBeLessThanOrEqual(24 * 2 ** 20);
+      const iteration = valueOf(first, 'ferry_migration_iteration', ours)!;
+      expect(iteration).toBeLessThanOrEqual(job.memory_iteration!);
+      expect(iteration).toBeGreaterThanOrEqual(job.memory_iteration! - 1);
+      // The allowed downtime ferry set is the one libvirt holds (in one of the two scrapes, should it have just changed).
+      expect([valueOf(first, 'ferry_migration_max_downtime_seconds', ours), valueOf(second, 'ferry_migration_max_downtime_seconds', ours)]).toContain(maxDowntimeMs / 1000);
+      expect(valueOf(first, 'ferry_migration_elapsed_seconds', ours)).toBeGreaterThan(0);
+      expect(valueOf(first, 'ferry_migrations_in_progress', { status: 'running' })).toBe(1);
+    } finally {
+      await conn.close();
+    }
+    const end = await conductor.waitForEnd(migrationUuid);
+    expect(end.status).toBe('completed');
+    const after = await scrape();
+    // Per-migration series go with the migration; the totals keep it.
+    expect(after.filter((x) => x.labels.migration === migrationUuid)).toEqual([]);
+    const total = (all: Sample[], name: string, labels: Record<string, string> = {}) => valueOf(all, name, labels) ?? 0;
+    expect(total(after, 'ferry_migrations_finished_total', { status: 'completed' }) - total(before, 'ferry_migrations_finished_total', { status: 'completed' })).toBe(1);
+    expect(total(after, 'ferry_migration_downtime_seconds_count') - total(before, 'ferry_migration_downtime_seconds_count')).toBe(1);
+    expect(total(after, 'ferry_migration_data_processed_bytes_total', { kind: 'memory' }) - total(before, 'ferry_migration_data_processed_bytes_total', { kind: 'memory' })).toBe(end.memory_processed);
+    expect(total(after, 'ferry_migrations_in_progress', { status: 'running' })).toBe(0);
   });
 
   it('block-migrates the local disk and leaves the volume in place', async () => {
