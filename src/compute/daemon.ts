@@ -17,6 +17,7 @@ import { observeMigrations } from '../metrics/migration-metrics.js';
 import { computeEndpoint, deserializeComputeArgs } from './endpoint.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../destination/handlers.js';
+import type { IncomingResult } from '../destination/deps.js';
 import { HostNetwork } from '../domain/host-network.js';
 import { ImageCache } from '../instance/images.js';
 import { InstanceHandlers } from '../instance/handlers.js';
@@ -86,6 +87,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     storage: new HostStorage(config.instances_path),
     network: new HostNetwork(),
     log,
+    onIncomingEnd: (result: IncomingResult) => metrics.incomingFinished.inc({ result }),
   };
   const source = new SourceHandlers(deps);
   const destination = new DestinationHandlers(deps);

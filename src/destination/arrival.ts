@@ -12,7 +12,7 @@ import type { Preparations } from './preparations.js';
 export async function postLiveMigrationAtDestination(deps: DestinationDeps, preparations: Preparations, ctx: RequestContext, instance: InstanceRef): Promise<null> {
   return deps.notifications.around(ctx, 'live_migration_post_dest', instance, async () => {
     const dom = await deps.libvirt.lookupByUUID(instance.uuid);
-    preparations.forget(instance.uuid);
+    if (preparations.forget(instance.uuid)) deps.onIncomingEnd?.('completed');
     const { state } = await dom.getState();
     deps.log.info({ state: DomainState[state] }, 'instance arrived');
     return null;

@@ -18,4 +18,8 @@ export interface DestinationDeps {
   storage: HostStorage;
   network: HostNetwork;
   log: Logger;
+  /** Told once per incoming migration this host prepared, when it ends here: arrived, or rolled back (the metrics count them). */
+  onIncomingEnd?: (result: IncomingResult) => void;
 }
+
+export type IncomingResult = 'completed' | 'rolled_back';

@@ -65,12 +65,13 @@ export class Preparations {
     return [...this.prepared.values()];
   }
 
-  /** The migration ended (arrived, or rolled back): nothing of it is left to undo. */
-  forget(instanceUuid: string): void {
-    if (!this.prepared.has(instanceUuid)) return;
+  /** The migration ended (arrived, or rolled back): nothing of it is left to undo. False when nothing was kept for it. */
+  forget(instanceUuid: string): boolean {
+    if (!this.prepared.has(instanceUuid)) return false;
     const next = new Map(this.prepared);
     next.delete(instanceUuid);
     this.replace(next);
+    return true;
   }
 
   /** Saved first, then taken: what is known in memory is never more than the record says. */

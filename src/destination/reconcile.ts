@@ -84,7 +84,7 @@ async function settle(hostDeps: DestinationDeps, preparations: Preparations, p: 
   switch (verdict.kind) {
     case 'arrived':
       log.info(at, 'incoming migration: the guest arrived while ferryd was down; finished');
-      preparations.forget(p.instanceUuid);
+      if (preparations.forget(p.instanceUuid)) deps.onIncomingEnd?.('completed');
       return true;
     case 'roll_back':
       log.warn(at, 'incoming migration never arrived: rolling back what this host prepared');

@@ -37,7 +37,7 @@ export async function rollbackLiveMigrationAtDestination(
     // The taps went with the incoming domain; the bridges were the host's before and stay.
     const ports = preparations.ports(instance.uuid);
     if (ports.length > 0) log.info({ ports }, 'rollback: ports unplugged (their taps went with the incoming guest; the bridges stay)');
-    preparations.forget(instance.uuid);
+    if (preparations.forget(instance.uuid)) deps.onIncomingEnd?.('rolled_back');
     return null;
   });
 }

@@ -13,6 +13,12 @@ export class FerryMetrics {
     help: 'Outgoing live migrations accepted by this host',
     registers: [this.registry],
   });
+  readonly incomingFinished = new Counter({
+    name: 'ferry_incoming_migrations_total',
+    help: 'Incoming live migrations this host prepared as the destination, by how they ended here: completed (the guest arrived) or rolled_back',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly migrationsFinished = new Counter({
     name: 'ferry_migrations_finished_total',
     help: 'Outgoing live migrations that ended, by final status',

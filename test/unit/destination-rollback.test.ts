@@ -62,10 +62,13 @@ describe('rollback at the destination', () => {
     await waitDone(c, uuid);
     expect(statusesOf(c.src, uuid)).toEqual([S.queued, S.preparing, S.running, S.failed]);
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+    expect(c.dst.incomingEnds).toEqual(['rolled_back']);
     // A repeated roll back finds nothing of its own left to remove.
     await c.dst.storage.createInstanceDir(g.uuid);
     expect(await rollback(c, g)).toBeNull();
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: true });
+    // Counted once: the repeat had nothing of this host's to roll back.
+    expect(c.dst.incomingEnds).toEqual(['rolled_back']);
   });
 
   it('the paused, never-run incoming half of a pre-copy migration is taken away', async () => {

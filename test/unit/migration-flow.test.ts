@@ -50,6 +50,9 @@ describe('happy paths', () => {
     // post_live_migration_at_destination was called; on shared storage the instance folder stays.
     expect(c.bus.sent('post_live_migration_at_destination', c.dst.name)).toHaveLength(1);
     expect(c.bus.sent('rollback_live_migration_at_destination')).toHaveLength(0);
+    // The destination counts its side: one incoming migration, completed.
+    expect(c.dst.incomingEnds).toEqual(['completed']);
+    expect(c.src.incomingEnds).toEqual([]);
     expect(await c.src.storage.instanceDirExists(g.uuid)).toBe(true);
     // The probe file is gone.
     expect((await c.src.storage.entries()).filter((e) => e.startsWith('ferry-probe-'))).toEqual([]);

@@ -11,6 +11,7 @@ import { DomainEventHub } from '../../../src/libvirt/domain-events.js';
 import { silentLogger } from '../../../src/log/logger.js';
 import { computeEndpoint, deserializeComputeArgs } from '../../../src/compute/endpoint.js';
 import { ComputeRpcApi, type LiveMigrationArgs } from '../../../src/nova/compute-rpcapi.js';
+import type { IncomingResult } from '../../../src/destination/deps.js';
 import { DestinationHandlers } from '../../../src/destination/handlers.js';
 import { ImageCache } from '../../../src/instance/images.js';
 import { InstanceHandlers } from '../../../src/instance/handlers.js';
@@ -52,6 +53,8 @@ export interface FerryHost {
   statuses: Map<string, string[]>;
   /** How many times each migration entered a final status. */
   finals: Map<string, number>;
+  /** Incoming migrations as they ended on this host as the destination (what ferry_incoming_migrations_total counts). */
+  incomingEnds: IncomingResult[];
 }
 
 export interface Cluster {
@@ -81,6 +84,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
   const notifier = new RecordingNotifier();
   const storage = new MountedHostStorage(storageDir);
   const network = new FakeHostNetwork();
+  const incomingEnds: IncomingResult[] = [];
   conn.fileOf = (path) => storage.toReal(path);
   const deps = {
     host: name,
@@ -99,6 +103,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     storage,
     network,
     log: silentLogger,
+    onIncomingEnd: (result: IncomingResult) => incomingEnds.push(result),
   };
   const source = new SourceHandlers(deps);
   const dest = new DestinationHandlers(deps);
@@ -113,7 +118,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     statuses.get(r.uuid)!.push(r.status);
     if (isFinal(r.status)) finals.set(r.uuid, (finals.get(r.uuid) ?? 0) + 1);
   });
-  return { name, config, conn, storage, network, imagesDir, registry, notifier, source, dest, statuses, finals };
+  return { name, config, conn, storage, network, imagesDir, registry, notifier, source, dest, statuses, finals, incomingEnds };
 }
 
 export async function makeCluster(o: { src?: HostOptions; dst?: HostOptions; sharedStorage?: boolean } = {}): Promise<Cluster> {
