@@ -3,7 +3,7 @@
 
 import { ConfigError, LOG_LEVELS, readConfig } from '../config/index.js';
 import { isVirError } from '../libvirt/types.js';
-import { createLogger } from '../log/logger.js';
+import { createLogger, prettyStream } from '../log/logger.js';
 import { startDaemon, type Daemon } from '../compute/daemon.js';
 import { statusLine, SystemdNotifier } from '../compute/systemd-notify.js';
 import { parseArgs } from 'node:util';
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     if (ignored.length > 0) process.stdout.write(`ferryd: ignored, Nova's and not ferry's: ${ignored.join(', ')}\n`);
     return;
   }
-  const log = createLogger({ level: logLevel ?? config.log_level, host: config.host, pretty: values.pretty });
+  const log = createLogger({ level: logLevel ?? config.log_level, host: config.host, stream: values.pretty ? await prettyStream() : undefined });
   if (ignored.length > 0) log.warn({ file: values.config, ignored }, `configuration: ${ignored.length} of Nova's options ferry does not use, ignored`);
   let daemon: Daemon | null = null;
   let stopping = false;

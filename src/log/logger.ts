@@ -3,16 +3,14 @@
 // these paths are a second line of defence.
 
 import pino from 'pino';
-import pretty from 'pino-pretty';
 
 export type Logger = pino.Logger;
 
 /**
- * ferryd's logger: JSON lines on stdout, or with `pretty` one coloured line
- * each for a person at a terminal (pino-pretty, synchronous, so nothing is
- * lost at exit). The same redaction either way.
+ * ferryd's logger: JSON lines on stdout, or into `stream` (prettyStream for
+ * a person at a terminal). The same redaction either way.
  */
-export function createLogger(opts: { level?: string; name?: string; host?: string; pretty?: boolean } = {}): Logger {
+export function createLogger(opts: { level?: string; name?: string; host?: string; stream?: pino.DestinationStream } = {}): Logger {
   const options: pino.LoggerOptions = {
     name: opts.name ?? 'ferryd',
     level: opts.level ?? 'info',
@@ -20,7 +18,17 @@ export function createLogger(opts: { level?: string; name?: string; host?: strin
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['*.auth_token', '*.password', '*.*.auth_token', 'context.raw'], censor: '***' },
   };
-  return opts.pretty ? pino(options, pretty({ sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' })) : pino(options);
+  return opts.stream ? pino(options, opts.stream) : pino(options);
+}
+
+/**
+ * One readable line per entry on stdout (pino-pretty, synchronous, so nothing
+ * is lost at exit), coloured at a terminal. Loaded only when asked for: the
+ * daemon under systemd writes JSON and need not carry it.
+ */
+export async function prettyStream(): Promise<pino.DestinationStream> {
+  const { default: pretty } = await import('pino-pretty');
+  return pretty({ sync: true, colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' });
 }
 
 /**
