@@ -36,6 +36,20 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** The environment systemd/ferryd.service gives ferryd (its Environment= lines), so what is measured is what ships. */
+export function unitEnvironment(): Record<string, string> {
+  const unit = readFileSync(join(REPO_ROOT, 'systemd/ferryd.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of unit.split('\n')) {
+    if (!line.startsWith('Environment=')) continue;
+    for (const pair of line.slice('Environment='.length).trim().split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
 export interface AgentOptions {
   exchange: string;
   /** Default: the shared broker's default vhost (see broker.ts for why a private one is better). */
@@ -44,6 +58,8 @@ export interface AgentOptions {
   config?: Record<string, unknown>;
   /** Per-host additions, by lab host name ('a', 'b'). */
   perHost?: Record<string, Record<string, unknown>>;
+  /** Environment variables added to the agents' (e.g. unitEnvironment(), to measure what ships). */
+  env?: Record<string, string>;
 }
 
 function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
@@ -83,7 +99,7 @@ export async function startAgent(host: LabHost, opts: AgentOptions): Promise<Age
   // The file may hold an earlier run's lines (a restart): readiness is judged on this run's only.
   const linesBefore = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').length - 1;
   const out = openSync(logFile, 'a');
-  const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', out, out] });
+  const proc = host.spawnIn(process.execPath, [FERRYD, '--config', configFile], { stdio: ['ignore', out, out], env: { ...process.env, ...opts.env } });
   closeSync(out);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const agent: Agent = {

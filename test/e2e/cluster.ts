@@ -18,8 +18,8 @@ export interface LabCluster {
   exchange: string;
   conductor: TestConductor;
   agents: Agent[];
-  /** Stops the running agents and starts fresh ones with this config (merged over the lab defaults). */
-  useAgents(config?: Record<string, unknown>, perHost?: Record<string, Record<string, unknown>>): Promise<Agent[]>;
+  /** Stops the running agents and starts fresh ones with this config (merged over the lab defaults), and these environment variables added. */
+  useAgents(config?: Record<string, unknown>, perHost?: Record<string, Record<string, unknown>>, env?: Record<string, string>): Promise<Agent[]>;
   agentOn(host: LabHost): Agent;
   /** SIGKILL of the host's ferryd (no drain, nothing flushed), awaited. */
   killAgent(host: LabHost): Promise<void>;
@@ -53,10 +53,10 @@ export async function startLabCluster(opts: { name: string; addrBase?: number; m
       exchange,
       conductor,
       agents: [],
-      async useAgents(config = {}, perHost = {}) {
+      async useAgents(config = {}, perHost = {}, env = {}) {
         await Promise.all(cluster.agents.map((x) => x.stop()));
         cluster.agents = [];
-        agentOptions = { exchange, transportUrl: broker.transportUrl, config, perHost };
+        agentOptions = { exchange, transportUrl: broker.transportUrl, config, perHost, env };
         cluster.agents = await startAgents(started, agentOptions);
         return cluster.agents;
       },

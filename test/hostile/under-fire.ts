@@ -5,30 +5,16 @@
 // bench, which differ in count and in what they print.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
 import WebSocket from 'ws';
-import { cleanEnv, FERRYD, REPO_ROOT } from '../e2e/agents.js';
+import { cleanEnv, FERRYD, unitEnvironment } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 import { hostileMessage, seededRandom } from './messages.js';
 
 
-/** The environment systemd/ferryd.service gives ferryd (its Environment= lines), so what is measured is what ships. */
-export function unitEnvironment(): Record<string, string> {
-  const unit = readFileSync(join(REPO_ROOT, 'systemd/ferryd.service'), 'utf8');
-  const env: Record<string, string> = {};
-  for (const line of unit.split('\n')) {
-    if (!line.startsWith('Environment=')) continue;
-    for (const pair of line.slice('Environment='.length).trim().split(/\s+/)) {
-      const eq = pair.indexOf('=');
-      env[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
-  }
-  return env;
-}
 export const HOST = 'ferry-under-fire';
 const EXCHANGE = 'nova';
 /** amqplib takes the same URL under its own scheme. */
