@@ -6,31 +6,19 @@
 // an unrescue while the guest migrates.
 
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
-import { run } from '../lab/exec.js';
-import { ensureGuestImage } from '../lab/guest-image.js';
 import { waitForConsole } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
 import { describeLab } from '../lab/requires.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, removeGuest } from './fixture.js';
+import { fillImageCache, imageCache, instanceRecord } from './spawn.js';
 
 const MARK = 'orig-disk';
 const RESCUE_MARK = 'rescue-disk';
-
-/** A raw image whose first sector reads "ferry-marker:<word>", as the lab guest prints its disks. */
-async function markedImage(path: string, word: string): Promise<void> {
-  await run('qemu-img', ['create', '-q', '-f', 'raw', path, '16M']);
-  const f = await open(path, 'r+');
-  try {
-    await f.write(`ferry-marker:${word}\n`, 0);
-  } finally {
-    await f.close();
-  }
-}
 
 describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue', () => {
   let cluster: LabCluster;
@@ -38,38 +26,19 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
   let b: LabHost;
   let conductor: TestConductor;
   const spawned: string[] = [];
-  const images = (h: LabHost) => join(h.root, 'images');
-
-  /** The lab guest's kernel and initramfs, a root image and a rescue image (booting the same kernel), in a host's cache. */
-  async function fillCache(h: LabHost): Promise<void> {
-    const guest = await ensureGuestImage();
-    const dir = images(h);
-    await mkdir(dir, { recursive: true });
-    await copyFile(guest.kernel, join(dir, 'lab-kernel'));
-    await copyFile(guest.initrd, join(dir, 'lab-initrd'));
-    await markedImage(join(dir, 'root-img'), MARK);
-    await markedImage(join(dir, 'rescue-img'), RESCUE_MARK);
-    // The rescue boot prints both disks: vda the rescue image, vdb the guest's own.
-    await writeFile(join(dir, 'rescue-img.json'), JSON.stringify({ kernel_id: 'lab-kernel', ramdisk_id: 'lab-initrd', os_command_line: 'console=ttyS0 quiet ferry.disk_check=1 ferry.vol_check=1' }));
-  }
-
-  const record = (uuid: string, host: LabHost, vmState = 'active') => ({
-    uuid,
-    name: `instance-${uuid.slice(0, 8)}`,
-    host: host.hostname,
-    vm_state: vmState,
-    flavor: { memory_mb: 192, vcpus: 1, root_gb: 0 },
-    image_ref: 'root-img',
-    kernel_id: 'lab-kernel',
-    ramdisk_id: 'lab-initrd',
-    system_metadata: { image_os_command_line: 'console=ttyS0 quiet ferry.disk_check=1' },
-  });
+  const record = (uuid: string, host: LabHost, vmState = 'active') => instanceRecord(uuid, host, { image: 'root-img', cmdline: 'console=ttyS0 quiet ferry.disk_check=1', vmState });
+  const images = imageCache;
 
   beforeAll(async () => {
     cluster = await startLabCluster({ name: 'rescue', addrBase: 210 });
     ({ a, b, conductor } = cluster);
-    await fillCache(a);
-    await fillCache(b);
+    // The rescue boot prints both disks: vda the rescue image, vdb the guest's own.
+    const cache = {
+      'root-img': { marker: MARK },
+      'rescue-img': { marker: RESCUE_MARK, properties: { kernel_id: 'lab-kernel', ramdisk_id: 'lab-initrd', os_command_line: 'console=ttyS0 quiet ferry.disk_check=1 ferry.vol_check=1' } },
+    };
+    await fillImageCache(a, cache);
+    await fillImageCache(b, cache);
     const host = (h: LabHost) => ({ image_cache_path: images(h) });
     await cluster.useAgents({ libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 50 } }, { a: host(a), b: host(b) });
   });
