@@ -166,6 +166,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                            InstanceMethod<&ConnectionWrap::GetDomainCapabilities>("getDomainCapabilities"),
                            InstanceMethod<&ConnectionWrap::GetHostname>("getHostname"),
                            InstanceMethod<&ConnectionWrap::GetLibVersion>("getLibVersion"),
+                           InstanceMethod<&ConnectionWrap::GetVersion>("getVersion"),
                            InstanceMethod<&ConnectionWrap::ListAllDomains>("listAllDomains"),
                            InstanceMethod<&ConnectionWrap::LookupByUUID>("lookupByUUID"),
                            InstanceMethod<&ConnectionWrap::LookupByName>("lookupByName"),
@@ -265,6 +266,16 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     return Queue(info.Env(), Mode::Pool, "virConnectGetLibVersion", [c = Hold(info.Env())](VirErr&) -> Finish {
       unsigned long v = 0;
       if (virConnectGetLibVersion(c.get(), &v) < 0) return nullptr;
+      return [v](Napi::Env env) { return Napi::Number::New(env, (double)v); };
+    });
+  }
+
+  // virConnectGetVersion: the hypervisor's version (for QEMU, QEMU's), in the
+  // same major * 1,000,000 + minor * 1,000 + micro form.
+  Napi::Value GetVersion(const Napi::CallbackInfo& info) {
+    return Queue(info.Env(), Mode::Pool, "virConnectGetVersion", [c = Hold(info.Env())](VirErr&) -> Finish {
+      unsigned long v = 0;
+      if (virConnectGetVersion(c.get(), &v) < 0) return nullptr;
       return [v](Napi::Env env) { return Napi::Number::New(env, (double)v); };
     });
   }

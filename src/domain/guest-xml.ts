@@ -39,7 +39,35 @@ export interface GuestDefinition {
   consoleLog: string;
   /** A VNC server on this address, or none. */
   vncListen: string | null;
+  /** Pad the RAM block for QEMU < 9.0 under TCG (tcgRamWorkaroundArgs); never under kvm. */
+  tcgRamWorkaround: boolean;
 }
+
+/** The first QEMU with the TCG dirty-bitmap fix (03bfc2188f), in libvirt's version form. */
+export const QEMU_TCG_DIRTY_BITMAP_FIXED = 9_000_000;
+
+/**
+ * QEMU before 9.0 under TCG loses guest stores after a migration dirty-bitmap
+ * sync: the fast path of cpu_physical_memory_sync_dirty_bitmap() clears a
+ * RAM block's dirty bits word by word but does not re-arm the vCPUs' TLB
+ * entries, so later writes through cached entries are never marked dirty and
+ * reach the destination stale: a migrated guest hangs or corrupts itself
+ * (fixed upstream by 03bfc2188f, "physmem: Fix migration dirty bitmap
+ * coherency with TCG memory access"). That path is taken only for a block
+ * whose length is a multiple of 64 pages (256 KiB), and libvirt rounds guest
+ * memory to whole MiB; so the guest's RAM comes from its own backend 64 KiB
+ * longer than its memory, which makes QEMU take the per-page path. KVM never
+ * takes either TCG path.
+ *
+ *     tcgRamWorkaroundArgs(256) -> ['-object', '{"qom-type":"memory-backend-ram","id":"ferry.ram","size":268500992}',
+ *                                   '-machine', 'memory-backend=ferry.ram', '-m', '262208k']
+ */
+export function tcgRamWorkaroundArgs(memoryMib: number): string[] {
+  const bytes = memoryMib * 2 ** 20 + 64 * 1024;
+  return ['-object', JSON.stringify({ 'qom-type': 'memory-backend-ram', id: 'ferry.ram', size: bytes }), '-machine', 'memory-backend=ferry.ram', '-m', `${bytes / 1024}k`];
+}
+
+const QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
 
 type Attrs = Record<string, string>;
 interface XmlNode {
@@ -96,7 +124,8 @@ export function guestXml(d: GuestDefinition): string {
     ...(d.vncListen ? [n('graphics', { type: 'vnc', port: '-1', autoport: 'yes', listen: d.vncListen })] : []),
     n('memballoon', { model: 'none' }),
   ];
-  const domain = n('domain', { type: d.virtType }, [
+  const workaround = d.tcgRamWorkaround && d.virtType === 'qemu';
+  const domain = n('domain', { type: d.virtType, ...(workaround ? { 'xmlns:qemu': QEMU_NS } : {}) }, [
     t('name', d.name),
     t('uuid', d.uuid),
     t('memory', String(d.memoryMib), { unit: 'MiB' }),
@@ -108,6 +137,7 @@ export function guestXml(d: GuestDefinition): string {
     t('on_reboot', 'restart'),
     t('on_crash', 'destroy'),
     n('devices', undefined, devices),
+    ...(workaround ? [n('qemu:commandline', undefined, tcgRamWorkaroundArgs(d.memoryMib).map((value) => n('qemu:arg', { value })))] : []),
   ]);
   const doc = parseXml('<domain/>');
   const root = build(doc, domain, 0);

@@ -6,7 +6,7 @@
 // unrescued there from its record. What a step made is removed when it fails.
 
 import type { FerryConfig } from '../config/index.js';
-import { guestXml } from '../domain/guest-xml.js';
+import { guestXml, QEMU_TCG_DIRTY_BITMAP_FIXED } from '../domain/guest-xml.js';
 import type { HostStorage } from '../domain/host-storage.js';
 import { findDomain } from '../domain/lookup.js';
 import { DomainState, JobType, type Connection, type Domain } from '../libvirt/types.js';
@@ -35,6 +35,9 @@ const GiB = 2 ** 30;
 const POLL_MS = 250;
 
 export class InstanceHandlers {
+  /** QEMU's version on this host, once libvirt told it. */
+  private qemuVersion: number | null = null;
+
   constructor(private readonly deps: InstanceDeps) {}
 
   /** build_and_run_instance: the instance folder, its root disk from the image and its kernel files, then the guest started. */
@@ -42,7 +45,7 @@ export class InstanceHandlers {
     const { storage, images, libvirt, notifications } = this.deps;
     const inst = readInstance(raw);
     await notifications.around(ctx, 'create', inst, async () => {
-      const def = this.definition(raw);
+      const def = await this.definition(raw);
       if (def.configDrive) throw new InvalidInput('instance.config_drive: ferry makes no config drives');
       if (await findDomain(libvirt, inst.uuid)) throw new InstanceExists(inst.name ?? inst.uuid);
       if (await storage.instanceDirExists(inst.uuid)) throw new InstanceExists(`${inst.name ?? inst.uuid} (its folder ${storage.instanceDir(inst.uuid)} is here)`);
@@ -114,7 +117,7 @@ export class InstanceHandlers {
       const kernel = image.kernelId ? await images.find(image.kernelId, `kernel_id of image ${image.id}`) : null;
       const ramdisk = image.ramdiskId ? await images.find(image.ramdiskId, `ramdisk_id of image ${image.id}`) : null;
       const rescue: RescueBoot = { kernel: kernel !== null, ramdisk: ramdisk !== null, cmdline: image.osCommandLine };
-      const def = this.definition(raw, rescue);
+      const def = await this.definition(raw, rescue);
       await this.powerOff(dom, cleanShutdown);
       const file = (name: string) => `${storage.instanceDir(inst.uuid)}/${name}`;
       try {
@@ -143,13 +146,16 @@ export class InstanceHandlers {
     });
   }
 
-  private definition(raw: Record<string, unknown>, rescue?: RescueBoot) {
-    const { config, storage } = this.deps;
+  private async definition(raw: Record<string, unknown>, rescue?: RescueBoot) {
+    const { config, storage, libvirt } = this.deps;
+    const virtType = config.libvirt.virt_type;
+    this.qemuVersion ??= await libvirt.getVersion();
     const host: HostGuestSettings = {
       instanceDir: storage.instanceDir(readInstance(raw).uuid),
-      virtType: config.libvirt.virt_type,
+      virtType,
       cpuModel: config.libvirt.cpu_models[0] ?? null,
       vncListen: config.vnc.server_listen,
+      tcgRamWorkaround: virtType === 'qemu' && this.qemuVersion < QEMU_TCG_DIRTY_BITMAP_FIXED,
     };
     return readGuestDefinition(raw, host, rescue);
   }
@@ -177,7 +183,7 @@ export class InstanceHandlers {
 
   /** Off, defined again from the record, started. */
   private async bootFromRecord(dom: Domain, raw: Record<string, unknown>): Promise<void> {
-    const xml = guestXml(this.definition(raw));
+    const xml = guestXml(await this.definition(raw));
     if (await dom.isActive()) await dom.destroy();
     await this.deps.libvirt.defineXML(xml);
     await dom.create();

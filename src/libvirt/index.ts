@@ -45,6 +45,7 @@ interface NativeConnection {
   getDomainCapabilities(opts: DomainCapabilitiesOptions | undefined, flags: number): Promise<string>;
   getHostname(): Promise<string>;
   getLibVersion(): Promise<number>;
+  getVersion(): Promise<number>;
   listAllDomains(flags?: number): Promise<NativeDomain[]>;
   lookupByUUID(uuid: string): Promise<NativeDomain>;
   lookupByName(name: string): Promise<NativeDomain>;
@@ -259,6 +260,9 @@ export class LibvirtConnection implements Connection {
   /** The daemon's version, read once when the connection was opened. */
   getLibVersion(): Promise<number> {
     return Promise.resolve(this.versions.daemon);
+  }
+  getVersion(): Promise<number> {
+    return call(() => this.h.getVersion());
   }
   async listAllDomains(flags = 0): Promise<Domain[]> {
     return (await call(() => this.h.listAllDomains(flags))).map((d) => this.wrap(d));

@@ -321,6 +321,8 @@ export interface Connection {
   getHostname(): Promise<string>;
   /** virConnectGetLibVersion: the daemon's libvirt version (see features.ts). */
   getLibVersion(): Promise<number>;
+  /** virConnectGetVersion: the hypervisor's version (QEMU's), major * 1,000,000 + minor * 1,000 + micro. */
+  getVersion(): Promise<number>;
   /** The addon's libvirt headers and the daemon, as read at connect: what a call may use (features.ts). */
   readonly versions: LibvirtVersions;
   listAllDomains(flags?: number): Promise<Domain[]>;

@@ -45,6 +45,8 @@ export interface HostGuestSettings {
   virtType: 'kvm' | 'qemu';
   cpuModel: string | null;
   vncListen: string | null;
+  /** The hypervisor is QEMU < 9.0 and the guests run under TCG: their RAM block is padded (guest-xml.ts). */
+  tcgRamWorkaround: boolean;
 }
 
 /** A rescue boot: from disk.rescue, the original root disk second; the rescue image's kernel and ramdisk when it has them. */
@@ -109,6 +111,7 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
     interfaces: readNetworkInfo(inst),
     consoleLog: f(INSTANCE_FILES.console),
     vncListen: host.vncListen,
+    tcgRamWorkaround: host.tcgRamWorkaround,
   };
 }
 

@@ -1,11 +1,15 @@
 // The local two-host demo: two private libvirtd hosts, a ferryd agent in each,
-// one RabbitMQ. A tiny guest boots on host A; the conductor asks the agents to
-// live-migrate it to host B and prints progress until the guest's heartbeat
-// is seen on B. Everything it starts is stopped at the end.
+// one RabbitMQ. ferryd on host A spawns a tiny guest from its image cache
+// (build_and_run_instance, as nova-compute would); the conductor asks the
+// agents to live-migrate it to host B, block-migrating its disk, and prints
+// progress until the guest's heartbeat is seen on B; ferryd on B terminates
+// it. Everything it starts is stopped at the end.
 
+import { randomUUID } from 'node:crypto';
 import { progressLine } from '../../src/cli/format.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { domainState } from '../e2e/fixture.js';
+import { fillImageCache, imageCache, instanceRecord } from '../e2e/spawn.js';
 import { lastHeartbeat, readConsole, waitForHeartbeat } from '../lab/heartbeat.js';
 
 const t0 = Date.now();
@@ -13,24 +17,32 @@ const say = (msg: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(
 
 async function main(): Promise<void> {
   let cluster: LabCluster | null = null;
+  const uuid = randomUUID();
   try {
     say('starting two lab hosts (building the guest image on first use)');
     cluster = await startLabCluster({ name: 'demo' });
     const { a, b, conductor } = cluster;
     say(`lab hosts up: ${a.hostname} (${a.addr}) and ${b.hostname} (${b.addr}); RabbitMQ vhost ${cluster.broker.vhost}`);
-    // A 20 MiB/s cap makes the move of a busy 256 MiB guest slow enough to watch.
-    const agents = await cluster.useAgents({ log_level: 'info', libvirt: { live_migration_bandwidth: 20 } });
+    // The lab kernel and initramfs and a 16 MiB root image, in A's image cache.
+    await fillImageCache(a, { 'demo-img': { marker: 'demo-disk' } });
+    // TCG guests (no nested KVM here); a 5 MiB/s cap makes the move slow enough to watch.
+    const agents = await cluster.useAgents(
+      { log_level: 'info', libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 5 } },
+      { a: { image_cache_path: imageCache(a) }, b: { image_cache_path: imageCache(b) } },
+    );
     say(`ferryd agents serving; metrics on http://${a.addr}:${agents[0]!.metricsPort}/metrics`);
 
-    const guest = await cluster.boot({ dirty: { mib: 32, rateMBs: 8 } });
-    say(`guest ${guest.name} (${guest.uuid}) is running on ${a.hostname}, heartbeat ${await lastHeartbeat(a, guest.uuid)}`);
+    const instance = instanceRecord(uuid, a, { image: 'demo-img', cmdline: 'console=ttyS0 quiet', memoryMiB: 256 });
+    await conductor.compute(a.hostname, 'build_and_run_instance', { instance, image: { id: 'demo-img' } });
+    await waitForHeartbeat(a, uuid, { after: 1, timeoutMs: 90_000 });
+    say(`ferryd on ${a.hostname} spawned guest ${instance.name as string} (${uuid}) from image demo-img; heartbeat ${await lastHeartbeat(a, uuid)}`);
 
-    const { migrationUuid, migrateData } = await conductor.migrate({ instance: guest.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
+    const { migrationUuid, migrateData } = await conductor.migrate({ instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     say(`pre-checks passed (block migration: ${migrateData.block_migration}); migration ${migrationUuid} cast to ${a.hostname}`);
     const started = Date.now();
     let last = '';
     for (;;) {
-      const [view] = (await conductor.api.listMigrations(conductor.ctx, a.hostname, guest.uuid)).filter((m) => m.uuid === migrationUuid);
+      const [view] = (await conductor.api.listMigrations(conductor.ctx, a.hostname, uuid)).filter((m) => m.uuid === migrationUuid);
       if (view) {
         const line = progressLine(view, (Date.now() - started) / 1000);
         if (line !== last) say(line);
@@ -43,13 +55,17 @@ async function main(): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
-    const beat = await waitForHeartbeat(b, guest.uuid, { after: await lastHeartbeat(b, guest.uuid), timeoutMs: 15_000 }).catch(async (e: unknown) => {
-      console.log(`guest console on ${b.hostname}:\n${(await readConsole(b, guest.uuid)).slice(-2000)}`);
+    const beat = await waitForHeartbeat(b, uuid, { after: await lastHeartbeat(b, uuid), timeoutMs: 15_000 }).catch(async (e: unknown) => {
+      console.log(`guest console on ${b.hostname}:\n${(await readConsole(b, uuid)).slice(-2000)}`);
       throw e;
     });
-    say(`guest heartbeat ${beat} on ${b.hostname}; on ${a.hostname} the domain is ${(await domainState(a, guest.uuid)) ?? 'gone'}`);
+    say(`guest heartbeat ${beat} on ${b.hostname}; on ${a.hostname} the domain is ${(await domainState(a, uuid)) ?? 'gone'}`);
+    await conductor.compute(b.hostname, 'terminate_instance', { instance: { ...instance, host: b.hostname } });
+    say(`ferryd on ${b.hostname} terminated the guest: its domain is ${(await domainState(b, uuid)) ?? 'gone'}`);
     say('demo complete');
   } finally {
+    // Whatever a failed run left of the guest, on both hosts.
+    await cluster?.removeGuest(uuid).catch(() => {});
     await cluster?.close();
   }
 }

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tcgRamWorkaroundArgs } from '../../src/domain/guest-xml.js';
 import { run } from './exec.js';
 import { ensureGuestImage, type GuestImage } from './guest-image.js';
 import { LAB_INSTANCES_PATH, type LabHost } from './lab.js';
@@ -87,29 +88,10 @@ function installedQemuVersion(): [number, number] {
   return qemuVersion;
 }
 
-/**
- * QEMU before 9.0 under TCG loses guest stores after a migration dirty-bitmap
- * sync: the fast path of cpu_physical_memory_sync_dirty_bitmap() clears a
- * RAM block's dirty bits word by word but does not re-arm the vCPUs' TLB
- * entries (tlb_reset_dirty_range_all), so later writes through cached TLB
- * entries are never marked dirty and reach the destination stale (fixed
- * upstream by 03bfc2188f, "physmem: Fix migration dirty bitmap coherency with
- * TCG memory access"). That path is taken only when the block's length is a
- * multiple of 64 pages (256 KiB); the per-page slow path resets the TLB.
- * libvirt rounds guest memory to whole MiB, so on such QEMU the lab guest's
- * RAM comes from its own backend 64 KiB longer than the domain's memory,
- * which makes QEMU take the correct path. KVM hosts (production) never take
- * either TCG path.
- */
+/** The RAM padding ferry gives guests under TCG on QEMU < 9.0 (src/domain/guest-xml.ts says why), for the lab's own guests. */
 export function ramWorkaroundArgs(memoryMiB: number): string[] {
   const [major] = installedQemuVersion();
-  if (major >= 9) return [];
-  const bytes = memoryMiB * 2 ** 20 + 64 * 1024;
-  return [
-    '-object', JSON.stringify({ 'qom-type': 'memory-backend-ram', id: 'ferry-lab.ram', size: bytes }),
-    '-machine', 'memory-backend=ferry-lab.ram',
-    '-m', `${bytes / 1024}k`,
-  ];
+  return major >= 9 ? [] : tcgRamWorkaroundArgs(memoryMiB);
 }
 
 export async function guestXml(spec: GuestSpec): Promise<string> {

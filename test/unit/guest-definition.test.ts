@@ -6,7 +6,7 @@ import { DEFAULT_CMDLINE, readGuestDefinition, type HostGuestSettings } from '..
 
 const UUID = '0b9f7c52-1d3e-4f6a-8b2c-9d0e1f2a3b4c';
 const DIR = `/var/lib/nova/instances/${UUID}`;
-const HOST: HostGuestSettings = { instanceDir: DIR, virtType: 'qemu', cpuModel: 'qemu64', vncListen: null };
+const HOST: HostGuestSettings = { instanceDir: DIR, virtType: 'qemu', cpuModel: 'qemu64', vncListen: null, tcgRamWorkaround: false };
 
 /** An instance as Nova sends it (unwrapped): kernel boot, a root disk, a volume, a port, a config drive. */
 const INSTANCE = {
@@ -39,6 +39,7 @@ describe('readGuestDefinition', () => {
       interfaces: [{ mac: 'fa:16:3e:00:00:01', vifType: 'bridge', bridge: 'brq-net1', portId: 'port-1', mtu: 1450 }],
       consoleLog: `${DIR}/console.log`,
       vncListen: null,
+      tcgRamWorkaround: false,
     });
   });
 
@@ -74,6 +75,25 @@ describe('readGuestDefinition', () => {
 });
 
 describe('guestXml', () => {
+  it("QEMU < 9.0 under TCG: the RAM comes from a backend 64 KiB longer than the memory; under kvm never", () => {
+    const xml = guestXml(readGuestDefinition(INSTANCE, { ...HOST, tcgRamWorkaround: true }));
+    expect(xml).toMatch(/^<domain type="qemu" xmlns:qemu="http:\/\/libvirt.org\/schemas\/domain\/qemu\/1.0">/);
+    // 256 MiB + 64 KiB: not a multiple of 256 KiB, so QEMU syncs the dirty bitmap page by page.
+    expect(xml).toContain(`  <qemu:commandline>
+    <qemu:arg value="-object"/>
+    <qemu:arg value="{&quot;qom-type&quot;:&quot;memory-backend-ram&quot;,&quot;id&quot;:&quot;ferry.ram&quot;,&quot;size&quot;:268500992}"/>
+    <qemu:arg value="-machine"/>
+    <qemu:arg value="memory-backend=ferry.ram"/>
+    <qemu:arg value="-m"/>
+    <qemu:arg value="262208k"/>
+  </qemu:commandline>
+</domain>`);
+    expect(268500992 % (256 * 1024)).not.toBe(0);
+    const kvm = guestXml(readGuestDefinition(INSTANCE, { ...HOST, virtType: 'kvm', tcgRamWorkaround: true }));
+    expect(kvm).not.toContain('qemu:');
+    expect(guestXml(readGuestDefinition(INSTANCE, HOST))).not.toContain('qemu:');
+  });
+
   it('writes the definition as libvirt domain XML, the same bytes every time', () => {
     const xml = guestXml(readGuestDefinition(INSTANCE, { ...HOST, vncListen: '10.0.0.5' }));
     expect(xml).toBe(guestXml(readGuestDefinition(INSTANCE, { ...HOST, vncListen: '10.0.0.5' })));

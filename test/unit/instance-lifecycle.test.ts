@@ -80,6 +80,17 @@ describe('spawn, reboot, terminate', () => {
     expect(c.src.notifier.types()).toEqual(['instance.create.start', 'instance.create.end']);
   });
 
+  it.each<[string, 'qemu' | 'kvm', number, boolean]>([
+    ['TCG on QEMU 7.2: padded', 'qemu', 7_002_000, true],
+    ['TCG on QEMU 9.0: not padded', 'qemu', 9_000_000, false],
+    ['kvm on QEMU 7.2: not padded', 'kvm', 7_002_000, false],
+  ])("build_and_run_instance, the guest's RAM block under %s", async (_name, virtType, qemu, padded) => {
+    await withImages({ src: { config: { libvirt: { virt_type: virtType } } } });
+    c.src.conn.qemuVersion = qemu;
+    expect(await call('build_and_run_instance', { instance: INSTANCE, image: { id: 'root-img' } })).toBeNull();
+    expect(domain()!.xml.includes('memory-backend=ferry.ram')).toBe(padded);
+  });
+
   it.each<[string, Record<string, unknown>, RegExp]>([
     ['an image the cache lacks', { image_ref: 'no-such-img' }, /^ImageNotFound: Image no-such-img could not be found\.$/],
     ['an image id that is a path', { kernel_id: '../../etc/passwd' }, /^InvalidInput: .*instance\.kernel_id: '\.\.\/\.\.\/etc\/passwd' is not an image id/],

@@ -74,6 +74,8 @@ describe('connection', () => {
     expect(conn.isAlive()).toBe(true);
     expect(await conn.getCapabilities()).toMatch(/<capabilities>/);
     expect((await conn.getHostname()).length).toBeGreaterThan(0);
+    // virConnectGetVersion: the test driver's hypervisor says 0.0.2.
+    expect(await conn.getVersion()).toBe(2);
     conn.onClose(() => undefined); // the test driver never closes; registration must not fail
   });
 

@@ -551,6 +551,13 @@ export class FakeConnection implements Connection {
     return this.libVersion;
   }
 
+  /** QEMU's version as libvirt reports it (9.2.0 unless a test sets another). */
+  qemuVersion = 9_002_000;
+  async getVersion(): Promise<number> {
+    await this.record('getVersion');
+    return this.qemuVersion;
+  }
+
   async listAllDomains(flags?: number): Promise<Domain[]> {
     await this.record('listAllDomains', flags);
     return [...this.domains.values()];
