@@ -17,7 +17,7 @@ import { observeMigrations } from '../metrics/migration-metrics.js';
 import { computeEndpoint, deserializeComputeArgs } from './endpoint.js';
 import { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import { DestinationHandlers } from '../destination/handlers.js';
-import type { IncomingResult } from '../destination/deps.js';
+import { INCOMING_RESULTS, type IncomingResult } from '../destination/deps.js';
 import { HostNetwork } from '../domain/host-network.js';
 import { ImageCache } from '../instance/images.js';
 import { InstanceHandlers } from '../instance/handlers.js';
@@ -73,6 +73,8 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     onIllegalTransition: (err) => log.error({ err, migration: err.migration }, 'illegal migration status change refused'),
   });
   observeMigrations(registry, metrics);
+  // From 0, as the finished totals: the first incoming migration's end must show as an increase.
+  for (const result of INCOMING_RESULTS) metrics.incomingFinished.inc({ result }, 0);
   logStatusChanges(registry, log);
   new MigrationReporter(registry, conductor.caster, config.conductor_topic, log);
   const deps = {

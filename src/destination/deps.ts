@@ -22,4 +22,5 @@ export interface DestinationDeps {
   onIncomingEnd?: (result: IncomingResult) => void;
 }
 
-export type IncomingResult = 'completed' | 'rolled_back';
+export const INCOMING_RESULTS = ['completed', 'rolled_back'] as const;
+export type IncomingResult = (typeof INCOMING_RESULTS)[number];

@@ -1,7 +1,7 @@
 // Feeds the Prometheus metrics from migration registry events.
 
 import type { ConvergenceVerdict, MigrationRecord, MigrationRegistry } from '../record/registry.js';
-import { IN_PROGRESS, isFinal, MigrationStatus } from '../record/status.js';
+import { FINAL, IN_PROGRESS, isFinal, MigrationStatus } from '../record/status.js';
 import type { FerryMetrics } from './metrics.js';
 
 const VERDICTS: readonly ConvergenceVerdict[] = ['converging', 'stalled', 'throttling', 'will_not_converge'];
@@ -15,6 +15,10 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
   };
   // Records an earlier ferryd left are counted from the start, not from their next change.
   countInProgress();
+  // Every final status from 0: a series that first appears at 1 shows Prometheus no increase, and the
+  // first failure after a start would raise no alert (contrib/prometheus).
+  for (const status of FINAL) metrics.migrationsFinished.inc({ status }, 0);
+  for (const kind of ['memory', 'disk']) metrics.migrationDataBytes.inc({ kind }, 0);
 
   registry.on('change', (r, previous) => {
     if (r.status === previous) {

@@ -52,6 +52,9 @@ export function isFinal(status: MigrationStatus): boolean {
   return NEXT[status].length === 0;
 }
 
+/** The statuses a migration ends in. */
+export const FINAL: readonly MigrationStatus[] = (Object.values(S) as MigrationStatus[]).filter(isFinal);
+
 /** Statuses of a migration still under way, in the order they are passed. */
 export const IN_PROGRESS: readonly MigrationStatus[] = [S.queued, S.preparing, S.running, S.postcopy, S.postcopyPaused];
 

@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 5_000));
     const end = Date.now() / 1000;
 
-    const asGrafana = (expr: string) => expr.replaceAll('$host', '.*').replaceAll('$__rate_interval', '15s').replaceAll('$__interval', `${STEP_S}s`).replaceAll('[1h]', '[5m]');
+    const asGrafana = (expr: string) => expr.replaceAll('$host', '.*').replaceAll('$__rate_interval', '15s').replaceAll('$__interval', '15s').replaceAll('[1h]', '[5m]');
     const points: Array<{ panel: string; series: string; t: number; v: number }> = [];
     const panels = dashboard.panels.filter((p) => p.type !== 'row');
     for (const p of panels) {
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     const svg = await new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' }).toSVG();
     await writeFile(values.svg!, svg);
     const png = values.svg!.replace(/\.svg$/, '') + '.png';
-    const shot = await run('chromium', ['--headless', '--no-sandbox', '--hide-scrollbars', `--screenshot=${png}`, '--window-size=1100,2600', `file://${values.svg}`]).then(
+    const shot = await run('chromium', ['--headless', '--no-sandbox', '--hide-scrollbars', `--screenshot=${png}`, '--window-size=1400,1750', `file://${values.svg}`]).then(
       () => png,
       (e: Error) => `none (${e.message.split('\n')[0]})`,
     );

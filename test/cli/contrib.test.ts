@@ -95,8 +95,15 @@ describe('contrib/grafana', () => {
     expect(hosts.data).toEqual([target]);
 
     // A misspelt metric would query fine and show nothing: each one named is one ferryd exports.
-    const exported = new Set([...(await (await fetch(`http://${target}/metrics`)).text()).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+    const exposition = await (await fetch(`http://${target}/metrics`)).text();
+    const exported = new Set([...exposition.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
     const named = new Set(exprs.flatMap(({ expr }) => [...expr.matchAll(/\b(ferry_[a-z_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''))));
     expect([...named].filter((n) => !exported.has(n))).toEqual([]);
+    // The totals the alerts and panels take increase() of are there at 0 before anything happened:
+    // a series first seen at 1 shows no increase, and the first failure would go unnoticed.
+    const lines = exposition.split('\n');
+    for (const zero of ['ferry_migrations_finished_total{status="failed"} 0', 'ferry_migrations_finished_total{status="error"} 0', 'ferry_incoming_migrations_total{result="rolled_back"} 0']) {
+      expect(lines).toContain(zero);
+    }
   });
 });

@@ -69,3 +69,14 @@ describe('progress metrics per migration', () => {
     expect(await lines(/^ferry_migration_(status|processed|total|iteration|max_downtime|elapsed)\{/)).toEqual([]);
   });
 });
+
+describe('totals', () => {
+  it('every final status is exposed at 0 before any migration ended: the first failure shows as an increase', async () => {
+    const metrics = new FerryMetrics();
+    observeMigrations(new MigrationRegistry(), metrics);
+    const finished = (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('ferry_migrations_finished_total{')).sort();
+    expect(finished).toEqual(['cancelled', 'completed', 'error', 'failed'].map((s) => `ferry_migrations_finished_total{status="${s}"} 0`));
+    const sent = (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('ferry_migration_data_processed_bytes_total{')).sort();
+    expect(sent).toEqual(['ferry_migration_data_processed_bytes_total{kind="disk"} 0', 'ferry_migration_data_processed_bytes_total{kind="memory"} 0']);
+  });
+});
