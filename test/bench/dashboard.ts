@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     const svg = await new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' }).toSVG();
     await writeFile(values.svg!, svg);
     const png = values.svg!.replace(/\.svg$/, '') + '.png';
-    const shot = await run('chromium', ['--headless', '--no-sandbox', '--hide-scrollbars', `--screenshot=${png}`, '--window-size=1400,1750', `file://${values.svg}`]).then(
+    const shot = await run('chromium', ['--headless', '--no-sandbox', '--hide-scrollbars', `--screenshot=${png}`, '--window-size=1560,1500', `file://${values.svg}`]).then(
       () => png,
       (e: Error) => `none (${e.message.split('\n')[0]})`,
     );
