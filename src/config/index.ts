@@ -5,7 +5,7 @@ import convict from 'convict';
 // rpc is below config in the layer order; one JSON-object check serves both.
 import { isPlainObject } from '../rpc/args.js';
 import { isNovaConfFile, readNovaConf } from './nova-conf.js';
-import { buildSchema } from './schema.js';
+import { buildSchema, type SchemaNode } from './schema.js';
 import type { FerryConfig } from './types.js';
 
 export type { FerryConfig, LibvirtConfig, ComputeConfig, MetricsConfig, RabbitConfig, LogLevel } from './types.js';
@@ -55,9 +55,9 @@ function readText(file: string): string {
 }
 
 /** The file's values in the schema's shape, and what in it ferry leaves to Nova. */
-function readFile(file: string): { values: Record<string, unknown>; ignored: string[] } {
+function readFile(file: string, schema: SchemaNode): { values: Record<string, unknown>; ignored: string[] } {
   if (!isNovaConfFile(file)) return { values: readJsonFile(file), ignored: [] };
-  const conf = readNovaConf(readText(file), buildSchema());
+  const conf = readNovaConf(readText(file), schema);
   if (conf.unknown.length > 0) throw new ConfigError(conf.unknown, file);
   return conf;
 }
@@ -96,11 +96,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): FerryConfig {
 export function readConfig(opts: LoadConfigOptions = {}): { config: FerryConfig; ignored: string[] } {
   const env = opts.env ?? process.env;
   // args: [] so convict never reads process.argv.
-  const cfg = convict<FerryConfig>(buildSchema() as never, { env: env as NodeJS.ProcessEnv, args: [] });
+  const schema = buildSchema();
+  const cfg = convict<FerryConfig>(schema as never, { env: env as NodeJS.ProcessEnv, args: [] });
   let ignored: string[] = [];
   try {
     if (opts.file) {
-      const file = readFile(opts.file);
+      const file = readFile(opts.file, schema);
       ignored = file.ignored;
       // load() re-applies the environment on top of the file, and coerces the strings of an INI file by format.
       cfg.load(file.values);

@@ -5,6 +5,8 @@ import { FINAL, IN_PROGRESS, isFinal, MigrationStatus } from '../record/status.j
 import type { FerryMetrics } from './metrics.js';
 
 const VERDICTS: readonly ConvergenceVerdict[] = ['converging', 'stalled', 'throttling', 'will_not_converge'];
+/** The kind label of the byte figures: guest memory, copied disks. */
+const KINDS = ['memory', 'disk'] as const;
 
 export function observeMigrations(registry: MigrationRegistry, metrics: FerryMetrics): void {
   // instance_uuid, not instance: Prometheus sets instance to the scrape target, and would rename ours to exported_instance.
@@ -18,7 +20,7 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
   // Every final status from 0: a series that first appears at 1 shows Prometheus no increase, and the
   // first failure after a start would raise no alert (contrib/prometheus).
   for (const status of FINAL) metrics.migrationsFinished.inc({ status }, 0);
-  for (const kind of ['memory', 'disk']) metrics.migrationDataBytes.inc({ kind }, 0);
+  for (const kind of KINDS) metrics.migrationDataBytes.inc({ kind }, 0);
 
   registry.on('change', (r, previous) => {
     if (r.status === previous) {
@@ -61,7 +63,7 @@ export function observeMigrations(registry: MigrationRegistry, metrics: FerryMet
       metrics.migrationDataBytes.inc({ kind: 'memory' }, r.counters.memory_processed);
       metrics.migrationDataBytes.inc({ kind: 'disk' }, r.counters.disk_processed);
     }
-    for (const kind of ['memory', 'disk']) {
+    for (const kind of KINDS) {
       metrics.migrationRemaining.remove({ ...labels(r), kind });
       metrics.migrationProcessed.remove({ ...labels(r), kind });
       metrics.migrationTotal.remove({ ...labels(r), kind });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cleanEnv, FERRYD, REPO_ROOT } from '../e2e/agents.js';
+import { FERRYD, REPO_ROOT, testDriverEnv } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 import { freePort, waitFor } from '../lab/exec.js';
 
@@ -51,16 +51,7 @@ describe('contrib/grafana', () => {
     dir = await mkdtemp(join(tmpdir(), 'ferry-contrib-'));
     const metricsPort = await freePort();
     const ferryd = spawn(process.execPath, [FERRYD], {
-      env: cleanEnv({
-        FERRY_HOST: `ferry-contrib-${process.pid}`,
-        FERRY_TRANSPORT_URL: broker.transportUrl,
-        FERRY_LIBVIRT__CONNECTION_URI: 'test:///default',
-        FERRY_METRICS__LISTEN_ADDRESS: '127.0.0.1',
-        FERRY_METRICS__PORT: String(metricsPort),
-        FERRY_INSTANCES_PATH: join(dir, 'instances'),
-        FERRY_STATE_PATH: join(dir, 'state'),
-        FERRY_LOG_LEVEL: 'warn',
-      }),
+      env: testDriverEnv({ host: `ferry-contrib-${process.pid}`, transportUrl: broker.transportUrl, dir, metricsPort }, { FERRY_LOG_LEVEL: 'warn' }),
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     procs.push(ferryd);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Health, LOOP_LAG_LIMIT_MS } from '../../src/metrics/health.js';
-import { cleanEnv, FERRYD } from '../e2e/agents.js';
+import { FERRYD, testDriverEnv } from '../e2e/agents.js';
 import { freePort, waitFor } from '../lab/exec.js';
 import { closeConnections, privateBroker, type PrivateBroker } from '../e2e/broker.js';
 
@@ -26,16 +26,7 @@ describe('ferryd /healthz', () => {
     const port = await freePort();
     url = `http://127.0.0.1:${port}/healthz`;
     proc = spawn(process.execPath, [FERRYD], {
-      env: cleanEnv({
-        FERRY_HOST: HOST,
-        FERRY_TRANSPORT_URL: broker.transportUrl,
-        FERRY_LIBVIRT__CONNECTION_URI: 'test:///default',
-        FERRY_METRICS__LISTEN_ADDRESS: '127.0.0.1',
-        FERRY_METRICS__PORT: String(port),
-        FERRY_INSTANCES_PATH: join(dir, 'instances'),
-        FERRY_STATE_PATH: join(dir, 'state'),
-        FERRY_LOG_LEVEL: 'warn',
-      }),
+      env: testDriverEnv({ host: HOST, transportUrl: broker.transportUrl, dir, metricsPort: port }, { FERRY_LOG_LEVEL: 'warn' }),
       stdio: ['ignore', 'ignore', 'inherit'],
     });
   });

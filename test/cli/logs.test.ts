@@ -14,7 +14,7 @@ import { ComputeRpcApi } from '../../src/nova/compute-rpcapi.js';
 import { contextFromDict } from '../../src/rpc/context.js';
 import { AmqpConnection, AmqpRpcClient } from '../../src/rpc/index.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { cleanEnv, FERRYD } from '../e2e/agents.js';
+import { FERRYD, testDriverEnv } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 
 const run = promisify(execFile);
@@ -33,14 +33,7 @@ describe('ferryd logs', () => {
   /** ferryd with these flags until `until` shows in its output; then SIGTERM, and all it wrote. */
   async function ferryd(args: string[], until: (out: string) => boolean, during: () => Promise<void> = async () => {}): Promise<string> {
     const proc = spawn(process.execPath, [FERRYD, ...args], {
-      env: cleanEnv({
-        FERRY_HOST: HOST,
-        FERRY_TRANSPORT_URL: transportUrl,
-        FERRY_LIBVIRT__CONNECTION_URI: 'test:///default',
-        FERRY_METRICS__PORT: '0',
-        FERRY_INSTANCES_PATH: join(dir, 'instances'),
-        FERRY_STATE_PATH: join(dir, 'state'),
-      }),
+      env: testDriverEnv({ host: HOST, transportUrl, dir }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     procs.push(proc);

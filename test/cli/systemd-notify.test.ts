@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { statusLine } from '../../src/compute/systemd-notify.js';
 import { MigrationStatus } from '../../src/record/status.js';
-import { cleanEnv, FERRYD } from '../e2e/agents.js';
+import { FERRYD, testDriverEnv } from '../e2e/agents.js';
 import { privateBroker, type PrivateBroker } from '../e2e/broker.js';
 
 /** Binds a datagram socket at argv[1] and prints each message received, newlines as " | ". */
@@ -51,17 +51,7 @@ describe('ferryd and systemd notify', () => {
 
   it('READY=1 with its status once serving, WATCHDOG=1 while it runs, STOPPING=1 when asked to stop; exit 0', async () => {
     const proc = spawn(process.execPath, [FERRYD], {
-      env: cleanEnv({
-        FERRY_HOST: `ferry-notify-${process.pid}`,
-        FERRY_TRANSPORT_URL: broker.transportUrl,
-        FERRY_LIBVIRT__CONNECTION_URI: 'test:///default',
-        FERRY_METRICS__PORT: '0',
-        FERRY_INSTANCES_PATH: join(dir, 'instances'),
-        FERRY_STATE_PATH: join(dir, 'state'),
-        FERRY_LOG_LEVEL: 'warn',
-        NOTIFY_SOCKET: join(dir, 'notify.sock'),
-        WATCHDOG_USEC: '1000000',
-      }),
+      env: testDriverEnv({ host: `ferry-notify-${process.pid}`, transportUrl: broker.transportUrl, dir }, { FERRY_LOG_LEVEL: 'warn', NOTIFY_SOCKET: join(dir, 'notify.sock'), WATCHDOG_USEC: '1000000' }),
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

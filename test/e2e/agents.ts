@@ -21,6 +21,23 @@ export function cleanEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...out, ...env };
 }
 
+/**
+ * The environment of a ferryd on libvirt's test driver, without a lab: its
+ * host name and broker, its instances and state folders under `dir`, metrics
+ * on 127.0.0.1:`metricsPort` (off without one), then `extra`.
+ */
+export function testDriverEnv(o: { host: string; transportUrl: string; dir: string; metricsPort?: number }, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return cleanEnv({
+    FERRY_HOST: o.host,
+    FERRY_TRANSPORT_URL: o.transportUrl,
+    FERRY_LIBVIRT__CONNECTION_URI: 'test:///default',
+    ...(o.metricsPort ? { FERRY_METRICS__LISTEN_ADDRESS: '127.0.0.1', FERRY_METRICS__PORT: String(o.metricsPort) } : { FERRY_METRICS__PORT: '0' }),
+    FERRY_INSTANCES_PATH: join(o.dir, 'instances'),
+    FERRY_STATE_PATH: join(o.dir, 'state'),
+    ...extra,
+  });
+}
+
 /** A ferryd log line (pino JSON). */
 export type LogLine = Record<string, unknown> & { time: string; msg: string };
 
