@@ -92,6 +92,11 @@ function addFormats(): void {
       },
       coerce: (v: string) => (v.trim() === '' ? null : v),
     },
+    'ferry-port-range': {
+      validate(x: unknown) {
+        if (typeof x !== 'string' || !parsePortRange(x)) throw new Error("must be 'min:max', two ports with min <= max");
+      },
+    },
     'ferry-address-or-null': {
       validate(x: unknown) {
         // The destination reports it, and the source writes it into the guest's XML.
@@ -141,6 +146,14 @@ function withEnv(node: SchemaNode, prefix = ''): SchemaNode {
   return out;
 }
 
+/** 'min:max' as two ports, or null when it is not that. */
+export function parsePortRange(s: string): { min: number; max: number } | null {
+  const m = /^\s*(\d{1,5})\s*:\s*(\d{1,5})\s*$/.exec(s);
+  if (!m) return null;
+  const [min, max] = [Number(m[1]), Number(m[2])];
+  return min >= 1 && max <= 65535 && min <= max ? { min, max } : null;
+}
+
 export function buildSchema(): SchemaNode {
   addFormats();
   return withEnv({
@@ -159,6 +172,9 @@ export function buildSchema(): SchemaNode {
     shutdown_grace_seconds: int(30, 'On SIGTERM, seconds to let running migrations (outgoing and incoming) finish before exiting; the next start carries on the rest.', { min: 0 }),
     conductor_topic: str('conductor', 'RPC topic of nova-conductor.'),
     image_cache_path: str('/var/lib/ferry/images', "Folder of images by id (<id>, its properties in <id>.json): ferry's stand-in for an image service when it spawns and rescues guests.", 'ferry-abs-path'),
+    use_cow_images: bool(true, 'Root and rescue disks are qcow2 overlays on a shared base image in <instances_path>/_base (Nova [DEFAULT] use_cow_images); false: each a flat copy of its image.'),
+    force_raw_images: bool(true, 'Base images in _base are converted to raw (Nova [DEFAULT] force_raw_images).'),
+    mkisofs_cmd: str('genisoimage', 'The program that writes the config drives of guests spawned here (iso9660, with genisoimage\'s options; Nova [DEFAULT] mkisofs_cmd).'),
     shutdown_timeout: int(60, 'Seconds a guest asked to power off (a clean rescue) gets before it is stopped (Nova [DEFAULT] shutdown_timeout).', { min: 0 }),
     management_roles: {
       doc: 'Context roles allowed to call ferry management methods.',
@@ -225,6 +241,8 @@ export function buildSchema(): SchemaNode {
       server_listen: nullable('Address the SPICE servers of guests migrating here listen on (Nova [spice] server_listen); null = each keeps the address it had.', 'ferry-address-or-null'),
     },
     serial_console: {
+      enabled: bool(false, 'Guests spawned here get a TCP serial console (a second serial port) on proxyclient_address, or 127.0.0.1 when it is null, at a free port of port_range (Nova [serial_console] enabled).'),
+      port_range: str('10000:20000', 'Ports of the serial consoles of guests spawned here, min:max (Nova [serial_console] port_range).', 'ferry-port-range'),
       proxyclient_address: nullable(
         'Address the TCP serial consoles of guests migrating here listen on (Nova [serial_console] proxyclient_address, with serial consoles enabled); null = each keeps the address it had.',
         'ferry-address-or-null',

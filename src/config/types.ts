@@ -58,7 +58,15 @@ export interface ComputeConfig {
 export interface ConsoleListenConfig {
   vnc: { server_listen: string | null };
   spice: { server_listen: string | null };
-  serial_console: { proxyclient_address: string | null };
+  serial_console: SerialConsoleConfig;
+}
+
+/** Nova's [serial_console]: guests spawned here get a TCP console when enabled; arriving guests' consoles move to proxyclient_address. */
+export interface SerialConsoleConfig {
+  enabled: boolean;
+  /** 'min:max' (parsePortRange) */
+  port_range: string;
+  proxyclient_address: string | null;
 }
 
 export interface MetricsConfig {
@@ -92,6 +100,9 @@ export interface FerryConfig extends ConsoleListenConfig {
   shutdown_grace_seconds: number;
   conductor_topic: string;
   image_cache_path: string;
+  use_cow_images: boolean;
+  force_raw_images: boolean;
+  mkisofs_cmd: string;
   shutdown_timeout: number;
   management_roles: string[];
   service_roles: string[];

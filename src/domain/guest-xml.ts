@@ -37,6 +37,8 @@ export interface GuestDefinition {
   interfaces: DestinationInterface[];
   /** The serial console's log (Nova's console.log in the instance folder). */
   consoleLog: string;
+  /** A TCP serial console (Nova's serial console: raw TCP, the second serial port), or none. */
+  serialConsole: { host: string; port: number } | null;
   /** A VNC server on this address, or none. */
   vncListen: string | null;
   /** Pad the RAM block for QEMU < 9.0 under TCG (tcgRamWorkaroundArgs); never under kvm. */
@@ -121,6 +123,9 @@ export function guestXml(d: GuestDefinition): string {
       ]),
     ),
     n('serial', { type: 'file' }, [n('source', { path: d.consoleLog }), n('target', { port: '0' })]),
+    ...(d.serialConsole
+      ? [n('serial', { type: 'tcp' }, [n('source', { mode: 'bind', host: d.serialConsole.host, service: String(d.serialConsole.port) }), n('protocol', { type: 'raw' }), n('target', { port: '1' })])]
+      : []),
     ...(d.vncListen ? [n('graphics', { type: 'vnc', port: '-1', autoport: 'yes', listen: d.vncListen })] : []),
     n('memballoon', { model: 'none' }),
   ];

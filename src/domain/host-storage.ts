@@ -2,7 +2,7 @@
 // effects of a migration. Paths are as this host sees them.
 
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,9 @@ interface QemuImgInfo {
   'virtual-size': number;
   'actual-size'?: number;
 }
+
+/** Nova's folder of base images in instances_path. */
+export const BASE_DIR = '_base';
 
 export class HostStorage {
   constructor(readonly instancesPath: string) {}
@@ -79,6 +82,56 @@ export class HostStorage {
     await run('qemu-img', ['convert', '-q', '-f', imageFormat, '-O', 'qcow2', image, path]);
     const info = await imageInfo(path);
     if (info['virtual-size'] < minBytes) await run('qemu-img', ['resize', '-q', path, String(minBytes)]);
+  }
+
+  /**
+   * The base image of image `imageId` in _base, which the instances of this
+   * host share: named after the SHA-1 of the image id, as Nova names it, and
+   * made from the image when missing (raw when `forceRaw`, else in the
+   * image's own format). Written beside and renamed into place, so a base is
+   * whole or absent.
+   */
+  async ensureBaseImage(imageId: string, image: string, imageFormat: string, forceRaw: boolean): Promise<BackingImage> {
+    const dir = join(this.instancesPath, BASE_DIR);
+    const path = join(dir, createHash('sha1').update(imageId).digest('hex'));
+    if (!(await exists(path))) {
+      await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+      const partial = `${path}.part-${randomUUID()}`;
+      try {
+        await run('qemu-img', ['convert', '-q', '-f', imageFormat, '-O', forceRaw ? 'raw' : imageFormat, image, partial]);
+        await fs.rename(partial, path);
+      } finally {
+        await fs.rm(partial, { force: true });
+      }
+    }
+    const info = await imageInfo(path);
+    return { path, format: info.format, virtualSize: info['virtual-size'] };
+  }
+
+  /** A qcow2 overlay at `path` on `base`: the base's size, or `minBytes` when larger (Nova's qcow2 image backend). */
+  async createOverlay(path: string, base: BackingImage, minBytes: number): Promise<void> {
+    await this.createEmptyDisk(path, 'qcow2', Math.max(base.virtualSize, minBytes), base);
+  }
+
+  /**
+   * An iso9660 config drive at `path` holding `files` (path in the drive ->
+   * contents), labelled config-2 as cloud-init looks for it, written by
+   * `mkisofs` with the options Nova gives genisoimage. Its staging folder
+   * lives in the instance folder and is removed again.
+   */
+  async createConfigDrive(path: string, files: Record<string, string | Uint8Array>, mkisofs: string): Promise<void> {
+    if (await exists(path)) throw new Error(`config drive ${path} already exists`);
+    const staging = `${path}.staging-${randomUUID()}`;
+    try {
+      for (const [name, content] of Object.entries(files)) {
+        const file = join(staging, name);
+        await fs.mkdir(join(file, '..'), { recursive: true });
+        await fs.writeFile(file, content);
+      }
+      await run(mkisofs, ['-o', path, '-ldots', '-allow-lowercase', '-allow-multidot', '-l', '-publisher', 'ferry', '-quiet', '-J', '-r', '-V', 'config-2', staging]);
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
   }
 
   /** A byte copy of `source` at `path`, which must not exist yet (a kernel or ramdisk for the instance folder). */

@@ -6,19 +6,23 @@
 // unrescued there from its record. What a step made is removed when it fails.
 
 import type { FerryConfig } from '../config/index.js';
+import { parsePortRange } from '../config/schema.js';
 import { guestXml, QEMU_TCG_DIRTY_BITMAP_FIXED } from '../domain/guest-xml.js';
 import type { HostStorage } from '../domain/host-storage.js';
 import { findDomain } from '../domain/lookup.js';
+import { tcpSerialPorts } from '../domain/serial-ports.js';
 import { DomainState, JobType, type Connection, type Domain } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import { isIncomingHalf, pausedInPostcopy } from '../monitor/policy.js';
 import { InstanceExists, InstanceInvalidState, InstanceNotFound, InstanceNotRescuable, InvalidInput } from '../nova/errors.js';
+import { configDriveFiles } from '../nova/config-drive.js';
 import { hasRescueDisk, INSTANCE_FILES, readGuestDefinition, RESCUE_FILES, type HostGuestSettings, type RescueBoot } from '../nova/guest-definition.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
 import { readInstance, type InstanceRef } from '../nova/objects.js';
 import type { MigrationRegistry } from '../record/registry.js';
 import type { RequestContext } from '../rpc/types.js';
-import type { ImageCache } from './images.js';
+import type { CachedImage, ImageCache } from './images.js';
+import { SerialConsolePorts } from './serial-console.js';
 
 export interface InstanceDeps {
   config: FerryConfig;
@@ -38,41 +42,49 @@ export class InstanceHandlers {
   /** QEMU's version on this host, once libvirt told it. */
   private qemuVersion: number | null = null;
 
-  constructor(private readonly deps: InstanceDeps) {}
+  private readonly serialPorts: SerialConsolePorts;
+
+  constructor(private readonly deps: InstanceDeps) {
+    // The schema checked the range.
+    this.serialPorts = new SerialConsolePorts(deps.libvirt, parsePortRange(deps.config.serial_console.port_range)!);
+  }
 
   /** build_and_run_instance: the instance folder, its root disk from the image and its kernel files, then the guest started. */
   async buildAndRunInstance(ctx: RequestContext, raw: Record<string, unknown>): Promise<void> {
-    const { storage, images, libvirt, notifications } = this.deps;
+    await this.deps.notifications.around(ctx, 'create', readInstance(raw), () => this.withConsolePort(null, (port) => this.build(raw, port)));
+  }
+
+  private async build(raw: Record<string, unknown>, consolePort: number | null): Promise<void> {
+    const { storage, images, libvirt, config } = this.deps;
     const inst = readInstance(raw);
-    await notifications.around(ctx, 'create', inst, async () => {
-      const def = await this.definition(raw);
-      if (def.configDrive) throw new InvalidInput('instance.config_drive: ferry makes no config drives');
-      if (await findDomain(libvirt, inst.uuid)) throw new InstanceExists(inst.name ?? inst.uuid);
-      if (await storage.instanceDirExists(inst.uuid)) throw new InstanceExists(`${inst.name ?? inst.uuid} (its folder ${storage.instanceDir(inst.uuid)} is here)`);
-      // Every image is looked up before anything is made.
-      const root = typeof raw.image_ref === 'string' && raw.image_ref !== '' ? await images.find(raw.image_ref, 'instance.image_ref') : null;
-      const kernel = def.boot.kind === 'kernel' ? await images.find(String(raw.kernel_id), 'instance.kernel_id') : null;
-      const ramdisk = def.boot.kind === 'kernel' && def.boot.initrd ? await images.find(String(raw.ramdisk_id), 'instance.ramdisk_id') : null;
-      await storage.createInstanceDir(inst.uuid);
+    const def = await this.definition(raw, consolePort);
+    const driveFiles = def.configDrive ? configDriveFiles(raw) : null;
+    if (await findDomain(libvirt, inst.uuid)) throw new InstanceExists(inst.name ?? inst.uuid);
+    if (await storage.instanceDirExists(inst.uuid)) throw new InstanceExists(`${inst.name ?? inst.uuid} (its folder ${storage.instanceDir(inst.uuid)} is here)`);
+    // Every image is looked up before anything is made.
+    const root = typeof raw.image_ref === 'string' && raw.image_ref !== '' ? await images.find(raw.image_ref, 'instance.image_ref') : null;
+    const kernel = def.boot.kind === 'kernel' ? await images.find(String(raw.kernel_id), 'instance.kernel_id') : null;
+    const ramdisk = def.boot.kind === 'kernel' && def.boot.initrd ? await images.find(String(raw.ramdisk_id), 'instance.ramdisk_id') : null;
+    await storage.createInstanceDir(inst.uuid);
+    try {
+      const [rootDisk] = def.disks;
+      if (rootDisk && root) await this.createImageDisk(rootDisk.path, root, (inst.rootGb ?? 0) * GiB);
+      else if (rootDisk) await storage.createEmptyDisk(rootDisk.path, 'qcow2', (inst.rootGb ?? 0) * GiB);
+      if (def.configDrive && driveFiles) await storage.createConfigDrive(def.configDrive, driveFiles, config.mkisofs_cmd);
+      if (def.boot.kind === 'kernel' && kernel) await storage.copyNewFile(kernel.path, def.boot.kernel);
+      if (def.boot.kind === 'kernel' && def.boot.initrd && ramdisk) await storage.copyNewFile(ramdisk.path, def.boot.initrd);
+      const dom = await libvirt.defineXML(guestXml(def));
       try {
-        const [rootDisk] = def.disks;
-        if (rootDisk && root) await storage.createDiskFromImage(rootDisk.path, root.path, root.diskFormat, (inst.rootGb ?? 0) * GiB);
-        else if (rootDisk) await storage.createEmptyDisk(rootDisk.path, 'qcow2', (inst.rootGb ?? 0) * GiB);
-        if (def.boot.kind === 'kernel' && kernel) await storage.copyNewFile(kernel.path, def.boot.kernel);
-        if (def.boot.kind === 'kernel' && def.boot.initrd && ramdisk) await storage.copyNewFile(ramdisk.path, def.boot.initrd);
-        const dom = await libvirt.defineXML(guestXml(def));
-        try {
-          await dom.create();
-        } catch (err) {
-          await dom.undefine().catch(() => undefined);
-          throw err;
-        }
+        await dom.create();
       } catch (err) {
-        // The folder is this call's own: made above, for this instance.
-        await storage.removeInstanceDir(inst.uuid);
+        await dom.undefine().catch(() => undefined);
         throw err;
       }
-    });
+    } catch (err) {
+      // The folder is this call's own: made above, for this instance.
+      await storage.removeInstanceDir(inst.uuid);
+      throw err;
+    }
   }
 
   /** reboot_instance, HARD: the guest powered off and booted again from its record, disks kept. */
@@ -117,21 +129,23 @@ export class InstanceHandlers {
       const kernel = image.kernelId ? await images.find(image.kernelId, `kernel_id of image ${image.id}`) : null;
       const ramdisk = image.ramdiskId ? await images.find(image.ramdiskId, `ramdisk_id of image ${image.id}`) : null;
       const rescue: RescueBoot = { kernel: kernel !== null, ramdisk: ramdisk !== null, cmdline: image.osCommandLine };
-      const def = await this.definition(raw, rescue);
-      await this.powerOff(dom, cleanShutdown);
-      const file = (name: string) => `${storage.instanceDir(inst.uuid)}/${name}`;
-      try {
-        await storage.createDiskFromImage(file(INSTANCE_FILES.rescueDisk), image.path, image.diskFormat, 0);
-        if (kernel) await storage.copyNewFile(kernel.path, file(INSTANCE_FILES.rescueKernel));
-        if (ramdisk) await storage.copyNewFile(ramdisk.path, file(INSTANCE_FILES.rescueRamdisk));
-        await this.deps.libvirt.defineXML(guestXml(def));
-        await dom.create();
-      } catch (err) {
-        log.error({ err, instance: inst.uuid }, 'rescue failed: booting the guest as it was');
-        await this.removeRescueFiles(inst);
-        await this.bootFromRecord(dom, raw).catch((e: unknown) => log.error({ err: e, instance: inst.uuid }, 'the guest did not boot again after the failed rescue'));
-        throw new InstanceNotRescuable(inst.uuid, err instanceof Error ? err.message : String(err));
-      }
+      await this.withConsolePort(dom, async (port) => {
+        const def = await this.definition(raw, port, rescue);
+        await this.powerOff(dom, cleanShutdown);
+        const file = (name: string) => `${storage.instanceDir(inst.uuid)}/${name}`;
+        try {
+          await this.createImageDisk(file(INSTANCE_FILES.rescueDisk), image, 0);
+          if (kernel) await storage.copyNewFile(kernel.path, file(INSTANCE_FILES.rescueKernel));
+          if (ramdisk) await storage.copyNewFile(ramdisk.path, file(INSTANCE_FILES.rescueRamdisk));
+          await this.deps.libvirt.defineXML(guestXml(def));
+          await dom.create();
+        } catch (err) {
+          log.error({ err, instance: inst.uuid }, 'rescue failed: booting the guest as it was');
+          await this.removeRescueFiles(inst);
+          await this.bootFromRecord(dom, raw).catch((e: unknown) => log.error({ err: e, instance: inst.uuid }, 'the guest did not boot again after the failed rescue'));
+          throw new InstanceNotRescuable(inst.uuid, err instanceof Error ? err.message : String(err));
+        }
+      });
     });
   }
 
@@ -146,7 +160,8 @@ export class InstanceHandlers {
     });
   }
 
-  private async definition(raw: Record<string, unknown>, rescue?: RescueBoot) {
+  /** The guest's definition on this host, its serial console (when enabled here) on `consolePort`. */
+  private async definition(raw: Record<string, unknown>, consolePort: number | null, rescue?: RescueBoot) {
     const { config, storage, libvirt } = this.deps;
     const virtType = config.libvirt.virt_type;
     this.qemuVersion ??= await libvirt.getVersion();
@@ -155,6 +170,7 @@ export class InstanceHandlers {
       virtType,
       cpuModel: config.libvirt.cpu_models[0] ?? null,
       vncListen: config.vnc.server_listen,
+      serialConsole: consolePort === null ? null : { host: this.consoleHost(), port: consolePort },
       tcgRamWorkaround: virtType === 'qemu' && this.qemuVersion < QEMU_TCG_DIRTY_BITMAP_FIXED,
     };
     return readGuestDefinition(raw, host, rescue);
@@ -183,10 +199,36 @@ export class InstanceHandlers {
 
   /** Off, defined again from the record, started. */
   private async bootFromRecord(dom: Domain, raw: Record<string, unknown>): Promise<void> {
-    const xml = guestXml(await this.definition(raw));
-    if (await dom.isActive()) await dom.destroy();
-    await this.deps.libvirt.defineXML(xml);
-    await dom.create();
+    await this.withConsolePort(dom, async (port) => {
+      const xml = guestXml(await this.definition(raw, port));
+      if (await dom.isActive()) await dom.destroy();
+      await this.deps.libvirt.defineXML(xml);
+      await dom.create();
+    });
+  }
+
+  /** Nova's default for proxyclient_address: where a new console listens when none is configured. */
+  private consoleHost(): string {
+    return this.deps.config.serial_console.proxyclient_address ?? '127.0.0.1';
+  }
+
+  /**
+   * Runs `use` with the guest's serial console port: null when serial
+   * consoles are off here, else the port `dom` (the guest as it is) has, so
+   * a console keeps its port across reboots, or a free one.
+   */
+  private async withConsolePort<T>(dom: Domain | null, use: (port: number | null) => Promise<T>): Promise<T> {
+    if (!this.deps.config.serial_console.enabled) return use(null);
+    const [kept] = dom ? tcpSerialPorts(await dom.getXMLDesc()) : [];
+    return kept !== undefined ? use(kept) : this.serialPorts.withFreePort(this.consoleHost(), use);
+  }
+
+  /** A disk made from an image: a qcow2 overlay on its base in _base (use_cow_images), else a flat copy. */
+  private async createImageDisk(path: string, image: CachedImage, minBytes: number): Promise<void> {
+    const { storage, config } = this.deps;
+    if (!config.use_cow_images) return storage.createDiskFromImage(path, image.path, image.diskFormat, minBytes);
+    const base = await storage.ensureBaseImage(image.id, image.path, image.diskFormat, config.force_raw_images);
+    await storage.createOverlay(path, base, minBytes);
   }
 
   private async powerOff(dom: Domain, clean: boolean): Promise<void> {

@@ -137,3 +137,10 @@ export class InstanceNotRescuable extends NovaError {
     super('InstanceNotRescuable', `Instance ${instanceId} cannot be rescued: ${reason}`, { instance_id: instanceId, reason });
   }
 }
+
+/** No free serial console port (Nova's serial_console.acquire_port); the range is ferry's addition. */
+export class SocketPortRangeExhaustedException extends NovaError {
+  constructor(host: string, range: string) {
+    super('SocketPortRangeExhaustedException', `Not able to acquire a free port for ${host} (serial_console.port_range ${range})`, { host });
+  }
+}

@@ -45,6 +45,8 @@ export interface HostGuestSettings {
   virtType: 'kvm' | 'qemu';
   cpuModel: string | null;
   vncListen: string | null;
+  /** The guest's TCP serial console, when serial consoles are enabled here (its port chosen by the caller). */
+  serialConsole: { host: string; port: number } | null;
   /** The hypervisor is QEMU < 9.0 and the guests run under TCG: their RAM block is padded (guest-xml.ts). */
   tcgRamWorkaround: boolean;
 }
@@ -110,6 +112,7 @@ export function readGuestDefinition(raw: unknown, host: HostGuestSettings, rescu
         }),
     interfaces: readNetworkInfo(inst),
     consoleLog: f(INSTANCE_FILES.console),
+    serialConsole: host.serialConsole,
     vncListen: host.vncListen,
     tcgRamWorkaround: host.tcgRamWorkaround,
   };

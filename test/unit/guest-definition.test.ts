@@ -2,11 +2,12 @@
 // field, the rescue layout, and the refusals naming the field.
 import { describe, expect, it } from 'vitest';
 import { guestXml } from '../../src/domain/guest-xml.js';
+import { tcpSerialPorts } from '../../src/domain/serial-ports.js';
 import { DEFAULT_CMDLINE, readGuestDefinition, type HostGuestSettings } from '../../src/nova/guest-definition.js';
 
 const UUID = '0b9f7c52-1d3e-4f6a-8b2c-9d0e1f2a3b4c';
 const DIR = `/var/lib/nova/instances/${UUID}`;
-const HOST: HostGuestSettings = { instanceDir: DIR, virtType: 'qemu', cpuModel: 'qemu64', vncListen: null, tcgRamWorkaround: false };
+const HOST: HostGuestSettings = { instanceDir: DIR, virtType: 'qemu', cpuModel: 'qemu64', vncListen: null, serialConsole: null, tcgRamWorkaround: false };
 
 /** An instance as Nova sends it (unwrapped): kernel boot, a root disk, a volume, a port, a config drive. */
 const INSTANCE = {
@@ -38,6 +39,7 @@ describe('readGuestDefinition', () => {
       volumes: [{ dev: 'vdb', path: '/dev/loop7', serial: 'vol-1' }],
       interfaces: [{ mac: 'fa:16:3e:00:00:01', vifType: 'bridge', bridge: 'brq-net1', portId: 'port-1', mtu: 1450 }],
       consoleLog: `${DIR}/console.log`,
+      serialConsole: null,
       vncListen: null,
       tcgRamWorkaround: false,
     });
@@ -148,6 +150,21 @@ describe('guestXml', () => {
   </devices>
 </domain>
 `);
+  });
+
+  it('a serial console: a raw TCP server bound on its address and port, the second serial port (the first is console.log)', () => {
+    const xml = guestXml(readGuestDefinition(INSTANCE, { ...HOST, serialConsole: { host: '10.0.0.5', port: 10003 } }));
+    expect(xml).toContain(`    <serial type="file">
+      <source path="${DIR}/console.log"/>
+      <target port="0"/>
+    </serial>
+    <serial type="tcp">
+      <source mode="bind" host="10.0.0.5" service="10003"/>
+      <protocol type="raw"/>
+      <target port="1"/>
+    </serial>`);
+    expect(tcpSerialPorts(xml)).toEqual([10003]);
+    expect(tcpSerialPorts(guestXml(readGuestDefinition(INSTANCE, HOST)))).toEqual([]);
   });
 
   it('escapes what it writes: a cmdline with markup stays text', () => {

@@ -3,10 +3,13 @@
 // unrescue from the record alone, terminate; and the refusals, each leaving
 // the guest and its disks as they were.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { tcpSerialPorts } from '../../src/domain/serial-ports.js';
 import { DomainState, PausedReason } from '../../src/libvirt/types.js';
 import type { FakeDomain } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
@@ -58,6 +61,9 @@ const call = (method: string, args: Record<string, unknown>, server = c.src.name
 const real = (name: string) => c.src.storage.toReal(`${c.src.storage.instanceDir(UUID)}/${name}`);
 const exists = (name: string) => fs.access(real(name)).then(() => true, () => false);
 const domain = () => c.src.conn.domains.get(UUID) as FakeDomain | undefined;
+const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+const imageInfo = async (path: string) =>
+  JSON.parse((await run('qemu-img', ['info', '--output=json', path])).stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string; 'backing-filename-format'?: string };
 
 async function spawned(o: Parameters<typeof makeCluster>[0] = {}): Promise<FakeDomain> {
   await withImages(o);
@@ -66,18 +72,48 @@ async function spawned(o: Parameters<typeof makeCluster>[0] = {}): Promise<FakeD
 }
 
 describe('spawn, reboot, terminate', () => {
-  it('build_and_run_instance: the folder, a qcow2 root disk copied from the image, the kernel files, the guest running from its record', async () => {
+  it('build_and_run_instance: the folder, the root disk a qcow2 overlay on the image as a raw base in _base, the kernel files, the guest running from its record', async () => {
     const dom = await spawned();
     expect(dom.state).toBe(DomainState.RUNNING);
     expect(dom.persistent).toBe(true);
-    const info = JSON.parse((await run('qemu-img', ['info', '--output=json', real('disk')])).stdout) as { format: string; 'virtual-size': number; 'backing-filename'?: string };
-    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': 8 * 2 ** 20 });
-    expect(info['backing-filename']).toBeUndefined();
+    const info = await imageInfo(real('disk'));
+    expect(info).toMatchObject({ format: 'qcow2', 'virtual-size': 8 * 2 ** 20, 'backing-filename-format': 'raw' });
+    // Named as Nova names it: the SHA-1 of the image id.
+    expect(info['backing-filename']).toBe(c.src.storage.toReal(`${c.src.storage.instancesPath}/_base/${sha1('root-img')}`));
     expect(await fs.readFile(real('kernel'), 'utf8')).toBe('kernel bytes');
     expect(await fs.readFile(real('ramdisk'), 'utf8')).toBe('ramdisk bytes');
     expect(dom.xml).toContain('<cmdline>console=ttyS0 ferry=normal</cmdline>');
     expect(dom.xml).toContain(`<source file="${c.src.storage.instanceDir(UUID)}/disk"/>`);
     expect(c.src.notifier.types()).toEqual(['instance.create.start', 'instance.create.end']);
+  });
+
+  it.each<[string, Record<string, unknown>, { format: string; backing: string | undefined }]>([
+    ['use_cow_images off: a flat qcow2 copy', { use_cow_images: false }, { format: 'qcow2', backing: undefined }],
+    ['force_raw_images off: an overlay on the qcow2 image as it is', { force_raw_images: false }, { format: 'qcow2', backing: 'qcow2' }],
+    ['force_raw_images on: an overlay on the image made raw', {}, { format: 'qcow2', backing: 'raw' }],
+  ])('build_and_run_instance from a qcow2 image, %s', async (_name, config, want) => {
+    await withImages({ src: { config } });
+    expect(await call('build_and_run_instance', { instance: { ...INSTANCE, image_ref: 'rescue-img' } })).toBeNull();
+    const info = await imageInfo(real('disk'));
+    expect(info.format).toBe(want.format);
+    expect(info['backing-filename-format']).toBe(want.backing);
+    // The base stays for the next guest of the image; a second spawn shares it.
+    if (want.backing) expect((await imageInfo(info['backing-filename']!)).format).toBe(want.backing);
+  });
+
+  it('build_and_run_instance with config_drive: disk.config, iso9660 labelled config-2, holding the record\'s metadata and user data, attached read-only', async () => {
+    await withImages();
+    const instance = { ...INSTANCE, config_drive: true, display_name: 'web-1', hostname: 'web-1', metadata: { role: 'db' }, user_data: Buffer.from('#cloud-config\n').toString('base64') };
+    expect(await call('build_and_run_instance', { instance })).toBeNull();
+    const iso = real('disk.config');
+    expect((await run('isoinfo', ['-d', '-i', iso])).stdout).toMatch(/^Volume id: config-2$/m);
+    const read = async (f: string) => (await run('isoinfo', ['-R', '-i', iso, '-x', `/openstack/latest/${f}`])).stdout;
+    expect(JSON.parse(await read('meta_data.json'))).toMatchObject({ uuid: UUID, name: 'web-1', hostname: 'web-1', launch_index: 0, meta: { role: 'db' } });
+    expect(await read('user_data')).toBe('#cloud-config\n');
+    expect(JSON.parse(await read('vendor_data.json'))).toEqual({});
+    expect(domain()!.xml).toMatch(/<disk type="file" device="cdrom">\s*<driver name="qemu" type="raw"\/>\s*<source file="[^"]*\/disk\.config"\/>\s*<target dev="hdd" bus="ide"\/>\s*<readonly\/>/);
+    // Nothing of the staging folder is left.
+    expect((await fs.readdir(real(''))).sort()).toEqual(['disk', 'disk.config', 'kernel', 'ramdisk']);
   });
 
   it.each<[string, 'qemu' | 'kvm', number, boolean]>([
@@ -95,7 +131,8 @@ describe('spawn, reboot, terminate', () => {
     ['an image the cache lacks', { image_ref: 'no-such-img' }, /^ImageNotFound: Image no-such-img could not be found\.$/],
     ['an image id that is a path', { kernel_id: '../../etc/passwd' }, /^InvalidInput: .*instance\.kernel_id: '\.\.\/\.\.\/etc\/passwd' is not an image id/],
     ['no memory in the flavor', { flavor: { vcpus: 1 } }, /instance\.flavor\.memory_mb: expected an integer >= 16/],
-    ['a config drive', { config_drive: true }, /instance\.config_drive: ferry makes no config drives/],
+    ['a config drive with user data that is not base64', { config_drive: true, user_data: 'not base64!' }, /^InvalidInput: .*instance\.user_data: expected base64/],
+    ['a config drive with metadata that is not strings', { config_drive: true, metadata: { n: 1 } }, /^InvalidInput: .*instance\.metadata: expected an object of strings/],
   ])('build_and_run_instance refuses %s with nothing made', async (_name, over, message) => {
     await withImages();
     const err = await call('build_and_run_instance', { instance: { ...INSTANCE, ...over } });
@@ -129,6 +166,49 @@ describe('spawn, reboot, terminate', () => {
     expect(await call('build_and_run_instance', { instance: INSTANCE })).toBeNull();
     expect(await call('terminate_instance', { instance: INSTANCE, keep_disks: true })).toBeNull();
     expect(await exists('disk')).toBe(true);
+  });
+});
+
+describe('serial consoles ([serial_console] enabled)', () => {
+  const OTHER = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+  const consoles = (range: string, address: string | null = '127.0.0.1') => ({ src: { config: { serial_console: { enabled: true, port_range: range, proxyclient_address: address } } } });
+  const portsOf = (uuid: string) => tcpSerialPorts((c.src.conn.domains.get(uuid) as FakeDomain).xml);
+
+  it('each guest spawned gets the lowest port of port_range that no guest here names and nothing listens on; a hard reboot keeps it', async () => {
+    await withImages(consoles('47100:47103'));
+    // Something else of this host listens on the first port of the range.
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(47100, '127.0.0.1', r));
+    try {
+      expect(await call('build_and_run_instance', { instance: INSTANCE })).toBeNull();
+      expect(await call('build_and_run_instance', { instance: { ...INSTANCE, uuid: OTHER, name: 'instance-00000008' } })).toBeNull();
+    } finally {
+      squatter.close();
+    }
+    expect(portsOf(UUID)).toEqual([47101]);
+    expect(portsOf(OTHER)).toEqual([47102]);
+    expect(domain()!.xml).toContain('<source mode="bind" host="127.0.0.1" service="47101"/>');
+    expect(await call('reboot_instance', { instance: INSTANCE, reboot_type: 'HARD' })).toBeNull();
+    expect(portsOf(UUID)).toEqual([47101]);
+  });
+
+  it('two spawns at once take two ports', async () => {
+    await withImages(consoles('47110:47111'));
+    const both = await Promise.all([call('build_and_run_instance', { instance: INSTANCE }), call('build_and_run_instance', { instance: { ...INSTANCE, uuid: OTHER, name: 'instance-00000008' } })]);
+    expect(both).toEqual([null, null]);
+    expect([...portsOf(UUID), ...portsOf(OTHER)].sort()).toEqual([47110, 47111]);
+  });
+
+  it.each<[string, string, string | null, RegExp]>([
+    ['no free port left', '47120:47120', '127.0.0.1', /^SocketPortRangeExhaustedException: Not able to acquire a free port for 127\.0\.0\.1 \(serial_console\.port_range 47120:47120\)$/],
+    ['an address this host does not have', '47130:47131', '192.0.2.7', /^InvalidInput: .*serial_console\.proxyclient_address: 192\.0\.2\.7 is not an address of this host/],
+  ])('%s: the spawn is refused with nothing made', async (_name, range, address, message) => {
+    await withImages(consoles(range, address));
+    if (range === '47120:47120') expect(await call('build_and_run_instance', { instance: { ...INSTANCE, uuid: OTHER, name: 'instance-00000008' } })).toBeNull();
+    const err = await call('build_and_run_instance', { instance: INSTANCE });
+    expect(`${err?.name}: ${err?.message}`).toMatch(message);
+    expect(await c.src.storage.instanceDirExists(UUID)).toBe(false);
+    expect(domain()).toBeUndefined();
   });
 });
 

@@ -51,6 +51,13 @@ export class MountedHostStorage extends HostStorage {
   override createDiskFromImage(path: string, image: string, imageFormat: string, minBytes: number) {
     return this.real.createDiskFromImage(this.toReal(path), image, imageFormat, minBytes);
   }
+  override async ensureBaseImage(imageId: string, image: string, imageFormat: string, forceRaw: boolean): Promise<BackingImage> {
+    const base = await this.real.ensureBaseImage(imageId, image, imageFormat, forceRaw);
+    return { ...base, path: this.toLogical(base.path) };
+  }
+  override createConfigDrive(path: string, files: Record<string, string | Uint8Array>, mkisofs: string) {
+    return this.real.createConfigDrive(this.toReal(path), files, mkisofs);
+  }
   override copyNewFile(source: string, path: string) {
     return this.real.copyNewFile(source, this.toReal(path));
   }
