@@ -1,5 +1,5 @@
 // Nova's pre_live_migration: the ports' bindings checked (ports.ts), the
-// instance folder, empty disks for a block migration to fill, and the volumes
+// instance folder, empty disks for a block migration or an upload to fill, and the volumes
 // found on this host. What it made is removed again if any step fails.
 
 import { isBlockDevice } from '../domain/host-storage.js';
@@ -32,7 +32,8 @@ export async function preLiveMigration(
     }
     try {
       // The disks go in the folder made here; on a shared instance path they are there already.
-      if (migrateData.block_migration && createdDir) {
+      // Without block migration the source lists only the files it uploads (a kernel-boot guest's kernel files).
+      if (createdDir) {
         for (const disk of disks) {
           assertInInstanceDir(storage.instanceDir(instance.uuid), disk.path);
           // The top layer only comes: the overlay needs the whole chain here, checked again now.

@@ -147,8 +147,9 @@ export async function layoutMigration(storage: HostStorage, dom: Domain, req: Li
   const own = readOnly.paths.flatMap((path, i) => (isDirectlyInside(storage.instanceDir(req.instance.uuid), path) ? [{ path, dev: readOnly.devs[i] }] : []));
   // Byte copies: the destination makes a raw file of the same length for the upload to fill.
   const copies = await Promise.all(own.map(async ({ path, dev }) => ({ path, type: 'raw', virt_disk_size: await storage.fileBytes(path), dev })));
-  // The kernel files a kernel-boot guest has in its folder, the rescue ones too: an unrescue over there boots the others.
-  const boot = blockMigration ? await bootFiles(storage, req.instance.uuid) : [];
+  // The kernel files a kernel-boot guest has in its folder, the rescue ones too (an unrescue over there boots the others):
+  // wherever the destination has a folder of its own, a guest on shared block storage as much as a block migration.
+  const boot = req.migrateData.is_shared_instance_path ? [] : await bootFiles(storage, req.instance.uuid);
   const readOnlyDisks = [...copies, ...boot];
   const memoryMb = req.instance.memoryMb ?? guestFacts(xml).memoryMb;
   const state = await dom.getState();

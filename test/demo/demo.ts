@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { progressLine } from '../../src/cli/format.js';
 import { startLabCluster, type LabCluster } from '../e2e/cluster.js';
 import { domainState } from '../e2e/fixture.js';
-import { fillImageCache, imageCache, instanceRecord } from '../e2e/spawn.js';
+import { fillImageCache } from '../e2e/spawn.js';
 import { lastHeartbeat, readConsole, waitForHeartbeat } from '../lab/heartbeat.js';
 
 const t0 = Date.now();
@@ -25,16 +25,11 @@ async function main(): Promise<void> {
     say(`lab hosts up: ${a.hostname} (${a.addr}) and ${b.hostname} (${b.addr}); RabbitMQ vhost ${cluster.broker.vhost}`);
     // The lab kernel and initramfs and a 16 MiB root image, in A's image cache.
     await fillImageCache(a, { 'demo-img': { marker: 'demo-disk' } });
-    // TCG guests (no nested KVM here); a 5 MiB/s cap makes the move slow enough to watch.
-    const agents = await cluster.useAgents(
-      { log_level: 'info', libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 5 } },
-      { a: { image_cache_path: imageCache(a) }, b: { image_cache_path: imageCache(b) } },
-    );
+    // A 5 MiB/s cap makes the move slow enough to watch (the lab's agents run TCG guests: no nested KVM here).
+    const agents = await cluster.useAgents({ log_level: 'info', libvirt: { live_migration_bandwidth: 5 } });
     say(`ferryd agents serving; metrics on http://${a.addr}:${agents[0]!.metricsPort}/metrics`);
 
-    const instance = instanceRecord(uuid, a, { image: 'demo-img', cmdline: 'console=ttyS0 quiet', memoryMiB: 256 });
-    await conductor.compute(a.hostname, 'build_and_run_instance', { instance, image: { id: 'demo-img' } });
-    await waitForHeartbeat(a, uuid, { after: 1, timeoutMs: 90_000 });
+    const { instance } = await cluster.boot({ uuid, image: 'demo-img' });
     say(`ferryd on ${a.hostname} spawned guest ${instance.name as string} (${uuid}) from image demo-img; heartbeat ${await lastHeartbeat(a, uuid)}`);
 
     const { migrationUuid, migrateData } = await conductor.migrate({ instance, source: a.hostname, dest: b.hostname, blockMigration: null });

@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Lab, LabHost } from '../lab/lab.js';
 import { TRANSPORT_URL } from './broker.js';
+import { imageCache } from './spawn.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const FERRYD = join(REPO_ROOT, 'dist/cli/ferryd.js');
@@ -98,8 +99,12 @@ export function agentConfig(host: LabHost, opts: AgentOptions): Record<string, u
     conductor_topic: 'conductor',
     log_level: 'debug',
     metrics: { listen_address: host.addr, port: 9390 + host.index },
+    image_cache_path: imageCache(host),
     libvirt: {
       connection_uri: 'qemu:///system',
+      // TCG guests (no nested KVM in the lab), with the CPU model every lab host runs.
+      virt_type: 'qemu',
+      cpu_models: ['qemu64'],
       live_migration_inbound_addr: host.migrationAddr,
     },
   };

@@ -9,6 +9,7 @@ import { startLab, type Lab, type LabHost } from '../lab/lab.js';
 import { exitOf, ferrydPid, startAgent, startAgents, type Agent, type AgentOptions } from './agents.js';
 import { privateBroker, type PrivateBroker } from './broker.js';
 import { bootGuest, removeGuest, type LabGuest } from './fixture.js';
+import { fillImageCache } from './spawn.js';
 
 export interface LabCluster {
   lab: Lab;
@@ -25,8 +26,8 @@ export interface LabCluster {
   killAgent(host: LabHost): Promise<void>;
   /** A new ferryd on the host with the config of the last useAgents(), appending to the same log file. */
   restartAgent(host: LabHost): Promise<Agent>;
-  /** Boots a guest (on A by default); removeGuests() or close() takes it away again. */
-  boot(spec?: Parameters<typeof bootGuest>[1], host?: LabHost): Promise<LabGuest>;
+  /** Spawns a guest through ferryd (on A by default); removeGuests() or close() takes it away again. */
+  boot(spec?: Parameters<typeof bootGuest>[2], host?: LabHost): Promise<LabGuest>;
   removeGuests(): Promise<void>;
   /** One of them, on both hosts: domain and instance folder. */
   removeGuest(uuid: string): Promise<void>;
@@ -42,6 +43,8 @@ export async function startLabCluster(opts: { name: string; addrBase?: number; m
     lab = await startLab({ hosts: 2, name: opts.name, addrBase: opts.addrBase, migrationAddrBase: opts.migrationAddrBase, tls: opts.tls, bridges: opts.bridges });
     const conductor = await TestConductor.start(broker.transportUrl, exchange);
     const [a, b] = lab.hosts as [LabHost, LabHost];
+    // Each host's image cache: what its ferryd spawns lab guests from.
+    for (const h of lab.hosts) await fillImageCache(h);
     const guests = new Set<string>();
     let agentOptions: AgentOptions = { exchange, transportUrl: broker.transportUrl };
     const started = lab;
@@ -79,7 +82,7 @@ export async function startLabCluster(opts: { name: string; addrBase?: number; m
         return agent;
       },
       async boot(spec = {}, host = a) {
-        const g = await bootGuest(host, spec);
+        const g = await bootGuest(conductor, host, spec);
         guests.add(g.uuid);
         return g;
       },

@@ -1,13 +1,15 @@
-// Lab guests as Nova would have them: persistent domains on one host, and the
-// instance object a conductor sends for them.
+// Lab guests as Nova would have them, spawned by the host's ferryd from the
+// instance record (build_and_run_instance) as nova-compute spawns them: the
+// record is what the conductor sends for them afterwards.
 
 import { randomUUID } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readFile, writeFile } from 'node:fs/promises';
-import { guestXml, prepareInstanceDir, type GuestSpec } from '../lab/guest.js';
+import { readFile } from 'node:fs/promises';
+import type { TestConductor } from '../conductor/conductor.js';
 import { waitForHeartbeat } from '../lab/heartbeat.js';
 import type { LabHost } from '../lab/lab.js';
+import { instanceRecord, type SpawnSpec } from './spawn.js';
 
 export interface LabGuest {
   uuid: string;
@@ -16,32 +18,13 @@ export interface LabGuest {
   instance: Record<string, unknown> & { uuid: string };
 }
 
-export async function bootGuest(host: LabHost, spec: Partial<GuestSpec> & { volumeIds?: Record<string, string> } = {}): Promise<LabGuest> {
+/** Spawns a guest through the ferryd of `host` and waits for its first heartbeat. */
+export async function bootGuest(conductor: TestConductor, host: LabHost, spec: SpawnSpec & { uuid?: string } = {}): Promise<LabGuest> {
   const uuid = spec.uuid ?? randomUUID();
-  const name = spec.name ?? `e2e-${uuid.slice(0, 8)}`;
-  await prepareInstanceDir(host, uuid);
-  const xmlFile = join(host.root, `${uuid}.xml`);
-  await writeFile(xmlFile, await guestXml({ memoryMiB: 256, ...spec, name, uuid }));
-  await host.virsh(['define', xmlFile]);
-  await host.virsh(['start', name]);
+  const instance = instanceRecord(uuid, host, spec);
+  await conductor.compute(host.hostname, 'build_and_run_instance', { instance, ...(spec.image ? { image: { id: spec.image } } : {}) });
   await waitForHeartbeat(host, uuid, { after: 1, timeoutMs: 90_000 });
-  return {
-    uuid,
-    name,
-    instance: {
-      uuid,
-      name,
-      host: host.hostname,
-      vm_state: 'active',
-      flavor: { memory_mb: spec.memoryMiB ?? 256, vcpus: 1, root_gb: 1 },
-      block_device_mappings: (spec.volumes ?? []).map((v) => ({
-        device_name: `/dev/${v.dev}`,
-        destination_type: 'volume',
-        volume_id: v.serial ?? v.dev,
-        connection_info: { driver_volume_type: 'local', serial: v.serial ?? v.dev, data: { device_path: v.path } },
-      })),
-    },
-  };
+  return { uuid, name: String(instance.name), instance };
 }
 
 /** virsh domstate of the guest on that host, or null when the host has no such domain. */

@@ -1,21 +1,21 @@
 // Live migration end to end: two ferryd agents inside two lab hosts, one
 // RabbitMQ, a test conductor, real TCG guests that keep beating.
 
-import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
 import { openConnection } from '../../src/libvirt/index.js';
 import { run } from '../lab/exec.js';
-import { createLocalDisk, prepareInstanceDir, readDiskHead } from '../lab/guest.js';
+import { readDiskHeadOn } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import type { Lab, LabHost } from '../lab/lab.js';
 import { createVolume, type Volume } from '../lab/volumes.js';
 import type { Agent } from './agents.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, instanceDirExists, type LabGuest } from './fixture.js';
+import { imageCache, LAB_DISK_IMAGE } from './spawn.js';
 
 /** One sample of a Prometheus text exposition: name, labels, value. */
 interface Sample {
@@ -158,11 +158,10 @@ describe('live migration through two ferryd agents', () => {
   it('block-migrates the local disk and leaves the volume in place', async () => {
     await useAgents();
     const uuid = randomUUID();
-    const disk = await createLocalDisk(a, uuid, 64);
     const volume = await createVolume(lab, 32);
     volumes.push(volume);
     const marker = `m${uuid.slice(0, 6)}`;
-    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }], volumes: [{ dev: 'vdb', path: volume.path, serial: 'vol-e2e' }], diskMarker: marker });
+    const g = await boot({ uuid, image: LAB_DISK_IMAGE, volumes: [{ dev: 'vdb', path: volume.path, serial: 'vol-e2e' }], diskMarker: marker });
 
     const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     expect(migrateData.block_migration).toBe(true);
@@ -174,62 +173,57 @@ describe('live migration through two ferryd agents', () => {
     expect(started?.disks).toEqual(['vda']);
 
     await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
-    expect(await readDiskHead(join(b.hostInstancesDir, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
+    expect(await readDiskHeadOn(b, join(b.instancesPath, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
     expect(await instanceDirExists(a, g.uuid)).toBe(false);
   });
 
-  it('block-migrates a guest with an iso9660 config drive: the drive arrives byte for byte and the guest runs with it there', async () => {
+  it('block-migrates a guest with the config drive ferryd wrote: the drive arrives byte for byte and the guest runs with it there', async () => {
     await useAgents();
     const uuid = randomUUID();
-    const disk = await createLocalDisk(a, uuid, 64);
-    // A config drive as Nova writes one: iso9660, volume label config-2, openstack/latest/meta_data.json.
-    const staging = await mkdtemp(join(tmpdir(), 'ferry-cd-'));
-    await mkdir(join(staging, 'openstack', 'latest'), { recursive: true });
-    await writeFile(join(staging, 'openstack', 'latest', 'meta_data.json'), JSON.stringify({ uuid, name: 'e2e' }));
+    const g = await boot({ uuid, image: LAB_DISK_IMAGE, configDrive: true });
+    // As Nova writes one: iso9660, volume label config-2, openstack/latest/meta_data.json.
     const isoOnA = join(a.hostInstancesDir, uuid, 'disk.config');
-    await run('genisoimage', ['-quiet', '-o', isoOnA, '-V', 'config-2', '-r', '-J', staging]);
-    await rm(staging, { recursive: true, force: true });
+    expect((await run('isoinfo', ['-d', '-i', isoOnA])).stdout).toMatch(/^Volume id: config-2$/m);
     const original = await readFile(isoOnA);
-    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }], configDrive: join(a.instancesPath, uuid, 'disk.config') });
 
     const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     const end = await conductor.waitForEnd(migrationUuid);
     expect(end.status).toBe('completed');
     const logs = (await agents[0]!.logs()).filter((l) => l.migration === migrationUuid);
     expect(logs.find((l) => l.msg === 'migration transfer started')?.disks).toEqual(['vda']);
-    expect(logs.filter((l) => l.msg === 'read-only disk uploaded to the destination').map((l) => [l.disk, l.bytes])).toEqual([['hdd', original.length]]);
+    // The drive by upload, as the kernel files of the folder.
+    const size = async (image: string) => (await stat(join(imageCache(a), image))).size;
+    expect(logs.filter((l) => l.msg === 'read-only disk uploaded to the destination').map((l) => [l.disk, l.bytes])).toEqual([
+      ['hdd', original.length],
+      [join(a.instancesPath, uuid, 'kernel'), await size('lab-kernel')],
+      [join(a.instancesPath, uuid, 'ramdisk'), await size('lab-initrd')],
+    ]);
     await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
-    expect(Buffer.compare(await readFile(join(b.hostInstancesDir, uuid, 'disk.config')), original)).toBe(0);
+    const isoOnB = join(b.hostInstancesDir, uuid, 'disk.config');
+    expect(Buffer.compare(await readFile(isoOnB), original)).toBe(0);
+    expect(JSON.parse((await run('isoinfo', ['-R', '-i', isoOnB, '-x', '/openstack/latest/meta_data.json'])).stdout)).toMatchObject({ uuid, name: g.name });
     expect((await b.virsh(['domblklist', uuid])).stdout).toMatch(new RegExp(`hdd\\s+${join(b.instancesPath, uuid, 'disk.config')}`));
     expect(await instanceDirExists(a, g.uuid)).toBe(false);
   });
 
   /**
-   * Nova's layout: the root disk a qcow2 overlay on a base in _base. A pattern
-   * is written in the base (0xab at 1 MiB) and one in the overlay (0xcd at
-   * 2 MiB); both must read back from the destination's disk.
+   * Nova's layout, as ferryd spawns it: the root disk a qcow2 overlay on the
+   * image's base in _base. The image holds a pattern (0xab at 1 MiB), so the
+   * base does; the guest writes its marker to the overlay. Both must read
+   * back from the destination's disk.
    */
   async function overlayGuest(uuid: string, baseOnDestination: boolean) {
-    const baseName = `base-${uuid.slice(0, 8)}.qcow2`;
-    const baseInside = join(a.instancesPath, '_base', baseName);
-    await a.exec(['mkdir', '-p', join(a.instancesPath, '_base')]);
-    await a.exec(['qemu-img', 'create', '-q', '-f', 'qcow2', baseInside, '64M']);
-    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xab 1M 64k', baseInside]);
+    const image = `base-${uuid.slice(0, 8)}`;
+    await run('qemu-img', ['create', '-q', '-f', 'raw', join(imageCache(a), image), '64M']);
+    await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0xab 1M 64k', join(imageCache(a), image)]);
+    const marker = `o${uuid.slice(0, 6)}`;
+    const g = await boot({ uuid, image, diskMarker: marker });
+    const baseInside = join(a.instancesPath, '_base', createHash('sha1').update(image).digest('hex'));
     if (baseOnDestination) {
       await b.exec(['mkdir', '-p', join(b.instancesPath, '_base')]);
-      await b.exec(['cp', join(a.hostInstancesDir, '_base', baseName), join(b.instancesPath, '_base', baseName)]);
+      await b.exec(['cp', join(a.hostInstancesDir, '_base', basename(baseInside)), baseInside]);
     }
-    const dir = await prepareInstanceDir(a, uuid);
-    const disk = join(dir, 'disk');
-    await a.exec(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', baseInside, '-F', 'qcow2', disk]);
-    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xcd 2M 64k', disk]);
-    return { disk, baseInside };
-  }
-
-  /** Reads both patterns from the destination's disk while the guest runs there (shared lock). */
-  async function patternsOn(host: LabHost, disk: string): Promise<string> {
-    const r = await host.exec(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c', 'read -P 0xab 1M 64k', '-c', 'read -P 0xcd 2M 64k', disk]);
-    return r.stdout + r.stderr;
+    return { g, marker, disk: join(a.instancesPath, uuid, 'disk'), baseInside };
   }
 
   it.each([
@@ -238,16 +232,17 @@ describe('live migration through two ferryd agents', () => {
   ] as const)('block-migrates a disk on a base image %s; base and overlay data read back', async (_what, baseOnDestination, copy) => {
     await useAgents();
     const uuid = randomUUID();
-    const { disk, baseInside } = await overlayGuest(uuid, baseOnDestination);
-    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk }] });
+    const { g, marker, disk, baseInside } = await overlayGuest(uuid, baseOnDestination);
     const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
     expect(migrateData).toMatchObject({ block_migration: true, disk_copy: { vda: copy } });
     const end = await conductor.waitForEnd(migrationUuid);
     expect(end.status).toBe('completed');
     await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
-    const read = await patternsOn(b, disk);
-    expect(read).not.toMatch(/Pattern verification failed/);
-    expect(read.match(/^read 65536\/65536 bytes/gm)).toHaveLength(2);
+    // Read while the guest runs there (shared lock): the base's pattern, the overlay's marker.
+    const read = await b.exec(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c', 'read -P 0xab 1M 64k', disk]);
+    expect(read.stdout + read.stderr).not.toMatch(/Pattern verification failed/);
+    expect(read.stdout).toMatch(/^read 65536\/65536 bytes/m);
+    expect(await readDiskHeadOn(b, join(b.instancesPath, uuid, 'disk'))).toContain(`ferry-marker:${marker}`);
     const info = JSON.parse((await b.exec(['qemu-img', 'info', '-U', '--output=json', disk])).stdout) as { 'backing-filename'?: string };
     expect(info['backing-filename']).toBe(copy === 'top_layer' ? baseInside : undefined);
   });
@@ -255,17 +250,16 @@ describe('live migration through two ferryd agents', () => {
   it('a rollback at the destination, sent with destroy_disks and no migrate data, leaves a guest on shared storage and its disk alone', async () => {
     await useAgents();
     const uuid = randomUUID();
-    const disk = await createLocalDisk(a, uuid, 64);
-    await a.exec(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0xcd 2M 64k', disk.path]);
-    const g = await boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }] });
+    const marker = `r${uuid.slice(0, 6)}`;
+    const g = await boot({ uuid, image: LAB_DISK_IMAGE, diskMarker: marker });
+    const disk = join(a.instancesPath, uuid, 'disk');
     // Shared storage for this instance: B sees A's instance folder at the same path.
     const dir = join(b.instancesPath, uuid);
     await b.exec(['mkdir', '-p', dir]);
     await b.exec(['mount', '--bind', join(a.hostInstancesDir, uuid), dir]);
     try {
       await conductor.api.rollbackLiveMigrationAtDestination(conductor.ctx, b.hostname, g.instance, true, {});
-      const read = await a.exec(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c', 'read -P 0xcd 2M 64k', disk.path]);
-      expect(read.stdout).toMatch(/^read 65536\/65536 bytes/m);
+      expect(await readDiskHeadOn(a, disk)).toContain(`ferry-marker:${marker}`);
       expect(await domainState(a, uuid)).toBe('running');
       await waitForHeartbeat(a, uuid, { after: await lastHeartbeat(a, uuid), timeoutMs: 15_000 });
     } finally {

@@ -3,18 +3,17 @@
 // whose binding moves it from one host's bridge to another's, and native TLS
 // with a throwaway CA. The streams are seen with `ss` while they run.
 
-import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestConductor } from '../conductor/conductor.js';
 import { makeCa } from '../lab/certs.js';
 import { run } from '../lab/exec.js';
-import { createLocalDisk } from '../lab/guest.js';
 import { lastHeartbeat, waitForHeartbeat } from '../lab/heartbeat.js';
 import { writeTlsDir, type LabHost } from '../lab/lab.js';
 import { describeLab } from '../lab/requires.js';
 import type { VifMigrateData } from '../../src/nova/vifs.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, type LabGuest } from './fixture.js';
+import { LAB_DISK_IMAGE } from './spawn.js';
 
 /** A bandwidth cap that keeps a 256 MiB guest and a 64 MiB disk in flight for several seconds. */
 const CAP = 10;
@@ -65,7 +64,7 @@ describeLab('migration networking', () => {
       cluster = await startLabCluster({ name: 'net', addrBase: 140, migrationAddrBase: 150 });
       ({ a, b, conductor } = cluster);
       // Consoles follow the destination's configuration: its management address.
-      const consoles = (h: LabHost) => ({ vnc: { server_listen: h.addr }, serial_console: { proxyclient_address: h.addr } });
+      const consoles = (h: LabHost) => ({ vnc: { server_listen: h.addr }, serial_console: { enabled: true, port_range: '4601:4610', proxyclient_address: h.addr } });
       await cluster.useAgents({ libvirt: { live_migration_bandwidth: CAP } }, { a: consoles(a), b: consoles(b) });
     });
     afterEach(async () => {
@@ -77,9 +76,11 @@ describeLab('migration networking', () => {
 
     it('sends memory and the disk mirror over the migration addresses, never the management ones; consoles land on the destination\'s address', async () => {
       expect(a.migrationAddr).not.toBe(a.addr);
-      const uuid = randomUUID();
-      const disk = await createLocalDisk(a, uuid, 64);
-      const g: LabGuest = await cluster.boot({ uuid, localDisks: [{ dev: 'vda', path: disk.path }], vncListen: a.addr, serialTcp: { host: a.addr, port: 4601 } });
+      // ferryd on A spawns it with a VNC server and a serial console on A's management address, the console on the first port of its range.
+      const g: LabGuest = await cluster.boot({ image: LAB_DISK_IMAGE });
+      const onA = (await a.virsh(['dumpxml', g.uuid])).stdout;
+      expect(onA).toMatch(new RegExp(`<graphics type='vnc' port='\\d+' autoport='yes' listen='${a.addr.replace(/\./g, '\\.')}'`));
+      expect(/<serial type='tcp'>[\s\S]*?<\/serial>/.exec(onA)?.[0]).toContain(`<source mode='bind' host='${a.addr}' service='4601'`);
 
       const { migrationUuid, migrateData } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null });
       expect(migrateData.block_migration).toBe(true);
@@ -148,7 +149,7 @@ describeLab('migration networking', () => {
     });
 
     it('lands on the bridge its destination binding names; the binding and its allocation are reported', async () => {
-      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge! }] });
+      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge!, portId: PORT }] });
       expect(await onBridge(a.bridge!)).toMatch(/vnet\d+/);
       const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null, vifs: [binding(b.bridge!)] });
       const end = await conductor.waitForEnd(migrationUuid);
@@ -163,7 +164,7 @@ describeLab('migration networking', () => {
     });
 
     it('a binding naming a bridge the destination lacks fails in pre_live_migration naming the port; nothing is copied and the guest runs on on its bridge', async () => {
-      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge! }] });
+      const g = await cluster.boot({ nics: [{ mac: MAC, bridge: a.bridge!, portId: PORT }] });
       const { migrationUuid } = await conductor.migrate({ instance: g.instance, source: a.hostname, dest: b.hostname, blockMigration: null, vifs: [binding('brq-missing')] });
       const end = await conductor.waitForEnd(migrationUuid);
       expect(end.status).toBe('failed');

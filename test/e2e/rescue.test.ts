@@ -15,7 +15,7 @@ import type { LabHost } from '../lab/lab.js';
 import { describeLab } from '../lab/requires.js';
 import { startLabCluster, type LabCluster } from './cluster.js';
 import { domainState, removeGuest } from './fixture.js';
-import { fillImageCache, imageCache, instanceRecord } from './spawn.js';
+import { fillImageCache, instanceRecord } from './spawn.js';
 
 const MARK = 'orig-disk';
 const RESCUE_MARK = 'rescue-disk';
@@ -27,7 +27,6 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
   let conductor: TestConductor;
   const spawned: string[] = [];
   const record = (uuid: string, host: LabHost, vmState = 'active') => instanceRecord(uuid, host, { image: 'root-img', cmdline: 'console=ttyS0 quiet ferry.disk_check=1', vmState });
-  const images = imageCache;
 
   beforeAll(async () => {
     cluster = await startLabCluster({ name: 'rescue', addrBase: 210 });
@@ -39,8 +38,7 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
     };
     await fillImageCache(a, cache);
     await fillImageCache(b, cache);
-    const host = (h: LabHost) => ({ image_cache_path: images(h) });
-    await cluster.useAgents({ libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 50 } }, { a: host(a), b: host(b) });
+    await cluster.useAgents({ libvirt: { live_migration_bandwidth: 50 } });
   });
   afterEach(async () => {
     // terminate_instance where the guest runs, as the conductor would; virsh for what a failed test left.
@@ -97,13 +95,13 @@ describeLab('guests from their record: spawn, rescue, migrate rescued, unrescue'
     await conductor.compute(a.hostname, 'rescue_instance', { instance: record(uuid, a), rescue_image_ref: 'rescue-img', clean_shutdown: false });
     await waitForConsole(a, uuid, new RegExp(`^ferry-disk ferry-marker:${RESCUE_MARK}$`, 'm'), { timeoutMs: 90_000 });
 
-    await cluster.useAgents({ libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 5 } }, { a: { image_cache_path: images(a) }, b: { image_cache_path: images(b), compute: { live_migrate_rescued: false } } });
+    await cluster.useAgents({ libvirt: { live_migration_bandwidth: 5 } }, { b: { compute: { live_migrate_rescued: false } } });
     const refused = await conductor.migrate({ instance: record(uuid, a, 'rescued'), source: a.hostname, dest: b.hostname, blockMigration: null }).catch((e: Error) => e);
     expect((refused as Error).name).toBe('MigrationPreCheckError');
     expect((refused as Error).message).toContain(`destination host ${b.hostname} does not support live migration of rescued instances`);
 
     // With both willing, at 5 MiB/s, the migration runs long enough to refuse an unrescue meanwhile.
-    await cluster.useAgents({ libvirt: { virt_type: 'qemu', cpu_models: ['qemu64'], live_migration_bandwidth: 5 } }, { a: { image_cache_path: images(a) }, b: { image_cache_path: images(b) } });
+    await cluster.useAgents({ libvirt: { live_migration_bandwidth: 5 } });
     const { migrationUuid } = await conductor.migrate({ instance: record(uuid, a, 'rescued'), source: a.hostname, dest: b.hostname, blockMigration: null });
     await conductor.waitFor(migrationUuid, (v) => v.status === 'running');
     const during = await conductor.compute(a.hostname, 'unrescue_instance', { instance: record(uuid, a, 'rescued') }).catch((e: Error) => e);

@@ -1,4 +1,5 @@
-// Domain XML for the lab guest and per-instance files on a host.
+// Domain XML and disks for the lab guest where no ferryd defines it: the lab's own tests and
+// the binding's (test/lab); ferryd spawns the end-to-end guests (test/e2e/spawn.ts).
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,30 +33,26 @@ export interface DirtySpec {
   afterSeconds?: number;
 }
 
-export interface GuestSpec {
+/** What the lab guest does, told on its kernel command line (guestCmdline). */
+export interface GuestWorkload {
+  /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s; `cpuBound`: each write comes with work (guest/dirty.c). */
+  dirty?: DirtySpec;
+  /** Written once at boot to the first sector of vda as "ferry-marker:<word>"; vda is then printed each second. */
+  diskMarker?: string;
+  /** Same for vdb. */
+  volumeMarker?: string;
+  extraCmdline?: string;
+}
+
+export interface GuestSpec extends GuestWorkload {
   name: string;
   uuid: string;
   memoryMiB?: number;
   vcpus?: number;
   /** Default <instancesPath>/<uuid>/console.log (each host writes its own copy). */
   consoleLog?: string;
-  /** Memory-dirtying workload: `mib` MiB dirtied at `rateMBs` MiB/s; `cpuBound`: each write comes with work (guest/dirty.c). */
-  dirty?: DirtySpec;
   localDisks?: LocalDiskSpec[];
-  /** An iso9660 image (path as the host sees it) attached as Nova attaches a config drive: a read-only IDE cdrom. */
-  configDrive?: string;
   volumes?: VolumeDiskSpec[];
-  /** Written once at boot to the first sector of vda as "ferry-marker:<word>"; vda is then printed each second. */
-  diskMarker?: string;
-  /** Same for vdb. */
-  volumeMarker?: string;
-  extraCmdline?: string;
-  /** NICs on Linux bridges (libvirt makes the tap). */
-  nics?: Array<{ mac: string; bridge: string }>;
-  /** A VNC server listening on this address (port chosen by libvirt). */
-  vncListen?: string;
-  /** A second serial port, a TCP server on host:port (Nova's serial console). */
-  serialTcp?: { host: string; port: number };
   /** Defaults to ensureGuestImage(). */
   image?: GuestImage;
   /** Default true: see ramWorkaroundArgs. False only to show the QEMU fault (test/lab/soak.ts). */
@@ -65,7 +62,7 @@ export interface GuestSpec {
 const xmlEscape = (s: string): string =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
 
-export function guestCmdline(spec: GuestSpec): string {
+export function guestCmdline(spec: GuestWorkload): string {
   const parts = ['console=ttyS0', 'quiet'];
   if (spec.dirty) parts.push(`ferry.dirty_mib=${spec.dirty.mib}`, `ferry.dirty_rate_mbs=${spec.dirty.rateMBs}`);
   if (spec.dirty?.cpuBound) parts.push('ferry.dirty_cpu_bound=1');
@@ -107,14 +104,6 @@ export async function guestXml(spec: GuestSpec): Promise<string> {
       <target dev='${d.dev}' bus='virtio'/>
     </disk>`);
   }
-  if (spec.configDrive) {
-    disks.push(`    <disk type='file' device='cdrom'>
-      <driver name='qemu' type='raw'/>
-      <source file='${xmlEscape(spec.configDrive)}'/>
-      <target dev='hdd' bus='ide'/>
-      <readonly/>
-    </disk>`);
-  }
   for (const v of spec.volumes ?? []) {
     disks.push(`    <disk type='block' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native'/>
@@ -151,18 +140,7 @@ ${disks.join('\n')}
       <source path='${xmlEscape(consoleLog)}'/>
       <target port='0'/>
     </serial>
-${(spec.nics ?? []).map((n) => `    <interface type='bridge'>
-      <mac address='${xmlEscape(n.mac)}'/>
-      <source bridge='${xmlEscape(n.bridge)}'/>
-      <model type='virtio'/>
-    </interface>
-`).join('')}${spec.serialTcp ? `    <serial type='tcp'>
-      <source mode='bind' host='${xmlEscape(spec.serialTcp.host)}' service='${spec.serialTcp.port}'/>
-      <protocol type='raw'/>
-      <target port='1'/>
-    </serial>
-` : ''}${spec.vncListen ? `    <graphics type='vnc' port='-1' autoport='yes' listen='${xmlEscape(spec.vncListen)}'/>
-` : ''}    <memballoon model='none'/>
+    <memballoon model='none'/>
   </devices>
 ${commandline}</domain>
 `;
@@ -195,22 +173,33 @@ export async function createLocalDisk(host: LabHost, uuid: string, sizeMiB: numb
  * the first NUL.
  */
 export async function readDiskHead(hostPath: string, format: 'qcow2' | 'raw' = 'qcow2', bytes = 512): Promise<string> {
-  let buf: Buffer;
   if (format === 'raw' && hostPath.startsWith('/dev/')) {
     const r = await run('dd', [`if=${hostPath}`, `bs=${bytes}`, 'count=1', 'iflag=direct', 'status=none'], {
       check: true,
     });
-    buf = Buffer.from(r.stdout, 'latin1');
-  } else {
-    const dir = await mkdtemp(join(tmpdir(), 'ferry-lab-disk-'));
-    try {
-      const out = join(dir, 'head');
-      await run('qemu-img', ['dd', '-U', '-f', format, '-O', 'raw', `bs=${bytes}`, 'count=1', `if=${hostPath}`, `of=${out}`]);
-      buf = await readFile(out);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    return untilNul(Buffer.from(r.stdout, 'latin1'));
   }
+  return headThrough((args) => run('qemu-img', args), hostPath, format, bytes);
+}
+
+/** The same for a qcow2 disk at a path as `host` sees it: qemu-img runs inside the host, where the disk's backing files are. */
+export function readDiskHeadOn(host: LabHost, path: string, bytes = 512): Promise<string> {
+  return headThrough((args) => host.exec(['qemu-img', ...args]), path, 'qcow2', bytes);
+}
+
+/** qemu-img dd of the head into a file of /tmp (which the lab hosts share with the test process). */
+async function headThrough(qemuImg: (args: string[]) => Promise<unknown>, path: string, format: 'qcow2' | 'raw', bytes: number): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-lab-disk-'));
+  try {
+    const out = join(dir, 'head');
+    await qemuImg(['dd', '-U', '-f', format, '-O', 'raw', `bs=${bytes}`, 'count=1', `if=${path}`, `of=${out}`]);
+    return untilNul(await readFile(out));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const untilNul = (buf: Buffer): string => {
   const nul = buf.indexOf(0);
   return buf.subarray(0, nul < 0 ? buf.length : nul).toString('latin1');
-}
+};

@@ -167,6 +167,21 @@ describe('spawn, reboot, terminate', () => {
     expect(await call('terminate_instance', { instance: INSTANCE, keep_disks: true })).toBeNull();
     expect(await exists('disk')).toBe(true);
   });
+  it('a kernel-boot guest without local disks (its root on a volume): no block migration, and its kernel files reach the destination all the same', async () => {
+    await withImages();
+    const onVolume = { ...INSTANCE, image_ref: '', host: c.src.name };
+    expect(await call('build_and_run_instance', { instance: onVolume })).toBeNull();
+    const checked = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, onVolume, null, false);
+    expect(checked).toMatchObject({ block_migration: false, is_shared_instance_path: false });
+    await c.api.liveMigration(adminContext(), c.src.name, { instance: onVolume, dest: c.dst.name, block_migration: false, migrate_data: checked, migration: { id: 2, uuid: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d' } });
+    const end = await waitDone(c, '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d');
+    expect(end?.status, end?.error ?? '').toBe(S.completed);
+    const [, params] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, { migrate_disks?: string[] }];
+    expect(params.migrate_disks ?? []).toEqual([]);
+    const dst = (name: string) => c.dst.storage.toReal(`${c.dst.storage.instanceDir(UUID)}/${name}`);
+    expect(await fs.readFile(dst('kernel'), 'utf8')).toBe('kernel bytes');
+    expect(await fs.readFile(dst('ramdisk'), 'utf8')).toBe('ramdisk bytes');
+  });
 });
 
 describe('serial consoles ([serial_console] enabled)', () => {
