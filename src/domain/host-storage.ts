@@ -88,7 +88,7 @@ export class HostStorage {
    * The base image of image `imageId` in _base, which the instances of this
    * host share: named after the SHA-1 of the image id, as Nova names it, and
    * made from the image when missing (raw when `forceRaw`, else in the
-   * image's own format). Written beside and renamed into place, so a base is
+   * image's own format). Written beside and linked into place, so a base is
    * whole or absent.
    */
   async ensureBaseImage(imageId: string, image: string, imageFormat: string, forceRaw: boolean): Promise<BackingImage> {
@@ -99,7 +99,10 @@ export class HostStorage {
       const partial = `${path}.part-${randomUUID()}`;
       try {
         await run('qemu-img', ['convert', '-q', '-f', imageFormat, '-O', forceRaw ? 'raw' : imageFormat, image, partial]);
-        await fs.rename(partial, path);
+        // A link, not a rename: a base another spawn made meanwhile, which guests may already stand on, is never replaced.
+        await fs.link(partial, path).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
       } finally {
         await fs.rm(partial, { force: true });
       }

@@ -101,6 +101,19 @@ describe('spawn, reboot, terminate', () => {
     if (want.backing) expect((await imageInfo(info['backing-filename']!)).format).toBe(want.backing);
   });
 
+  it('a base already in _base is used as it is, never made again; two guests spawned at once stand on one base', async () => {
+    await withImages();
+    const base = c.src.storage.toReal(`${c.src.storage.instancesPath}/_base/${sha1('root-img')}`);
+    await fs.mkdir(join(base, '..'), { recursive: true });
+    await run('qemu-img', ['create', '-q', '-f', 'raw', base, '8M']);
+    await fs.writeFile(base, 'ferry-marker:seeded\n', { flag: 'r+' });
+    const other = { ...INSTANCE, uuid: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d', name: 'instance-00000008' };
+    expect(await Promise.all([call('build_and_run_instance', { instance: INSTANCE }), call('build_and_run_instance', { instance: other })])).toEqual([null, null]);
+    expect((await fs.readFile(base, 'latin1')).startsWith('ferry-marker:seeded\n')).toBe(true);
+    expect((await fs.readdir(join(base, '..'))).length).toBe(1);
+    expect((await imageInfo(real('disk')))['backing-filename']).toBe(base);
+  });
+
   it('build_and_run_instance with config_drive: disk.config, iso9660 labelled config-2, holding the record\'s metadata and user data, attached read-only', async () => {
     await withImages();
     const instance = { ...INSTANCE, config_drive: true, display_name: 'web-1', hostname: 'web-1', metadata: { role: 'db' }, user_data: Buffer.from('#cloud-config\n').toString('base64') };
