@@ -49,7 +49,7 @@ export class InstanceHandlers {
     this.serialPorts = new SerialConsolePorts(deps.libvirt, parsePortRange(deps.config.serial_console.port_range)!);
   }
 
-  /** build_and_run_instance: the instance folder, its root disk from the image and its kernel files, then the guest started. */
+  /** build_and_run_instance: the instance folder, its root disk from the image, its config drive and kernel files, then the guest started (its serial console on a port of its own). */
   async buildAndRunInstance(ctx: RequestContext, raw: Record<string, unknown>): Promise<void> {
     await this.deps.notifications.around(ctx, 'create', readInstance(raw), () => this.withConsolePort(null, (port) => this.build(raw, port)));
   }
