@@ -96,6 +96,7 @@ export const migrateData = z.looseObject({
   graphics_listen_addr_vnc: listenAddr.nullish(),
   graphics_listen_addr_spice: listenAddr.nullish(),
   serial_listen_addr: listenAddr.nullish(),
+  serial_listen_ports: z.array(z.int().min(1).max(65535)).max(64).nullish(),
   disk_available_mb: z.int().nullish(),
   filename: path.nullish(),
   dst_supported_guests: z.array(z.string()).optional(),

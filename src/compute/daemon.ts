@@ -21,6 +21,7 @@ import { INCOMING_RESULTS, type IncomingResult } from '../destination/deps.js';
 import { HostNetwork } from '../domain/host-network.js';
 import { ImageCache } from '../instance/images.js';
 import { InstanceHandlers } from '../instance/handlers.js';
+import { SerialConsolePorts } from '../nova/serial-console.js';
 import { HostStorage } from '../domain/host-storage.js';
 import { MigrationNotifier } from '../nova/notifications.js';
 import { conductorOutbox } from '../nova/conductor-outbox.js';
@@ -88,6 +89,7 @@ export async function startDaemon(config: FerryConfig, log: Logger): Promise<Dae
     registry,
     storage: new HostStorage(config.instances_path),
     network: new HostNetwork(),
+    serialPorts: SerialConsolePorts.fromConfig(libvirt, config),
     log,
     onIncomingEnd: (result: IncomingResult) => metrics.incomingFinished.inc({ result }),
   };

@@ -13,6 +13,8 @@ export async function postLiveMigrationAtDestination(deps: DestinationDeps, prep
   return deps.notifications.around(ctx, 'live_migration_post_dest', instance, async () => {
     const dom = await deps.libvirt.lookupByUUID(instance.uuid);
     if (preparations.forget(instance.uuid)) deps.onIncomingEnd?.('completed');
+    // Its domain names the console ports now.
+    deps.serialPorts.release(instance.uuid);
     const { state } = await dom.getState();
     deps.log.info({ state: DomainState[state] }, 'instance arrived');
     return null;

@@ -7,6 +7,7 @@ import type { Connection } from '../libvirt/types.js';
 import type { Logger } from '../log/logger.js';
 import type { ComputeRpcApi } from '../nova/compute-rpcapi.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
+import type { SerialConsolePorts } from '../nova/serial-console.js';
 
 export interface DestinationDeps {
   /** This host's name: the RPC server name other hosts address. */
@@ -17,6 +18,8 @@ export interface DestinationDeps {
   notifications: MigrationNotifier;
   storage: HostStorage;
   network: HostNetwork;
+  /** The host's serial console ports: an incoming guest's are held from pre_live_migration until it arrived or was rolled back. */
+  serialPorts: SerialConsolePorts;
   log: Logger;
   /** Told once per incoming migration this host prepared, when it ends here: arrived, or rolled back (the metrics count them). */
   onIncomingEnd?: (result: IncomingResult) => void;

@@ -4,6 +4,7 @@
 
 import { isBlockDevice } from '../domain/host-storage.js';
 import { DestinationDiskExists, InvalidInput, MigrationPreCheckError } from '../nova/errors.js';
+import { consoleListenAddress, SERIAL_PORTS_PER_GUEST } from '../nova/serial-console.js';
 import { diskName, type InstanceDiskInfo, type LiveMigrateData, type MigrateBdmInfo } from '../nova/migrate-data.js';
 import type { InstanceRef } from '../nova/objects.js';
 import type { RequestContext } from '../rpc/types.js';
@@ -31,6 +32,8 @@ export async function preLiveMigration(
       await storage.createInstanceDir(instance.uuid);
     }
     try {
+      // Ports of this host for the guest's serial consoles, by serial port (Nova's serial_listen_ports): its own may be taken here.
+      const consolePorts = config.serial_console.enabled ? await deps.serialPorts.holdFor(instance.uuid, consoleListenAddress(config), SERIAL_PORTS_PER_GUEST) : null;
       // The disks go in the folder made here; on a shared instance path they are there already.
       // Without block migration the source lists only the files it uploads (a kernel-boot guest's kernel files).
       if (createdDir) {
@@ -54,9 +57,11 @@ export async function preLiveMigration(
         target_connect_addr: config.libvirt.live_migration_inbound_addr ?? null,
         wait_for_vif_plugged: false,
         plugged_vifs: plugged,
+        ...(consolePorts ? { serial_listen_ports: consolePorts } : {}),
       };
     } catch (err) {
       if (createdDir) await storage.removeInstanceDir(instance.uuid);
+      deps.serialPorts.release(instance.uuid);
       throw err;
     }
   });

@@ -38,6 +38,7 @@ export async function rollbackLiveMigrationAtDestination(
     const ports = preparations.ports(instance.uuid);
     if (ports.length > 0) log.info({ ports }, 'rollback: ports unplugged (their taps went with the incoming guest; the bridges stay)');
     if (preparations.forget(instance.uuid)) deps.onIncomingEnd?.('rolled_back');
+    deps.serialPorts.release(instance.uuid);
     return null;
   });
 }

@@ -42,6 +42,8 @@ export interface DestinationInterface {
 export interface DestinationXmlOptions {
   graphicsListen?: { vnc?: string | null; spice?: string | null };
   serialListenAddr?: string | null;
+  /** The destination's ports for TCP serial consoles, by serial port (<target port>); a port beyond the list keeps its own. */
+  serialListenPorts?: readonly number[];
   volumes?: readonly DestinationVolume[];
   /** Target devs of local disks copied whole into flat images: on the destination they have no backing chain. */
   flatDisks?: readonly string[];
@@ -53,7 +55,7 @@ export function destinationXml(migratableXml: string, opts: DestinationXmlOption
   const domain = doc.documentElement;
   const listen = graphicsListenAddrs(opts.graphicsListen ?? {});
   if (listen) updateGraphics(domain, listen);
-  if (opts.serialListenAddr) updateSerial(domain, opts.serialListenAddr);
+  if (opts.serialListenAddr || opts.serialListenPorts?.length) updateSerial(domain, opts.serialListenAddr ?? null, opts.serialListenPorts ?? []);
   if (opts.volumes?.length) updateVolumes(doc, opts.volumes);
   if (opts.flatDisks?.length) flattenDisks(doc, opts.flatDisks);
   if (opts.interfaces?.length) updateInterfaces(doc, opts.interfaces);
@@ -126,13 +128,19 @@ function updateGraphics(domain: Element, addrs: GraphicsListenAddrs): void {
   }
 }
 
-// Only the host moves: the destination reports no serial ports (Nova's
-// serial_listen_ports), so each console keeps its port, as Nova does then.
-function updateSerial(domain: Element, addr: string): void {
+// As Nova's migration.py does: the host moves to the destination's address,
+// and a console bound on a port takes the destination's port for its serial
+// port number (its <target port>); a number beyond the list keeps its port.
+function updateSerial(domain: Element, addr: string | null, ports: readonly number[]): void {
   const devices = [...findAll(domain, 'devices/serial'), ...findAll(domain, 'devices/console')];
   for (const dev of devices) {
     if (dev.getAttribute('type') !== 'tcp') continue;
-    for (const source of childElements(dev, 'source')) if (source.hasAttribute('host')) source.setAttribute('host', addr);
+    const index = Number(firstChild(dev, 'target')?.getAttribute('port'));
+    for (const source of childElements(dev, 'source')) {
+      if (addr && source.hasAttribute('host')) source.setAttribute('host', addr);
+      const port = Number.isInteger(index) ? ports[index] : undefined;
+      if (port !== undefined && source.hasAttribute('service')) source.setAttribute('service', String(port));
+    }
   }
 }
 

@@ -6,7 +6,6 @@
 // unrescued there from its record. What a step made is removed when it fails.
 
 import type { FerryConfig } from '../config/index.js';
-import { parsePortRange } from '../config/schema.js';
 import { guestXml, QEMU_TCG_DIRTY_BITMAP_FIXED } from '../domain/guest-xml.js';
 import type { HostStorage } from '../domain/host-storage.js';
 import { findDomain } from '../domain/lookup.js';
@@ -16,19 +15,21 @@ import type { Logger } from '../log/logger.js';
 import { isIncomingHalf, pausedInPostcopy } from '../monitor/policy.js';
 import { InstanceExists, InstanceInvalidState, InstanceNotFound, InstanceNotRescuable, InvalidInput } from '../nova/errors.js';
 import { configDriveFiles } from '../nova/config-drive.js';
+import { consoleListenAddress, type SerialConsolePorts } from '../nova/serial-console.js';
 import { hasRescueDisk, INSTANCE_FILES, readGuestDefinition, RESCUE_FILES, type HostGuestSettings, type RescueBoot } from '../nova/guest-definition.js';
 import type { MigrationNotifier } from '../nova/notifications.js';
 import { readInstance, type InstanceRef } from '../nova/objects.js';
 import type { MigrationRegistry } from '../record/registry.js';
 import type { RequestContext } from '../rpc/types.js';
 import type { CachedImage, ImageCache } from './images.js';
-import { SerialConsolePorts } from './serial-console.js';
 
 export interface InstanceDeps {
   config: FerryConfig;
   libvirt: Connection;
   storage: HostStorage;
   images: ImageCache;
+  /** The host's serial console ports, shared with the destination side. */
+  serialPorts: SerialConsolePorts;
   /** Migrations on this host: a guest migrating is neither rescued nor unrescued. */
   registry: MigrationRegistry;
   notifications: MigrationNotifier;
@@ -42,12 +43,7 @@ export class InstanceHandlers {
   /** QEMU's version on this host, once libvirt told it. */
   private qemuVersion: number | null = null;
 
-  private readonly serialPorts: SerialConsolePorts;
-
-  constructor(private readonly deps: InstanceDeps) {
-    // The schema checked the range.
-    this.serialPorts = new SerialConsolePorts(deps.libvirt, parsePortRange(deps.config.serial_console.port_range)!);
-  }
+  constructor(private readonly deps: InstanceDeps) {}
 
   /** build_and_run_instance: the instance folder, its root disk from the image, its config drive and kernel files, then the guest started (its serial console on a port of its own). */
   async buildAndRunInstance(ctx: RequestContext, raw: Record<string, unknown>): Promise<void> {
@@ -170,7 +166,7 @@ export class InstanceHandlers {
       virtType,
       cpuModel: config.libvirt.cpu_models[0] ?? null,
       vncListen: config.vnc.server_listen,
-      serialConsole: consolePort === null ? null : { host: this.consoleHost(), port: consolePort },
+      serialConsole: consolePort === null ? null : { host: consoleListenAddress(this.deps.config), port: consolePort },
       tcgRamWorkaround: virtType === 'qemu' && this.qemuVersion < QEMU_TCG_DIRTY_BITMAP_FIXED,
     };
     return readGuestDefinition(raw, host, rescue);
@@ -207,11 +203,6 @@ export class InstanceHandlers {
     });
   }
 
-  /** Nova's default for proxyclient_address: where a new console listens when none is configured. */
-  private consoleHost(): string {
-    return this.deps.config.serial_console.proxyclient_address ?? '127.0.0.1';
-  }
-
   /**
    * Runs `use` with the guest's serial console port: null when serial
    * consoles are off here, else the port `dom` (the guest as it is) has, so
@@ -220,7 +211,7 @@ export class InstanceHandlers {
   private async withConsolePort<T>(dom: Domain | null, use: (port: number | null) => Promise<T>): Promise<T> {
     if (!this.deps.config.serial_console.enabled) return use(null);
     const [kept] = dom ? tcpSerialPorts(await dom.getXMLDesc()) : [];
-    return kept !== undefined ? use(kept) : this.serialPorts.withFreePort(this.consoleHost(), use);
+    return kept !== undefined ? use(kept) : this.deps.serialPorts.withFreePort(consoleListenAddress(this.deps.config), use);
   }
 
   /** A disk made from an image: a qcow2 overlay on its base in _base (use_cow_images), else a flat copy. */

@@ -27,6 +27,8 @@ export interface LiveMigrateData {
   graphics_listen_addr_vnc?: string | null;
   graphics_listen_addr_spice?: string | null;
   serial_listen_addr?: string | null;
+  /** The destination's ports for the guest's TCP serial consoles, indexed by serial port (<target port>). */
+  serial_listen_ports?: number[] | null;
   target_connect_addr?: string | null;
   wait_for_vif_plugged?: boolean;
   /** Per port, its source and destination bindings (the conductor's). */

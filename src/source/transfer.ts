@@ -16,7 +16,7 @@ import type { SourceDeps } from './deps.js';
 import { hasFlag } from './flags.js';
 import type { MigrationPlan } from './plan.js';
 import type { LiveMigrationRequest } from './request.js';
-import { connectionUri, dataUri, disksUri, listenAddress } from './uris.js';
+import { connectionUri, dataUri, disksUri, listenAddress, listenPorts } from './uris.js';
 
 /** The monitor reads job stats every 0.5 s, as Nova does. */
 export const POLL_MS = 500;
@@ -43,6 +43,7 @@ export function migrateCall(lv: LibvirtConfig, req: LiveMigrationRequest, plan: 
       spice: listenAddress(prepared.graphics_listen_addr_spice, from('graphics_listen_addr_spice')),
     },
     serialListenAddr: listenAddress(prepared.serial_listen_addr, from('serial_listen_addr')),
+    serialListenPorts: listenPorts(prepared.serial_listen_ports, from('serial_listen_ports')),
     volumes: (prepared.bdms ?? []).map((b) => ({ serial: b.serial, dev: b.dev, path: volumePaths.get(b.serial) ?? '' })),
     flatDisks: plan.settings.diskCopy === 'full' ? plan.devs : [],
     interfaces: (plan.settings.portBindings ?? []).map((p) => ({ mac: p.mac, vifType: p.vif_type, bridge: p.bridge, portId: p.port_id, mtu: p.mtu })),

@@ -37,6 +37,13 @@ export function listenAddress(value: string | null | undefined, what: string): s
   return value;
 }
 
+/** A list of TCP ports the destination sent (serial_listen_ports), checked before it goes into the domain XML; none is an empty list. */
+export function listenPorts(value: unknown, what: string): number[] {
+  if (value === null || value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) throw new InvalidInput(`${what}: expected a list of TCP ports`);
+  return value as number[];
+}
+
 /** Peer-to-peer connection URI: qemu+<scheme or tcp>://<dest>/system. */
 export function connectionUri(dest: string, scheme: string | null | undefined, what: string): string {
   return `qemu+${scheme || 'tcp'}://${uriHost(dest, what)}/system`;

@@ -76,6 +76,9 @@ describeLab('migration networking', () => {
 
     it('sends memory and the disk mirror over the migration addresses, never the management ones; consoles land on the destination\'s address', async () => {
       expect(a.migrationAddr).not.toBe(a.addr);
+      // A guest of B's own has the first console port there.
+      const resident = await cluster.boot({}, b);
+      expect((await b.virsh(['dumpxml', resident.uuid])).stdout).toContain(`<source mode='bind' host='${b.addr}' service='4601'`);
       // ferryd on A spawns it with a VNC server and a serial console on A's management address, the console on the first port of its range.
       const g: LabGuest = await cluster.boot({ image: LAB_DISK_IMAGE });
       const onA = (await a.virsh(['dumpxml', g.uuid])).stdout;
@@ -107,10 +110,11 @@ describeLab('migration networking', () => {
       await waitForHeartbeat(b, g.uuid, { after: await lastHeartbeat(b, g.uuid), timeoutMs: 15_000 });
       const xml = (await b.virsh(['dumpxml', g.uuid])).stdout;
       expect(xml).toMatch(new RegExp(`<graphics type='vnc' port='\\d+' autoport='yes' listen='${b.addr.replace(/\./g, '\\.')}'`));
-      expect(/<serial type='tcp'>[\s\S]*?<\/serial>/.exec(xml)?.[0]).toContain(`<source mode='bind' host='${b.addr}' service='4601'`);
+      // On a port B held for it (serial_listen_ports, one per serial port: 4602 for the first, 4603 for its console), not its own 4601 that B's guest has.
+      expect(/<serial type='tcp'>[\s\S]*?<\/serial>/.exec(xml)?.[0]).toContain(`<source mode='bind' host='${b.addr}' service='4603'`);
       // The guest's console really listens there.
-      const listening = (await run('ss', ['-H', '-t', '-l', '-n', 'src', `${b.addr}:4601`])).stdout;
-      expect(listening).toContain(`${b.addr}:4601`);
+      const listening = (await run('ss', ['-H', '-t', '-l', '-n', 'src', `${b.addr}:4603`])).stdout;
+      expect(listening).toContain(`${b.addr}:4603`);
     });
   });
 

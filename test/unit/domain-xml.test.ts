@@ -160,6 +160,19 @@ describe('destinationXml', () => {
     expect(out).toContain(`<serial type="pty">\n      <target port="2"/>`);
   });
 
+  it("gives each TCP console the destination's port for its serial port number (serial_listen_ports, as Nova's migration.py); a number beyond the list keeps its port", () => {
+    const out = destinationXml(XML, { serialListenAddr: '10.0.0.2', serialListenPorts: [20000, 20001] });
+    expect(out).toBe(
+      edited(
+        XML,
+        [`<source mode='bind' host='192.168.1.10' service='10000'/>`, `<source mode='bind' host='10.0.0.2' service='20000'/>`],
+        [`<source mode='bind' host='192.168.1.10' service='10001'/>`, `<source mode='bind' host='10.0.0.2' service='20001'/>`],
+      ),
+    );
+    // Ports alone (no address from the destination): the host stays; one port only: target port 1 keeps its own.
+    expect(destinationXml(XML, { serialListenPorts: [20000] })).toBe(edited(XML, [`<source mode='bind' host='192.168.1.10' service='10000'/>`, `<source mode='bind' host='192.168.1.10' service='20000'/>`]));
+  });
+
   it('moves a block volume to the destination path by <serial>', () => {
     const out = destinationXml(XML, { volumes: [{ serial: 'vol-1', dev: 'vdb', path: '/dev/disk/by-path/ip-10.0.0.1:3260-iscsi-iqn.dst-lun-3' }] });
     expect(out).toBe(edited(XML, ['iqn.src-lun-1', 'iqn.dst-lun-3']));

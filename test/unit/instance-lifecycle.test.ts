@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tcpSerialPorts } from '../../src/domain/serial-ports.js';
+import { SerialConsolePorts } from '../../src/nova/serial-console.js';
 import { DomainState, PausedReason } from '../../src/libvirt/types.js';
 import type { FakeDomain } from './fakes/libvirt.js';
 import { adminContext } from './fakes/rpc.js';
@@ -199,6 +200,7 @@ describe('spawn, reboot, terminate', () => {
 
 describe('serial consoles ([serial_console] enabled)', () => {
   const OTHER = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
+  const THIRD = '7e6d5c4b-3a29-4817-a6f5-e4d3c2b1a090';
   const consoles = (range: string, address: string | null = '127.0.0.1') => ({ src: { config: { serial_console: { enabled: true, port_range: range, proxyclient_address: address } } } });
   const portsOf = (uuid: string) => tcpSerialPorts((c.src.conn.domains.get(uuid) as FakeDomain).xml);
 
@@ -225,6 +227,42 @@ describe('serial consoles ([serial_console] enabled)', () => {
     const both = await Promise.all([call('build_and_run_instance', { instance: INSTANCE }), call('build_and_run_instance', { instance: { ...INSTANCE, uuid: OTHER, name: 'instance-00000008' } })]);
     expect(both).toEqual([null, null]);
     expect([...portsOf(UUID), ...portsOf(OTHER)].sort()).toEqual([47110, 47111]);
+  });
+
+  it("a guest migrating gets console ports of the destination's own (serial_listen_ports), free there, held until it arrived", async () => {
+    const config = { serial_console: { enabled: true, port_range: '47140:47149', proxyclient_address: '127.0.0.1' } };
+    await withImages({ src: { config }, dst: { config, inboundAddr: '192.0.2.20' } });
+    // A guest on the destination has the range's first port already.
+    await c.dst.conn.defineXML(`<domain><name>instance-00000009</name><uuid>${OTHER}</uuid><devices><serial type="tcp"><source mode="bind" host="127.0.0.1" service="47140"/><target port="1"/></serial></devices></domain>`);
+    const instance = { ...INSTANCE, host: c.src.name };
+    expect(await call('build_and_run_instance', { instance })).toBeNull();
+    expect(portsOf(UUID)).toEqual([47140]);
+    const checked = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, instance, null, false);
+    await c.api.liveMigration(adminContext(), c.src.name, { instance, dest: c.dst.name, block_migration: checked.block_migration ?? null, migrate_data: checked, migration: { id: 3, uuid: '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e' } });
+    const end = await waitDone(c, '2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e');
+    expect(end?.status, end?.error ?? '').toBe(S.completed);
+    // One port per serial port of the guest, both free on the destination: the second is its TCP console's.
+    const [, params] = c.src.conn.callsOf('migrateToURI3')[0]!.args as [string, { destination_xml: string }];
+    expect(tcpSerialPorts(params.destination_xml)).toEqual([47142]);
+    expect(tcpSerialPorts((c.dst.conn.domains.get(UUID) as FakeDomain).xml)).toEqual([47142]);
+
+    // Arrived, it holds nothing more: the next guest coming gets the unused first port again.
+    const second = { ...INSTANCE, uuid: THIRD, name: 'instance-0000000a', host: c.src.name };
+    expect(await call('build_and_run_instance', { instance: second })).toBeNull();
+    const again = await c.api.checkCanLiveMigrateDestination(adminContext(), c.dst.name, second, null, false);
+    await c.api.liveMigration(adminContext(), c.src.name, { instance: second, dest: c.dst.name, block_migration: again.block_migration ?? null, migrate_data: again, migration: { id: 4, uuid: '3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f' } });
+    expect((await waitDone(c, '3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f'))?.status).toBe(S.completed);
+    expect(tcpSerialPorts((c.dst.conn.domains.get(THIRD) as FakeDomain).xml)).toEqual([47143]);
+  });
+
+  it('ports held for an incoming guest are the same when asked again, chosen by no one else, and free once released', async () => {
+    c = await makeCluster();
+    const ports = SerialConsolePorts.fromConfig(c.src.conn, { serial_console: { enabled: true, port_range: '47150:47159', proxyclient_address: null } });
+    expect(await ports.holdFor(UUID, '127.0.0.1', 2)).toEqual([47150, 47151]);
+    expect(await ports.holdFor(UUID, '127.0.0.1', 2)).toEqual([47150, 47151]);
+    expect(await ports.withFreePort('127.0.0.1', async (p) => p)).toBe(47152);
+    ports.release(UUID);
+    expect(await ports.withFreePort('127.0.0.1', async (p) => p)).toBe(47150);
   });
 
   it.each<[string, string, string | null, RegExp]>([

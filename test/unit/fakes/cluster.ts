@@ -2,6 +2,7 @@
 // only at the boundary: FakeConnection for libvirt, FakeBus for RabbitMQ,
 // RecordingNotifier for notifications, and real files under a temp dir.
 
+import { SerialConsolePorts } from '../../../src/nova/serial-console.js';
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,6 +103,7 @@ function host(name: string, root: string, storageDir: string, bus: FakeBus, worl
     registry,
     storage,
     network,
+    serialPorts: SerialConsolePorts.fromConfig(conn, config),
     log: silentLogger,
     onIncomingEnd: (result: IncomingResult) => incomingEnds.push(result),
   };
