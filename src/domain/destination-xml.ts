@@ -4,6 +4,7 @@
 // there), and interfaces onto the bridges of their destination bindings.
 // Everything else is left as it was.
 import { Node, type Element } from '@xmldom/xmldom';
+import { tcpCharDevices } from './serial-ports.js';
 import { childElements, findAll, firstChild, parseXml, serializeXml, textContent, type XmlDocument } from './xml.js';
 
 export interface GraphicsListenAddrs {
@@ -132,9 +133,7 @@ function updateGraphics(domain: Element, addrs: GraphicsListenAddrs): void {
 // and a console bound on a port takes the destination's port for its serial
 // port number (its <target port>); a number beyond the list keeps its port.
 function updateSerial(domain: Element, addr: string | null, ports: readonly number[]): void {
-  const devices = [...findAll(domain, 'devices/serial'), ...findAll(domain, 'devices/console')];
-  for (const dev of devices) {
-    if (dev.getAttribute('type') !== 'tcp') continue;
+  for (const dev of tcpCharDevices(domain)) {
     const index = Number(firstChild(dev, 'target')?.getAttribute('port'));
     for (const source of childElements(dev, 'source')) {
       if (addr && source.hasAttribute('host')) source.setAttribute('host', addr);

@@ -35,7 +35,7 @@ interface QemuImgInfo {
 }
 
 /** Nova's folder of base images in instances_path. */
-export const BASE_DIR = '_base';
+const BASE_DIR = '_base';
 
 export class HostStorage {
   constructor(readonly instancesPath: string) {}
