@@ -47,14 +47,14 @@ export class InstanceHandlers {
 
   /** build_and_run_instance: the instance folder, its root disk from the image, its config drive and kernel files, then the guest started (its serial console on a port of its own). */
   async buildAndRunInstance(ctx: RequestContext, raw: Record<string, unknown>): Promise<void> {
-    await this.deps.notifications.around(ctx, 'create', readInstance(raw), () => this.withConsolePort(null, (port) => this.build(raw, port)));
+    const inst = readInstance(raw);
+    await this.deps.notifications.around(ctx, 'create', inst, () => this.withConsolePort(null, (port) => this.build(raw, inst, port)));
   }
 
-  private async build(raw: Record<string, unknown>, consolePort: number | null): Promise<void> {
+  private async build(raw: Record<string, unknown>, inst: InstanceRef, consolePort: number | null): Promise<void> {
     const { storage, images, libvirt, config } = this.deps;
-    const inst = readInstance(raw);
     const def = await this.definition(raw, consolePort);
-    const driveFiles = def.configDrive ? configDriveFiles(raw) : null;
+    const driveFiles = def.configDrive ? configDriveFiles(raw, def.interfaces) : null;
     if (await findDomain(libvirt, inst.uuid)) throw new InstanceExists(inst.name ?? inst.uuid);
     if (await storage.instanceDirExists(inst.uuid)) throw new InstanceExists(`${inst.name ?? inst.uuid} (its folder ${storage.instanceDir(inst.uuid)} is here)`);
     // Every image is looked up before anything is made.

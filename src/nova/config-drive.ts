@@ -3,6 +3,7 @@
 // openstack/latest/. No random_seed and no dated version folders, so the
 // same record gives the same files.
 
+import type { DestinationInterface } from '../domain/destination-xml.js';
 import { isPlainObject } from '../rpc/args.js';
 import { InvalidInput } from './errors.js';
 
@@ -11,15 +12,16 @@ type Obj = Record<string, unknown>;
 const LATEST = 'openstack/latest';
 
 /**
- * The drive's files (path in the drive -> contents) for the instance `raw`.
+ * The drive's files (path in the drive -> contents) for the instance `raw`,
+ * whose ports readGuestDefinition read into `interfaces`.
  *
- *   configDriveFiles({ uuid: 'u', display_name: 'web', hostname: 'web', metadata: { role: 'db' } })
+ *   configDriveFiles({ uuid: 'u', display_name: 'web', hostname: 'web', metadata: { role: 'db' } }, [])
  *   // { 'openstack/latest/meta_data.json': '{"uuid":"u","name":"web","hostname":"web","launch_index":0,
  *   //                                        "availability_zone":null,"project_id":null,"meta":{"role":"db"}}',
  *   //   'openstack/latest/network_data.json': '{"links":[],"networks":[],"services":[]}',
  *   //   'openstack/latest/vendor_data.json': '{}' }
  */
-export function configDriveFiles(raw: Obj): Record<string, string | Uint8Array> {
+export function configDriveFiles(raw: Obj, interfaces: readonly DestinationInterface[]): Record<string, string | Uint8Array> {
   const str = (k: string): string | null => (typeof raw[k] === 'string' && raw[k] !== '' ? (raw[k] as string) : null);
   const meta = raw.metadata ?? {};
   if (!isPlainObject(meta) || Object.values(meta).some((v) => typeof v !== 'string')) throw new InvalidInput('instance.metadata: expected an object of strings');
@@ -36,7 +38,7 @@ export function configDriveFiles(raw: Obj): Record<string, string | Uint8Array> 
   };
   const files: Record<string, string | Uint8Array> = {
     [`${LATEST}/meta_data.json`]: JSON.stringify(metaData),
-    [`${LATEST}/network_data.json`]: JSON.stringify({ links: links(raw), networks: [], services: [] }),
+    [`${LATEST}/network_data.json`]: JSON.stringify({ links: links(interfaces), networks: [], services: [] }),
     [`${LATEST}/vendor_data.json`]: '{}',
   };
   const userData = str('user_data');
@@ -51,16 +53,7 @@ function decodeUserData(b64: string): Uint8Array {
   return Buffer.from(compact, 'base64');
 }
 
-/** One link per port of instance.info_cache.network_info (readGuestDefinition checked it), named tap<port id> as Nova names the device. */
-function links(raw: Obj): Obj[] {
-  const cache = isPlainObject(raw.info_cache) ? raw.info_cache : {};
-  let list: unknown = cache.network_info ?? [];
-  if (typeof list === 'string') list = JSON.parse(list) as unknown;
-  if (!Array.isArray(list)) return [];
-  return list.filter(isPlainObject).map((vif) => {
-    const id = typeof vif.id === 'string' ? vif.id : '';
-    const network = isPlainObject(vif.network) ? vif.network : {};
-    const mtu = isPlainObject(network.meta) && typeof network.meta.mtu === 'number' ? network.meta.mtu : null;
-    return { id: `tap${id.slice(0, 11)}`, vif_id: id, type: typeof vif.type === 'string' ? vif.type : 'phy', ethernet_mac_address: vif.address, mtu };
-  });
+/** One link per port, named tap<port id> as Nova names the device. */
+function links(interfaces: readonly DestinationInterface[]): Obj[] {
+  return interfaces.map((i) => ({ id: `tap${i.portId.slice(0, 11)}`, vif_id: i.portId, type: i.vifType, ethernet_mac_address: i.mac, mtu: i.mtu }));
 }
