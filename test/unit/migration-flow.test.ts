@@ -598,4 +598,20 @@ describe("the destination's reply is not trusted", () => {
     expect(c.src.conn.callsOf('migrateToURI3', g.uuid)).toEqual([]);
     expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
   });
+  it.each<[string, unknown]>([
+    ['a port in a string', ['10000"/><evil']],
+    ['port 0', [0]],
+    ['not a list', 10000],
+  ])('serial_listen_ports with %s, bound for the domain XML, is refused the same way', async (_name, hostile) => {
+    c = await makeCluster({ sharedStorage: false });
+    const g = await makeGuest(c, { disks: [{ dev: 'vda', file: 'disk' }] });
+    const real = c.dst.dest.preLiveMigration.bind(c.dst.dest);
+    vi.spyOn(c.dst.dest, 'preLiveMigration').mockImplementation(async (...args) => ({ ...(await real(...args)), serial_listen_ports: hostile as number[] }));
+    const { uuid } = await startMigration(c, g, { blockMigration: true });
+    const r = await waitDone(c, uuid);
+    expect(r.error).toContain(`serial_listen_ports in ${c.dst.name}'s pre_live_migration reply: expected a list of TCP ports`);
+    expect(r.status).toBe(S.failed);
+    expect(c.src.conn.callsOf('migrateToURI3', g.uuid)).toEqual([]);
+    expect(await leftovers(c.dst, g.uuid)).toEqual({ domain: false, dir: false });
+  });
 });
